@@ -1,0 +1,101 @@
+/*
+ * log - one line per event, key=value fields, to stderr or syslog
+ *
+ * Lines are written with one write(2) each so that lines of concurrent
+ * sessions never interleave.
+ */
+#include "lmtpfilter/log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static bool log_syslog;
+static bool log_debug_enabled;
+
+void log_open(bool use_syslog, bool debug)
+{
+	log_syslog = use_syslog;
+	log_debug_enabled = debug;
+	if (use_syslog)
+		openlog("lmtpfilter", LOG_PID, LOG_MAIL);
+}
+
+static int syslog_priority(enum log_level level)
+{
+	switch (level) {
+	case LOG_LEVEL_ERROR: return LOG_ERR;
+	case LOG_LEVEL_WARNING: return LOG_WARNING;
+	case LOG_LEVEL_INFO: return LOG_INFO;
+	default: return LOG_DEBUG;
+	}
+}
+
+static const char *level_prefix(enum log_level level)
+{
+	switch (level) {
+	case LOG_LEVEL_ERROR: return "error: ";
+	case LOG_LEVEL_WARNING: return "warning: ";
+	default: return "";
+	}
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+	int n;
+
+	if (level == LOG_LEVEL_DEBUG && !log_debug_enabled)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	if (log_syslog) {
+		syslog(syslog_priority(level), "%s%s", level_prefix(level), line);
+		return;
+	}
+	char out[4200];
+	int m = snprintf(out, sizeof(out), "lmtpfilter: %s%.*s\n", level_prefix(level), n, line);
+	if (m > 0) {
+		ssize_t w = write(STDERR_FILENO, out, (size_t)m < sizeof(out) ? (size_t)m : sizeof(out) - 1);
+		(void)w;
+	}
+}
+
+const char *log_quote(const char *value, char *buf, size_t size)
+{
+	size_t o = 0;
+	bool quote = false;
+
+	if (size < 4)
+		return "";
+	if (value == NULL)
+		value = "";
+	for (const char *p = value; *p; p++)
+		if (*p == ' ' || *p == '"' || *p == '=' || (unsigned char)*p < 0x20)
+			quote = true;
+	if (*value == '\0')
+		quote = true;
+	if (quote)
+		buf[o++] = '"';
+	for (const unsigned char *p = (const unsigned char *)value; *p && o + 6 < size; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", *p);
+		} else if (*p == '"' || *p == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)*p;
+		} else {
+			buf[o++] = (char)*p;
+		}
+	}
+	if (quote)
+		buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}

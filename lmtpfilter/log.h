@@ -1,0 +1,23 @@
+/*
+ * log - one line per event, key=value fields, to stderr or syslog
+ */
+#ifndef LMTPFILTER_LOG_H
+#define LMTPFILTER_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+void log_open(bool use_syslog, bool debug);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+/* log_quote - a value made safe for one key=value field (quoted if it has
+ * spaces, control bytes escaped); returns a pointer into buf. */
+const char *log_quote(const char *value, char *buf, size_t size);
+
+#endif
