@@ -23,6 +23,9 @@ void spool_free(struct spool **spool);
 
 /* spool_append - add bytes; 0, or -1 with *error_r (disk full, …). */
 int spool_append(struct spool *spool, const void *data, size_t len, const char **error_r);
+/* spool_finish - the body is complete: flush buffered bytes to the file so
+ * that spool_fd() readers see everything. 0 or -1 with *error_r. */
+int spool_finish(struct spool *spool, const char **error_r);
 /* spool_size - bytes stored so far. */
 uint64_t spool_size(const struct spool *spool);
 /* spool_read - copy up to len bytes from offset; returns the count (0 at

@@ -1,0 +1,306 @@
+/*
+ * netio - a buffered stream socket with a deadline on every read and write
+ *
+ * Owns: one descriptor and its two fixed buffers (no allocation per line).
+ * Limits: NETIO_BUFFER_SIZE per direction; lines longer than the caller's
+ * maximum are discarded up to their LF and reported, never truncated silently.
+ */
+#include "lmtpfilter/netio.h"
+#include "lmtpfilter/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+void netio_init(struct netio *io, int fd, int timeout_ms)
+{
+	io->fd = fd;
+	io->timeout_ms = timeout_ms;
+	io->wake_fd = -1;
+	io->err = 0;
+	io->rpos = io->rlen = 0;
+	io->wlen = 0;
+}
+
+void netio_close(struct netio *io)
+{
+	if (io->fd != -1)
+		close(io->fd);
+	io->fd = -1;
+}
+
+const char *netio_status_text(enum netio_status status)
+{
+	switch (status) {
+	case NETIO_OK: return "ok";
+	case NETIO_EOF: return "connection closed";
+	case NETIO_TIMEOUT: return "timeout";
+	case NETIO_ERROR: return "i/o error";
+	case NETIO_WOKEN: return "interrupted";
+	}
+	return "?";
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events, the deadline passes, or wake_fd fires. */
+static enum netio_status netio_wait(struct netio *io, short events, long long deadline, bool wakeable)
+{
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = io->fd, .events = events } };
+		nfds_t n = 1;
+		if (wakeable && io->wake_fd != -1) {
+			pfd[1].fd = io->wake_fd;
+			pfd[1].events = POLLIN;
+			n = 2;
+		}
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			return NETIO_TIMEOUT;
+		int r = poll(pfd, n, left > 1000000 ? 1000000 : (int)left);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			io->err = errno;
+			return NETIO_ERROR;
+		}
+		if (r == 0)
+			continue;
+		if (n == 2 && (pfd[1].revents & POLLIN) && !(pfd[0].revents & (POLLIN | POLLHUP)))
+			return NETIO_WOKEN;
+		if (pfd[0].revents)
+			return NETIO_OK;
+	}
+}
+
+static enum netio_status netio_read_more(struct netio *io, bool wakeable)
+{
+	enum netio_status st;
+
+	if (io->rpos > 0) {
+		memmove(io->rbuf, io->rbuf + io->rpos, io->rlen - io->rpos);
+		io->rlen -= io->rpos;
+		io->rpos = 0;
+	}
+	if (io->rlen == sizeof(io->rbuf))
+		return NETIO_OK;
+	/* Before blocking, send the replies to everything read so far. */
+	if (io->wlen > 0 && (st = netio_flush(io)) != NETIO_OK)
+		return st;
+	long long deadline = now_ms() + io->timeout_ms;
+	for (;;) {
+		ssize_t n = read(io->fd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
+		if (n > 0) {
+			io->rlen += (size_t)n;
+			return NETIO_OK;
+		}
+		if (n == 0)
+			return NETIO_EOF;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			io->err = errno;
+			return errno == ECONNRESET ? NETIO_EOF : NETIO_ERROR;
+		}
+		if ((st = netio_wait(io, POLLIN, deadline, wakeable)) != NETIO_OK)
+			return st;
+	}
+}
+
+enum netio_status netio_fill(struct netio *io)
+{
+	if (netio_pending(io) > 0)
+		return NETIO_OK;
+	return netio_read_more(io, false);
+}
+
+enum netio_status netio_fill_more(struct netio *io)
+{
+	return netio_read_more(io, false);
+}
+
+enum netio_status netio_read_line(struct netio *io, size_t max, char **line_r, size_t *len_r,
+				  enum netio_line *kind_r)
+{
+	bool discarding = false;
+	bool first = true;
+
+	if (max > sizeof(io->rbuf) - 2)
+		max = sizeof(io->rbuf) - 2;
+	for (;;) {
+		char *start = io->rbuf + io->rpos;
+		size_t avail = io->rlen - io->rpos;
+		char *lf = memchr(start, '\n', avail);
+		if (lf != NULL) {
+			size_t len = (size_t)(lf - start);
+			io->rpos += len + 1;
+			if (discarding) {
+				*line_r = start;
+				*len_r = 0;
+				*kind_r = NETIO_LINE_TOO_LONG;
+				return NETIO_OK;
+			}
+			*kind_r = NETIO_LINE_BARE_LF;
+			if (len > 0 && start[len - 1] == '\r') {
+				len--;
+				*kind_r = NETIO_LINE_OK;
+			}
+			if (len > max) {
+				*kind_r = NETIO_LINE_TOO_LONG;
+				len = 0;
+			}
+			start[len] = '\0';
+			*line_r = start;
+			*len_r = len;
+			return NETIO_OK;
+		}
+		if (avail > max + 1) {
+			/* Too long: drop what we have and keep reading to the LF. */
+			discarding = true;
+			io->rpos = io->rlen;
+		}
+		/* Only the wait for the start of a new line may be interrupted. */
+		enum netio_status st = netio_read_more(io, first && avail == 0);
+		first = false;
+		if (st != NETIO_OK)
+			return st;
+	}
+}
+
+static enum netio_status netio_write_raw(struct netio *io, const char *data, size_t len)
+{
+	long long deadline = now_ms() + io->timeout_ms;
+
+	while (len > 0) {
+		ssize_t n = send(io->fd, data, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			io->err = errno;
+			return errno == EPIPE || errno == ECONNRESET ? NETIO_EOF : NETIO_ERROR;
+		}
+		enum netio_status st = netio_wait(io, POLLOUT, deadline, false);
+		if (st != NETIO_OK)
+			return st;
+	}
+	return NETIO_OK;
+}
+
+enum netio_status netio_flush(struct netio *io)
+{
+	enum netio_status st = netio_write_raw(io, io->wbuf, io->wlen);
+	io->wlen = 0;
+	return st;
+}
+
+enum netio_status netio_write(struct netio *io, const void *data, size_t len)
+{
+	enum netio_status st;
+
+	if (io->wlen + len > sizeof(io->wbuf)) {
+		if ((st = netio_flush(io)) != NETIO_OK)
+			return st;
+		if (len >= sizeof(io->wbuf))
+			return netio_write_raw(io, data, len);
+	}
+	memcpy(io->wbuf + io->wlen, data, len);
+	io->wlen += len;
+	return NETIO_OK;
+}
+
+enum netio_status netio_printf(struct netio *io, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NETIO_ERROR;
+	return netio_write(io, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static int connect_wait(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+	if (connect(fd, sa, len) == 0)
+		return 0;
+	if (errno != EINPROGRESS && errno != EAGAIN)
+		return -1;
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	int r;
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	int err = 0;
+	socklen_t elen = sizeof(err);
+	if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		return -1;
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+int netio_connect(const struct endpoint *ep, int timeout_ms, const char **error_r)
+{
+	if (ep->is_unix) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		if (strlen(ep->path) >= sizeof(sun.sun_path)) {
+			*error_r = "socket path too long";
+			return -1;
+		}
+		strcpy(sun.sun_path, ep->path);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd == -1 || connect_wait(fd, (struct sockaddr *)&sun, sizeof(sun), timeout_ms) < 0) {
+			*error_r = strerror(errno);
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res, *ai;
+	int gai = getaddrinfo(ep->host, ep->port, &hints, &res);
+	if (gai != 0) {
+		*error_r = gai_strerror(gai);
+		return -1;
+	}
+	int fd = -1;
+	*error_r = "no address";
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		if (connect_wait(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms) == 0)
+			break;
+		*error_r = strerror(errno);
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}

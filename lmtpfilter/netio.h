@@ -1,0 +1,70 @@
+/*
+ * netio - a buffered stream socket with a deadline on every read and write
+ *
+ * Used by both sides: the LMTP session towards Postfix and the downstream
+ * client towards Dovecot. Writes are buffered and flushed before blocking on
+ * a read, which is what makes PIPELINING cheap. Every wait is bounded by
+ * timeout_ms; an optional wake descriptor interrupts an idle wait (shutdown).
+ */
+#ifndef LMTPFILTER_NETIO_H
+#define LMTPFILTER_NETIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define NETIO_BUFFER_SIZE 65536
+
+enum netio_status {
+	NETIO_OK = 0,
+	NETIO_EOF,          /* the peer closed the connection */
+	NETIO_TIMEOUT,      /* nothing within timeout_ms */
+	NETIO_ERROR,        /* read/write error (errno kept in err) */
+	NETIO_WOKEN,        /* wake_fd became readable while idle */
+};
+
+enum netio_line {
+	NETIO_LINE_OK = 0,  /* CRLF-terminated */
+	NETIO_LINE_BARE_LF, /* terminated by LF without CR */
+	NETIO_LINE_TOO_LONG,/* longer than the limit: the rest up to LF was discarded */
+};
+
+struct netio {
+	int fd;
+	int timeout_ms;
+	int wake_fd;                /* -1: none */
+	int err;
+	char rbuf[NETIO_BUFFER_SIZE];
+	size_t rpos, rlen;
+	char wbuf[NETIO_BUFFER_SIZE];
+	size_t wlen;
+};
+
+void netio_init(struct netio *io, int fd, int timeout_ms);
+/* netio_close - close the descriptor (no flush). */
+void netio_close(struct netio *io);
+
+/* netio_read_line - the next line without its line end, at most max bytes.
+ * *line_r points into the read buffer and stays valid until the next read. */
+enum netio_status netio_read_line(struct netio *io, size_t max, char **line_r, size_t *len_r,
+				  enum netio_line *kind_r);
+/* netio_fill - make sure unread bytes are buffered (reads once if empty). */
+enum netio_status netio_fill(struct netio *io);
+/* netio_fill_more - read more bytes even though some are buffered. */
+enum netio_status netio_fill_more(struct netio *io);
+/* netio_pending - unread bytes in the buffer. */
+static inline size_t netio_pending(const struct netio *io) { return io->rlen - io->rpos; }
+
+/* netio_write - buffer bytes (flushing as needed); netio_flush - send them. */
+enum netio_status netio_write(struct netio *io, const void *data, size_t len);
+enum netio_status netio_printf(struct netio *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+enum netio_status netio_flush(struct netio *io);
+
+const char *netio_status_text(enum netio_status status);
+
+/* Connect to "unix:PATH" or "inet:HOST:PORT" (see config endpoints) with a
+ * deadline; returns the fd or -1 with *error_r. */
+struct endpoint;
+int netio_connect(const struct endpoint *ep, int timeout_ms, const char **error_r);
+
+#endif
