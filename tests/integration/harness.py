@@ -378,6 +378,10 @@ class Dovecot:
                          if u in self.quota_users else "")
                 f.write("%s:{PLAIN}secret::::::%s\n" % (u, extra))
         sieve = ("  sieve_before = %s\n" % self.sieve_before) if self.sieve_before else ""
+        # The quota plugin only when someone has a quota: it costs a
+        # maildirsize update per delivery.
+        plugins = "quota" if self.quota_users else ""
+        quota = "  quota = maildir:User quota\n" if self.quota_users else ""
         conf = """\
 protocols = lmtp
 base_dir = {d}/run
@@ -415,15 +419,15 @@ service ipc {{
 service old-stats {{
   chroot =
 }}
-mail_plugins = quota
+mail_plugins = {plugins}
 protocol lmtp {{
   mail_plugins = $mail_plugins sieve
 }}
 plugin {{
-  quota = maildir:User quota
-{sieve}}}
+{quota}{sieve}}}
 """.format(d=self.dir, instance=self.instance, users=users_file, uid=uid, gid=gid,
-           user=pwd.getpwuid(os.getuid()).pw_name, sieve=sieve)
+           user=pwd.getpwuid(os.getuid()).pw_name, sieve=sieve,
+           plugins=plugins, quota=quota)
         self.config_path = os.path.join(self.dir, "dovecot.conf")
         with open(self.config_path, "w") as f:
             f.write(conf)
