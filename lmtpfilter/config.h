@@ -5,6 +5,25 @@
  * immutable afterwards and shared by reference: SIGHUP builds a new one and
  * new connections take it, running ones keep theirs until they end.
  * Every key has a default; problems are reported as "FILE: [group] key: problem".
+ *
+ * Syntax is GLib's GKeyFile (INI) with one addition: a ';' preceded by a space
+ * or tab starts a comment that runs to the end of the line, as in the sample
+ * file ("dns_timeout = 5   ; seconds"); a line whose first non-blank byte is
+ * ';' or '#' is a comment. A ';' NOT preceded by blank space is GKeyFile's
+ * list separator, so "127.0.0.0/8;::1/128" stays a two-item list; write list
+ * items without a blank before the ';' (blanks after it are fine). Items of
+ * lists are trimmed and empty items are ignored.
+ *
+ * Groups: [lmtpfilter] (daemon settings), [defaults] (policy of every domain
+ * without its own group), [domain NAME] (policy of NAME, lower-cased; keys it
+ * does not set come from [defaults], wherever that group is in the file).
+ * Unknown groups, unknown keys, keys set twice and bad values are errors;
+ * config_load() reports all of them, one per line, in file order.
+ *
+ * Empty values: listen = (nothing to listen on unless systemd passes sockets),
+ * authserv_id_aliases =, trusted_networks = (trust nobody), dns_servers =
+ * (use /etc/resolv.conf), checks = (no checks) are meaningful; authserv_id =
+ * and mta_hostnames = mean "the default"; any other empty value is an error.
  */
 #ifndef LMTPFILTER_CONFIG_H
 #define LMTPFILTER_CONFIG_H
@@ -12,6 +31,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+
+/* Limits on what a configuration may contain. */
+#define CONFIG_FILE_MAX_BYTES (16u * 1024 * 1024)
+#define CONFIG_LISTEN_MAX 16              /* listen endpoints */
+#define CONFIG_LIST_MAX 1024              /* items of any other list */
+#define CONFIG_DOMAIN_MAX 100000          /* [domain NAME] groups */
+#define CONFIG_MESSAGE_SIZE_MIN 1024u
+#define CONFIG_MESSAGE_SIZE_MAX 4294967295u
+#define CONFIG_DNS_TIMEOUT_MAX 60u
+#define CONFIG_TIMEOUT_MAX 3600u
+#define CONFIG_CONNECTIONS_MAX 10000u
+#define CONFIG_RECIPIENTS_MAX 100000u
+#define CONFIG_LISTEN_MODE_MAX 0777u
 
 enum domain_mode {
 	DOMAIN_MODE_OFF = 0,    /* recipient gets the bytes Postfix sent */
@@ -30,13 +62,15 @@ struct domain_policy {
 	unsigned checks;       /* enum check_flags */
 };
 
-/* An IPv4 or IPv6 network; IPv4 is stored as IPv4 (family AF_INET). */
+/* An IPv4 or IPv6 network; IPv4 is stored as IPv4 (family AF_INET), also when
+ * written IPv4-mapped ("::ffff:10.0.0.0/104" is 10.0.0.0/8). */
 struct netaddr {
 	int family;            /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
 	unsigned prefix;
 };
 
+/* "unix:/abs/path", "inet:HOST:PORT" or "inet:[IPv6]:PORT"; PORT is 1..65535. */
 struct endpoint {
 	bool is_unix;
 	char *path;            /* unix */
@@ -67,27 +101,42 @@ struct config {
 	struct domain_policy defaults;
 	struct domain_policy *domains;  size_t domain_count;
 
-	int refcount;
+	int refcount;                   /* atomic; see config_ref/config_unref */
 };
 
-/* config_load - parse and validate FILE; on failure *error_r is a g_malloc'd
- * text naming file, group, key and problem (several lines if several). */
+/* config_load - parse and validate FILE into *config_r (refcount 1); returns
+ * 0, or -1 with *error_r a g_malloc'd text of one line per problem, each
+ * "FILE: [group] key: problem" (a missing or unreadable file, or a syntax
+ * error, is one line naming the file). */
 int config_load(const char *file, struct config **config_r, char **error_r);
-/* config_defaults - a configuration with every default (no file). */
+/* config_defaults - a configuration with every default (no file; refcount 1). */
 struct config *config_defaults(void);
 
+/* config_ref - take one more reference (thread-safe); returns config. */
 struct config *config_ref(struct config *config);
+/* config_unref - drop the reference in *config and set *config to NULL; the
+ * last reference frees it. NULL and *config == NULL are allowed. */
 void config_unref(struct config **config);
 
-/* config_policy_for - the policy of the recipient address's domain
- * (exact domain match, case-insensitive; else [defaults]). */
+/* config_policy_for - the policy of the recipient address's domain: the text
+ * after the last '@', matched case-insensitively and exactly against the
+ * [domain NAME] groups (no parent-domain matching); else [defaults], also for
+ * NULL or an address without '@'. Never NULL; valid as long as config is. */
 const struct domain_policy *config_policy_for(const struct config *config, const char *address);
 
-/* netaddr helpers */
-int netaddr_parse(const char *text, struct netaddr *net_r);      /* "a.b.c.d[/n]" or "v6[/n]"; 0/-1 */
-/* netaddr_contains - is the address (AF_INET 4 bytes / AF_INET6 16 bytes,
- * IPv4-mapped IPv6 counts as IPv4) inside one of the networks? */
+/* netaddr_parse - "a.b.c.d[/n]" or "IPv6[/n]" (no brackets, no zone); a bare
+ * address is /32 or /128. IPv4-mapped IPv6 with n >= 96 becomes IPv4. Host
+ * bits below the prefix are kept as written and ignored when matching.
+ * Returns 0, or -1 if text is not such a network. */
+int netaddr_parse(const char *text, struct netaddr *net_r);
+/* netaddr_list_contains - is the address (family AF_INET with 4 bytes or
+ * AF_INET6 with 16 bytes) inside one of the networks? An IPv4-mapped IPv6
+ * address (::ffff:a.b.c.d) is compared as the IPv4 address a.b.c.d, and only
+ * against IPv4 networks, so "::/0" never covers IPv4 clients. */
 bool netaddr_list_contains(const struct netaddr *nets, size_t count, int family, const void *addr);
+/* config_is_trusted_ip - is the textual address (IPv4, IPv6, or IPv6 with
+ * Postfix's "IPv6:" prefix) inside trusted_networks? False for anything
+ * that is not an address. */
 bool config_is_trusted_ip(const struct config *config, const char *ip_text);
 
 #endif
