@@ -601,6 +601,88 @@ class SilentDns:
         self.udp.close()
 
 
+class FakeLmtpServer:
+    """A misbehaving downstream on a unix socket, for failures a real Dovecot
+    cannot be made to show on cue. It answers LHLO/MAIL/RCPT/RSET like
+    Dovecot; after DATA it does what `on_data` says:
+      "drop"   read drop_after bytes of the message, then close
+      "stall"  read the whole message and never answer
+    Every byte received is kept in .received."""
+
+    def __init__(self, tmpdir, on_data="drop", drop_after=1000):
+        import threading
+        self.path = os.path.join(tmpdir, "fake-lmtp-%d.sock" % id(self))
+        self.address = "unix:" + self.path
+        self.on_data = on_data
+        self.drop_after = drop_after
+        self.received = b""
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(16)
+        self.stopping = False
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    def _accept_loop(self):
+        import threading
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        try:
+            conn.sendall(b"220 fake LMTP\r\n")
+            while True:
+                while b"\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    self.received += chunk
+                    buf += chunk
+                line, _, buf = buf.partition(b"\r\n")
+                verb = line.split(b" ", 1)[0].upper()
+                if verb == b"LHLO":
+                    conn.sendall(b"250-fake\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+                                 b"250 PIPELINING\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 OK\r\n")
+                    got = len(buf)
+                    while self.on_data == "stall" or got < self.drop_after:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        self.received += chunk
+                        got += len(chunk)
+                    conn.close()
+                    return
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                    conn.sendall(b"250 2.0.0 OK\r\n")
+                else:
+                    conn.sendall(b"500 5.5.1 Unknown command\r\n")
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
 class Lmtpfilter:
     """The daemon under test. Keyword arguments become [lmtpfilter] keys;
     `defaults` is a dict for [defaults] and `domains` maps a domain to a dict
