@@ -1,0 +1,645 @@
+/*
+ * test_dmarc - DMARC evaluation against an in-memory DNS source
+ *
+ * Each case sets the _dmarc TXT records it needs in a small table and
+ * checks result, disposition, alignment, header.from and the names looked
+ * up. Uses the real Public Suffix List (LMTPFILTER_PSL).
+ */
+#include <glib.h>
+#include <string.h>
+
+#include "lmtpfilter/dmarc.h"
+
+#define FAKE_TXT_MAX 4
+#define FAKE_ZONE_MAX 8
+#define FAKE_TEMPFAIL "<tempfail>"
+#define THREADS 8
+#define THREAD_CHECKS 200
+#define PCT_DRAWS 2000
+#define NO_DKIM { VERDICT_NONE }, { NULL }
+#define A50 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+struct fake_rr {
+	const char *name;
+	const char *txt[FAKE_TXT_MAX];  /* FAKE_TEMPFAIL as txt[0]: the lookup fails */
+};
+
+static const struct fake_rr *zone;
+static GPtrArray *queried;
+static GMutex queried_lock;
+static struct dmarc_checker *checker;
+
+/* Wire-format TXT rdata: strings of at most 255 bytes. */
+static unsigned char *txt_rdata(const char *txt, size_t *len_r)
+{
+	GByteArray *b = g_byte_array_new();
+	size_t len = strlen(txt), pos = 0;
+
+	do {
+		size_t chunk = MIN(len - pos, 255);
+		guint8 n = (guint8)chunk;
+
+		g_byte_array_append(b, &n, 1);
+		g_byte_array_append(b, (const guint8 *)txt + pos, (guint)chunk);
+		pos += chunk;
+	} while (pos < len);
+	*len_r = b->len;
+	return g_byte_array_free(b, FALSE);
+}
+
+static int fake_query_txt(void *ctx, const char *name, struct dns_answer **answer_r)
+{
+	struct dns_answer *a = g_new0(struct dns_answer, 1);
+
+	g_mutex_lock(&queried_lock);
+	g_ptr_array_add(queried, g_strdup(name));
+	g_mutex_unlock(&queried_lock);
+	a->status = DNS_NXDOMAIN;
+	a->rrtype = 16;
+	for (const struct fake_rr *rr = zone; rr != NULL && rr->name != NULL; rr++) {
+		if (g_ascii_strcasecmp(rr->name, name) != 0)
+			continue;
+		if (g_strcmp0(rr->txt[0], FAKE_TEMPFAIL) == 0) {
+			a->status = DNS_TEMPFAIL;
+			break;
+		}
+		a->status = DNS_OK;
+		while (a->count < FAKE_TXT_MAX && rr->txt[a->count] != NULL)
+			a->count++;
+		a->data = g_new0(unsigned char *, a->count);
+		a->len = g_new0(size_t, a->count);
+		for (size_t i = 0; i < a->count; i++)
+			a->data[i] = txt_rdata(rr->txt[i], &a->len[i]);
+		if (a->count == 0)
+			a->status = DNS_NODATA;
+		break;
+	}
+	*answer_r = a;
+	return 0;
+}
+
+static void fake_free_answer(void *ctx, struct dns_answer **answer)
+{
+	dns_answer_free(answer);
+}
+
+static void use_zone(const struct fake_rr *z)
+{
+	zone = z;
+	g_ptr_array_set_size(queried, 0);
+}
+
+/* A message: one From value, SPF identity, up to two DKIM results. */
+struct msg {
+	const char *from;
+	enum verdict spf;
+	const char *spf_domain;
+	enum verdict dkim[2];
+	const char *dkim_domain[2];
+};
+
+static void check(const struct msg *m, struct dmarc_outcome *out)
+{
+	char *from[1] = { (char *)m->from };
+	char *dkim_domains[2] = { (char *)m->dkim_domain[0], (char *)m->dkim_domain[1] };
+	struct dmarc_input in = {
+		.from_values = from, .from_count = m->from != NULL ? 1 : 0,
+		.spf_result = m->spf, .spf_domain = m->spf_domain,
+		.dkim_count = m->dkim_domain[1] != NULL ? 2 : m->dkim_domain[0] != NULL ? 1 : 0,
+		.dkim_results = m->dkim, .dkim_domains = dkim_domains,
+	};
+
+	g_assert_cmpint(dmarc_check(checker, &in, out), ==, 0);
+}
+
+static void assert_outcome(const struct dmarc_outcome *out, enum verdict result,
+			   const char *dis, const char *header_from)
+{
+	if (out->result != result)
+		g_error("result %s (%s), expected %s", verdict_name(out->result), out->reason,
+			verdict_name(result));
+	g_assert_cmpstr(out->disposition, ==, dis);
+	g_assert_cmpstr(out->header_from, ==, header_from);
+}
+
+static void assert_queried(const char *const *names)
+{
+	size_t n = 0;
+
+	for (; names[n] != NULL; n++) {
+		g_assert_cmpuint(n, <, queried->len);
+		g_assert_cmpstr(g_ptr_array_index(queried, n), ==, names[n]);
+	}
+	g_assert_cmpuint(queried->len, ==, n);
+}
+
+static const struct fake_rr zone_example[] = {
+	{ "_dmarc.example.com", { "v=DMARC1; p=reject; rua=mailto:d@example.com" } },
+	{ "_dmarc.strict.example", { "v=DMARC1; p=reject; adkim=s; aspf=s" } },
+	{ "_dmarc.monitor.example", { "v=DMARC1; p=none" } },
+	{ "_dmarc.example.co.uk", { "v=DMARC1; p=quarantine" } },
+	{ "_dmarc.sub.example", { "v=DMARC1; p=none; sp=reject" } },
+	{ NULL, { NULL } },
+};
+
+static void test_spf_aligned_pass(void)
+{
+	struct msg m = { "Alice <alice@Example.COM>", VERDICT_PASS, "example.com", NO_DKIM };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+	g_assert_true(out.spf_aligned);
+	g_assert_false(out.dkim_aligned);
+	g_assert_cmpstr(out.aligned_by, ==, "spf:example.com");
+	g_assert_cmpstr(out.policy, ==, "reject");
+	assert_queried((const char *[]){ "_dmarc.example.com", NULL });
+}
+
+static void test_dkim_aligned_spf_fail(void)
+{
+	/* A mailing list: its envelope, the author's intact signature. */
+	struct msg m = { "alice@example.com", VERDICT_FAIL, "lists.example.org",
+			 { VERDICT_FAIL, VERDICT_PASS }, { "lists.example.org", "example.com" } };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+	g_assert_true(out.dkim_aligned);
+	g_assert_false(out.spf_aligned);
+	g_assert_cmpstr(out.aligned_by, ==, "dkim:example.com");
+}
+
+static void test_unaligned_pass_fails(void)
+{
+	/* Both pass, neither for the From domain: p=reject applies. */
+	struct msg m = { "alice@example.com", VERDICT_PASS, "attacker.example",
+			 { VERDICT_PASS }, { "attacker.example" } };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
+	g_assert_false(out.dkim_aligned || out.spf_aligned);
+	g_assert_cmpstr(out.aligned_by, ==, "");
+}
+
+static void test_relaxed_subdomain(void)
+{
+	struct msg dkim = { "alice@example.com", VERDICT_NONE, NULL,
+			    { VERDICT_PASS }, { "mail.example.com" } };
+	struct msg spf = { "alice@news.example.com", VERDICT_PASS, "bounce.example.com", NO_DKIM };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&dkim, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+	g_assert_cmpstr(out.aligned_by, ==, "dkim:mail.example.com");
+	check(&spf, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "news.example.com");
+	g_assert_cmpstr(out.aligned_by, ==, "spf:bounce.example.com");
+}
+
+static void test_strict_subdomain_fails(void)
+{
+	struct msg sub = { "alice@strict.example", VERDICT_PASS, "bounce.strict.example",
+			   { VERDICT_PASS }, { "mail.strict.example" } };
+	struct msg parent = { "alice@mail.strict.example", VERDICT_PASS, "strict.example",
+			      { VERDICT_PASS }, { "strict.example" } };
+	struct msg exact = { "alice@strict.example", VERDICT_FAIL, "other.example",
+			     { VERDICT_PASS }, { "STRICT.example." } };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&sub, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "strict.example");
+	g_assert_false(out.dkim_aligned || out.spf_aligned);
+	/* From a subdomain, signed by the parent: still not identical. */
+	check(&parent, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "mail.strict.example");
+	check(&exact, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "strict.example");
+	g_assert_cmpstr(out.aligned_by, ==, "dkim:strict.example");
+}
+
+static void test_no_record(void)
+{
+	struct msg m = { "bob@norecord.example", VERDICT_PASS, "norecord.example", NO_DKIM };
+	struct msg sub = { "bob@a.norecord.example", VERDICT_PASS, "norecord.example", NO_DKIM };
+	struct dmarc_outcome out;
+	char line[256];
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_NONE, "", "norecord.example");
+	g_assert_cmpstr(out.policy, ==, "");
+	assert_queried((const char *[]){ "_dmarc.norecord.example", NULL });
+	dmarc_outcome_format(&out, line, sizeof(line));
+	g_assert_cmpstr(line, ==, "dmarc=none (no DMARC record for norecord.example) "
+			"header.from=norecord.example");
+	use_zone(zone_example);
+	check(&sub, &out);
+	assert_outcome(&out, VERDICT_NONE, "", "a.norecord.example");
+	assert_queried((const char *[]){ "_dmarc.a.norecord.example",
+					 "_dmarc.norecord.example", NULL });
+}
+
+static void test_p_none_fail(void)
+{
+	struct msg m = { "x@monitor.example", VERDICT_FAIL, "monitor.example", NO_DKIM };
+	struct dmarc_outcome out;
+	char line[256];
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_FAIL, "none", "monitor.example");
+	g_assert_cmpstr(out.policy, ==, "none");
+	g_assert_false(out.pct_sampled_out);
+	dmarc_outcome_format(&out, line, sizeof(line));
+	g_assert_cmpstr(line, ==, "dmarc=fail (p=none dis=none) header.from=monitor.example");
+}
+
+static void test_organizational_record(void)
+{
+	struct msg fail = { "x@a.b.example.co.uk", VERDICT_NONE, NULL, NO_DKIM };
+	struct msg pass = { "x@a.b.example.co.uk", VERDICT_NONE, NULL,
+			    { VERDICT_PASS }, { "example.co.uk" } };
+	struct msg other = { "x@a.b.example.co.uk", VERDICT_NONE, NULL,
+			     { VERDICT_PASS }, { "other.co.uk" } };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&fail, &out);
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "a.b.example.co.uk");
+	g_assert_cmpstr(out.policy, ==, "quarantine");
+	/* Straight to the organisational domain, never co.uk or b.example.co.uk. */
+	assert_queried((const char *[]){ "_dmarc.a.b.example.co.uk",
+					 "_dmarc.example.co.uk", NULL });
+	check(&pass, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "a.b.example.co.uk");
+	/* Same public suffix is not the same organisation. */
+	check(&other, &out);
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "a.b.example.co.uk");
+}
+
+static void test_psl_rules(void)
+{
+	static const char *const cases[][2] = {
+		{ "a.b.example.co.uk", "example.co.uk" },
+		{ "example.co.uk", "example.co.uk" },
+		{ "co.uk", "co.uk" },
+		{ "Mail.Example.COM.", "example.com" },
+		{ "x.y.example.test", "example.test" },  /* not in the list: "*" rule */
+		{ "a.foo.bar.ck", "foo.bar.ck" },        /* *.ck */
+		{ "a.www.ck", "www.ck" },                /* !www.ck */
+		{ "x.y.city.kawasaki.jp", "city.kawasaki.jp" },
+		{ "x.y.kawasaki.jp", "x.y.kawasaki.jp" },
+	};
+	char org[DMARC_DOMAIN_MAX];
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_assert_cmpint(dmarc_organizational_domain(checker, cases[i][0], org,
+							    sizeof(org)), ==, 0);
+		g_assert_cmpstr(org, ==, cases[i][1]);
+	}
+	g_assert_cmpint(dmarc_organizational_domain(checker, "a..b", org, sizeof(org)), ==, -1);
+	g_assert_cmpint(dmarc_organizational_domain(checker, "", org, sizeof(org)), ==, -1);
+	g_assert_cmpint(dmarc_organizational_domain(checker, "a b.com", org, sizeof(org)), ==, -1);
+}
+
+static void test_multiple_from_fields(void)
+{
+	char *from[2] = { "alice@example.com", "alice@example.com" };
+	struct dmarc_input in = { .from_values = from, .from_count = 2,
+				  .spf_result = VERDICT_PASS, .spf_domain = "example.com" };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	g_assert_cmpint(dmarc_check(checker, &in, &out), ==, 0);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	g_assert_nonnull(strstr(out.reason, "2 From fields"));
+	g_assert_cmpuint(queried->len, ==, 0);
+}
+
+static void test_from_two_domains(void)
+{
+	struct msg m = { "alice@example.com, mallory@attacker.example", VERDICT_PASS,
+			 "example.com", NO_DKIM };
+	struct dmarc_outcome out;
+	char line[256];
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	g_assert_nonnull(strstr(out.reason, "different domains"));
+	dmarc_outcome_format(&out, line, sizeof(line));
+	g_assert_cmpstr(line, ==, "dmarc=permerror (From addresses in different domains "
+			"?example.com, attacker.example?)");
+}
+
+static void test_from_same_domain_twice(void)
+{
+	struct msg m = { "Alice <alice@example.com>, bob@EXAMPLE.com", VERDICT_PASS,
+			 "example.com", NO_DKIM };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+}
+
+static void test_no_from(void)
+{
+	struct msg m = { NULL, VERDICT_PASS, "example.com", NO_DKIM };
+	struct msg empty = { "", VERDICT_PASS, "example.com", NO_DKIM };
+	struct msg local = { "alice", VERDICT_PASS, "example.com", NO_DKIM };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	g_assert_cmpstr(out.reason, ==, "no From field");
+	check(&empty, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	check(&local, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	g_assert_cmpuint(queried->len, ==, 0);
+}
+
+static void test_rfc2047_display_name(void)
+{
+	/* The display name decodes to "ceo@bank.example <ceo@bank.example>":
+	 * the address that counts is the real one. Folded, with a comment. */
+	struct msg m = { "=?UTF-8?B?Y2VvQGJhbmsuZXhhbXBsZSA8Y2VvQGJhbmsuZXhhbXBsZT4=?=\r\n"
+			 " (the boss) <alice@example.com>", VERDICT_PASS, "example.com", NO_DKIM };
+	struct msg q = { "=?iso-8859-1?q?J=F6rg?= <joerg@monitor.example>", VERDICT_NONE, NULL,
+			 NO_DKIM };
+	struct msg unquoted = { "alice@example.com <mallory@attacker.example>", VERDICT_PASS,
+				"example.com", NO_DKIM };
+	struct msg idn = { "=?UTF-8?Q?B=C3=BCcher?= <info@b\xc3\xbc" "cher.example>", VERDICT_NONE,
+			   NULL, NO_DKIM };
+	struct msg literal = { "x@[192.0.2.1]", VERDICT_NONE, NULL, NO_DKIM };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+	check(&q, &out);
+	assert_outcome(&out, VERDICT_FAIL, "none", "monitor.example");
+	/* What a reader sees as the address is the angle-addr, not the phrase. */
+	check(&unquoted, &out);
+	assert_outcome(&out, VERDICT_NONE, "", "attacker.example");
+	/* An internationalised domain is looked up and reported in A-labels. */
+	use_zone(zone_example);
+	check(&idn, &out);
+	assert_outcome(&out, VERDICT_NONE, "", "xn--bcher-kva.example");
+	assert_queried((const char *[]){ "_dmarc.xn--bcher-kva.example", NULL });
+	check(&literal, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+}
+
+static void test_group_syntax(void)
+{
+	struct msg group = { "Team: alice@example.com, Bob <bob@example.com>;", VERDICT_PASS,
+			     "example.com", NO_DKIM };
+	struct msg mixed = { "Team: alice@example.com;, eve@attacker.example", VERDICT_PASS,
+			     "example.com", NO_DKIM };
+	struct msg empty = { "undisclosed-recipients:;", VERDICT_PASS, "example.com", NO_DKIM };
+	struct dmarc_outcome out;
+
+	use_zone(zone_example);
+	check(&group, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+	check(&mixed, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	check(&empty, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	g_assert_cmpstr(out.reason, ==, "From field without an address");
+}
+
+static const struct fake_rr zone_tempfail[] = {
+	{ "_dmarc.slow.example", { FAKE_TEMPFAIL } },
+	{ "_dmarc.x.ok.example", { FAKE_TEMPFAIL } },
+	{ "_dmarc.y.ok.example", { "not dmarc", "v=spf1 -all" } },
+	{ "_dmarc.ok.example", { FAKE_TEMPFAIL } },
+	{ NULL, { NULL } },
+};
+
+static void test_dns_tempfail(void)
+{
+	struct msg m = { "a@slow.example", VERDICT_PASS, "slow.example", NO_DKIM };
+	struct msg sub = { "a@x.ok.example", VERDICT_PASS, "ok.example", NO_DKIM };
+	struct msg org = { "a@y.ok.example", VERDICT_PASS, "ok.example", NO_DKIM };
+	struct dmarc_outcome out;
+	char line[256];
+
+	use_zone(zone_tempfail);
+	check(&m, &out);
+	assert_outcome(&out, VERDICT_TEMPERROR, "", "slow.example");
+	dmarc_outcome_format(&out, line, sizeof(line));
+	g_assert_cmpstr(line, ==, "dmarc=temperror (DNS failure looking up _dmarc.slow.example) "
+			"header.from=slow.example");
+	/* A failure on the first lookup is not answered by the second. */
+	use_zone(zone_tempfail);
+	check(&sub, &out);
+	assert_outcome(&out, VERDICT_TEMPERROR, "", "x.ok.example");
+	assert_queried((const char *[]){ "_dmarc.x.ok.example", NULL });
+	/* Non-DMARC TXT records are no record; then the organisational lookup fails. */
+	use_zone(zone_tempfail);
+	check(&org, &out);
+	assert_outcome(&out, VERDICT_TEMPERROR, "", "y.ok.example");
+	assert_queried((const char *[]){ "_dmarc.y.ok.example", "_dmarc.ok.example", NULL });
+}
+
+static const struct fake_rr zone_pct[] = {
+	{ "_dmarc.q0.example", { "v=DMARC1; p=quarantine; pct=0" } },
+	{ "_dmarc.r0.example", { "v=DMARC1; p=reject; pct=0" } },
+	{ "_dmarc.r50.example", { "v=DMARC1; p=reject; pct=50" } },
+	{ "_dmarc.r100.example", { "v=DMARC1; p=reject; pct=100" } },
+	{ NULL, { NULL } },
+};
+
+static void test_pct(void)
+{
+	struct msg q0 = { "a@q0.example", VERDICT_FAIL, "q0.example", NO_DKIM };
+	struct msg r0 = { "a@r0.example", VERDICT_FAIL, "r0.example", NO_DKIM };
+	struct msg r50 = { "a@r50.example", VERDICT_FAIL, "r50.example", NO_DKIM };
+	struct msg r100 = { "a@r100.example", VERDICT_FAIL, "r100.example", NO_DKIM };
+	struct dmarc_outcome out;
+	unsigned applied = 0, spared = 0;
+	char comment[128];
+
+	use_zone(zone_pct);
+	check(&q0, &out);
+	assert_outcome(&out, VERDICT_FAIL, "none", "q0.example");
+	g_assert_true(out.pct_sampled_out);
+	g_assert_cmpstr(out.policy, ==, "quarantine");
+	dmarc_outcome_comment(&out, comment, sizeof(comment));
+	g_assert_cmpstr(comment, ==, "p=quarantine dis=none");
+	/* Outside the sample, reject falls back to quarantine (RFC 7489 §6.6.4). */
+	check(&r0, &out);
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "r0.example");
+	g_assert_true(out.pct_sampled_out);
+	for (unsigned i = 0; i < 20; i++) {
+		check(&r100, &out);
+		assert_outcome(&out, VERDICT_FAIL, "reject", "r100.example");
+		g_assert_false(out.pct_sampled_out);
+	}
+	for (unsigned i = 0; i < PCT_DRAWS; i++) {
+		check(&r50, &out);
+		g_assert_cmpint(out.result, ==, VERDICT_FAIL);
+		if (out.pct_sampled_out) {
+			g_assert_cmpstr(out.disposition, ==, "quarantine");
+			spared++;
+		} else {
+			g_assert_cmpstr(out.disposition, ==, "reject");
+			applied++;
+		}
+	}
+	/* A fair draw: far from all-or-nothing (each bound is > 10 sigma away). */
+	g_assert_cmpuint(applied, >, PCT_DRAWS / 4);
+	g_assert_cmpuint(spared, >, PCT_DRAWS / 4);
+}
+
+static void test_sp_for_subdomain(void)
+{
+	struct msg sub = { "a@news.sub.example", VERDICT_FAIL, "news.sub.example", NO_DKIM };
+	struct msg top = { "a@sub.example", VERDICT_FAIL, "sub.example", NO_DKIM };
+	struct dmarc_outcome out;
+	char comment[128];
+
+	use_zone(zone_example);
+	check(&sub, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "news.sub.example");
+	g_assert_cmpstr(out.policy, ==, "none");
+	g_assert_cmpstr(out.sp, ==, "reject");
+	dmarc_outcome_comment(&out, comment, sizeof(comment));
+	g_assert_cmpstr(comment, ==, "p=none sp=reject dis=reject");
+	check(&top, &out);
+	assert_outcome(&out, VERDICT_FAIL, "none", "sub.example");
+}
+
+static const struct fake_rr zone_records[] = {
+	{ "_dmarc.two.example", { "v=DMARC1; p=reject", "v=DMARC1; p=none" } },
+	{ "_dmarc.bad.example", { "v=DMARC1; p=bogus" } },
+	{ "_dmarc.nop.example", { "v=DMARC1; rua=mailto:x@nop.example" } },
+	{ "_dmarc.case.example", { "v=dmarc1; p=reject" } },
+	{ "_dmarc.split.example", { "v=DMARC1; p=reject; rua=mailto:" A50 A50 "@split.example,"
+				     "mailto:" A50 A50 "@split.example; sp=quarantine" } },
+	{ "_dmarc.mixed.example", { "v=spf1 -all", "v=DMARC1;p=quarantine" } },
+	{ NULL, { NULL } },
+};
+
+static void test_record_selection(void)
+{
+	struct msg two = { "a@two.example", VERDICT_FAIL, "two.example", NO_DKIM };
+	struct msg bad = { "a@bad.example", VERDICT_FAIL, "bad.example", NO_DKIM };
+	struct msg nop = { "a@nop.example", VERDICT_FAIL, "nop.example", NO_DKIM };
+	struct msg lower = { "a@case.example", VERDICT_FAIL, "case.example", NO_DKIM };
+	struct msg split = { "a@x.split.example", VERDICT_FAIL, "split.example", NO_DKIM };
+	struct msg mixed = { "a@mixed.example", VERDICT_FAIL, "mixed.example", NO_DKIM };
+	struct dmarc_outcome out;
+
+	use_zone(zone_records);
+	check(&two, &out);
+	assert_outcome(&out, VERDICT_NONE, "", "two.example");
+	g_assert_nonnull(strstr(out.reason, "several DMARC records"));
+	check(&bad, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "bad.example");
+	check(&nop, &out);
+	assert_outcome(&out, VERDICT_PERMERROR, "", "nop.example");
+	/* The version value is case-sensitive: not a DMARC record. */
+	check(&lower, &out);
+	assert_outcome(&out, VERDICT_NONE, "", "case.example");
+	/* A record longer than one TXT string, found at the organisational domain. */
+	check(&split, &out);
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "x.split.example");
+	check(&mixed, &out);
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "mixed.example");
+}
+
+static gpointer thread_main(gpointer data)
+{
+	struct msg pass = { "a@example.com", VERDICT_FAIL, "x.example",
+			    { VERDICT_PASS }, { "mail.example.com" } };
+	struct msg strict = { "a@strict.example", VERDICT_PASS, "b.strict.example", NO_DKIM };
+	struct msg org = { "x@a.b.example.co.uk", VERDICT_PASS, "example.co.uk", NO_DKIM };
+	struct dmarc_outcome out;
+
+	for (unsigned i = 0; i < THREAD_CHECKS; i++) {
+		check(&pass, &out);
+		if (out.result != VERDICT_PASS)
+			return GINT_TO_POINTER(1);
+		check(&strict, &out);
+		if (out.result != VERDICT_FAIL || strcmp(out.disposition, "reject") != 0)
+			return GINT_TO_POINTER(2);
+		check(&org, &out);
+		if (out.result != VERDICT_PASS || strcmp(out.header_from, "a.b.example.co.uk") != 0)
+			return GINT_TO_POINTER(3);
+	}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	GThread *threads[THREADS];
+
+	use_zone(zone_example);
+	for (unsigned i = 0; i < THREADS; i++)
+		threads[i] = g_thread_new("dmarc", thread_main, NULL);
+	for (unsigned i = 0; i < THREADS; i++)
+		g_assert_null(g_thread_join(threads[i]));
+}
+
+static void test_bad_psl(void)
+{
+	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL };
+	struct dmarc_checker *c = NULL;
+	char *error = NULL;
+
+	g_assert_cmpint(dmarc_checker_new_with_psl(&dns, "/nonexistent/psl.dat", &c, &error),
+			==, -1);
+	g_assert_null(c);
+	g_assert_nonnull(strstr(error, "/nonexistent/psl.dat"));
+	g_free(error);
+}
+
+int main(int argc, char **argv)
+{
+	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL };
+	char *error = NULL;
+	int ret;
+
+	g_test_init(&argc, &argv, NULL);
+	queried = g_ptr_array_new_with_free_func(g_free);
+	if (dmarc_checker_new(&dns, &checker, &error) < 0)
+		g_error("%s", error);
+	g_test_add_func("/dmarc/spf-aligned-pass", test_spf_aligned_pass);
+	g_test_add_func("/dmarc/dkim-aligned-spf-fail", test_dkim_aligned_spf_fail);
+	g_test_add_func("/dmarc/unaligned-pass-fails", test_unaligned_pass_fails);
+	g_test_add_func("/dmarc/relaxed-subdomain", test_relaxed_subdomain);
+	g_test_add_func("/dmarc/strict-subdomain-fails", test_strict_subdomain_fails);
+	g_test_add_func("/dmarc/no-record", test_no_record);
+	g_test_add_func("/dmarc/p-none-fail", test_p_none_fail);
+	g_test_add_func("/dmarc/organizational-record", test_organizational_record);
+	g_test_add_func("/dmarc/psl-rules", test_psl_rules);
+	g_test_add_func("/dmarc/multiple-from-fields", test_multiple_from_fields);
+	g_test_add_func("/dmarc/from-two-domains", test_from_two_domains);
+	g_test_add_func("/dmarc/from-same-domain-twice", test_from_same_domain_twice);
+	g_test_add_func("/dmarc/no-from", test_no_from);
+	g_test_add_func("/dmarc/rfc2047-display-name", test_rfc2047_display_name);
+	g_test_add_func("/dmarc/group-syntax", test_group_syntax);
+	g_test_add_func("/dmarc/dns-tempfail", test_dns_tempfail);
+	g_test_add_func("/dmarc/pct", test_pct);
+	g_test_add_func("/dmarc/sp-for-subdomain", test_sp_for_subdomain);
+	g_test_add_func("/dmarc/record-selection", test_record_selection);
+	g_test_add_func("/dmarc/threads", test_threads);
+	g_test_add_func("/dmarc/bad-psl", test_bad_psl);
+	ret = g_test_run();
+	dmarc_checker_free(&checker);
+	g_assert_null(checker);
+	g_ptr_array_free(queried, TRUE);
+	return ret;
+}
