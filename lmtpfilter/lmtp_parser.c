@@ -301,21 +301,20 @@ static int check_notify(struct lmtp_command *cmd, char *value, struct lmtp_error
 
 	if (value != NULL && g_ascii_strcasecmp(value, "NEVER") == 0)
 		return 0;
-	while (p != NULL && *p != '\0') {
+	while (p != NULL) {
 		size_t n = strcspn(p, ",");
 		bool known = false;
 
 		for (size_t i = 0; i < G_N_ELEMENTS(words); i++)
 			known = known || (strlen(words[i]) == n && g_ascii_strncasecmp(p, words[i], n) == 0);
 		if (!known)
-			break;
+			break;  /* also an empty item: ",," or a trailing comma */
 		p += n;
-		if (*p == ',' && *++p == '\0')
-			break;  /* trailing comma */
+		if (*p == '\0')
+			return 0;
+		p++;
 	}
-	if (p == NULL || *p != '\0' || *value == '\0')
-		return fail(error_r, 501, "5.5.4", "NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
-	return 0;
+	return fail(error_r, 501, "5.5.4", "NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
 }
 
 static int check_xforward(struct lmtp_command *cmd, char *value, struct lmtp_error *error_r)
