@@ -1,0 +1,259 @@
+/*
+ * downstream - the LMTP client towards Dovecot
+ *
+ * Owns: one connection (netio) and its state. Every read and write has the
+ * session's timeout. Limits: replies longer than REPLY_LINE_MAX are a
+ * protocol error; multi-line replies are joined (only the last line's text
+ * is kept).
+ */
+#include "lmtpfilter/downstream.h"
+#include "lmtpfilter/config.h"
+#include "lmtpfilter/message_view.h"
+#include "lmtpfilter/spool.h"
+
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DOWNSTREAM_REPLY_LINES_MAX 100   /* lines of one multi-line reply (LHLO) */
+#define DOWNSTREAM_CHUNK 65536           /* spool bytes read per step while streaming */
+
+struct downstream *downstream_new(void)
+{
+	struct downstream *ds = g_new0(struct downstream, 1);
+	ds->io.fd = -1;
+	return ds;
+}
+
+void downstream_free(struct downstream **dsp)
+{
+	if (*dsp == NULL)
+		return;
+	netio_close(&(*dsp)->io);
+	g_free(*dsp);
+	*dsp = NULL;
+}
+
+static void synth_reply(struct lmtp_reply *reply, int code, const char *enhanced, const char *text)
+{
+	reply->code = code;
+	g_strlcpy(reply->enhanced, enhanced, sizeof(reply->enhanced));
+	g_strlcpy(reply->text, text, sizeof(reply->text));
+	reply->last = true;
+}
+
+void downstream_fail_reply(const struct downstream *ds, struct lmtp_reply *reply_r)
+{
+	GString *text = g_string_new("Mailbox delivery temporarily unavailable: ");
+	g_string_append(text, ds->error[0] ? ds->error : "downstream failure");
+	synth_reply(reply_r, 451, "4.4.1", text->str);
+	g_string_free(text, TRUE);
+}
+
+static int downstream_failed(struct downstream *ds, const char *what, const char *why, struct lmtp_reply *reply_r)
+{
+	snprintf(ds->error, sizeof(ds->error), "%s: %s", what, why);
+	ds->broken = true;
+	netio_close(&ds->io);
+	ds->connected = false;
+	ds->in_transaction = false;
+	if (reply_r != NULL)
+		downstream_fail_reply(ds, reply_r);
+	return -1;
+}
+
+/* Read one (possibly multi-line) reply; -1 on I/O or protocol failure. */
+static int downstream_read_reply(struct downstream *ds, const char *what, struct lmtp_reply *reply_r)
+{
+	for (int lines = 0; lines < DOWNSTREAM_REPLY_LINES_MAX; lines++) {
+		char *line;
+		size_t len;
+		enum netio_line kind;
+		enum netio_status st = netio_read_line(&ds->io, REPLY_LINE_MAX, &line, &len, &kind);
+		if (st != NETIO_OK)
+			return downstream_failed(ds, what, netio_status_text(st), reply_r);
+		if (kind == NETIO_LINE_TOO_LONG || reply_parse_line(line, len, reply_r) < 0)
+			return downstream_failed(ds, what, "malformed reply", reply_r);
+		if (reply_r->last)
+			return 0;
+	}
+	return downstream_failed(ds, what, "reply too long", reply_r);
+}
+
+/* Send one command line and read its reply. */
+static int downstream_command(struct downstream *ds, const char *what, const char *line, struct lmtp_reply *reply_r)
+{
+	if (!ds->connected)
+		return downstream_failed(ds, what, "not connected", reply_r);
+	enum netio_status st = netio_write(&ds->io, line, strlen(line));
+	if (st == NETIO_OK)
+		st = netio_flush(&ds->io);
+	if (st != NETIO_OK)
+		return downstream_failed(ds, what, netio_status_text(st), reply_r);
+	return downstream_read_reply(ds, what, reply_r);
+}
+
+int downstream_connect(struct downstream *ds, const struct endpoint *ep, const char *lhlo_name,
+		       int timeout_ms, struct lmtp_reply *reply_r)
+{
+	const char *error;
+	char line[600];
+
+	netio_close(&ds->io);
+	ds->connected = ds->broken = ds->in_transaction = false;
+	ds->error[0] = '\0';
+	int fd = netio_connect(ep, timeout_ms, &error);
+	if (fd == -1)
+		return downstream_failed(ds, "connect", error, reply_r);
+	netio_init(&ds->io, fd, timeout_ms);
+	ds->connected = true;
+	if (downstream_read_reply(ds, "greeting", reply_r) < 0)
+		return -1;
+	if (reply_r->code != 220)
+		return downstream_failed(ds, "greeting", reply_r->text, reply_r);
+	snprintf(line, sizeof(line), "LHLO %s\r\n", lhlo_name);
+	if (downstream_command(ds, "LHLO", line, reply_r) < 0)
+		return -1;
+	if (reply_r->code != 250)
+		return downstream_failed(ds, "LHLO", reply_r->text, reply_r);
+	return 0;
+}
+
+int downstream_mail(struct downstream *ds, const char *from, bool body8bit, struct lmtp_reply *reply_r)
+{
+	char line[REPLY_LINE_MAX + 64];
+
+	snprintf(line, sizeof(line), "MAIL FROM:<%s>%s\r\n", from, body8bit ? " BODY=8BITMIME" : "");
+	if (downstream_command(ds, "MAIL", line, reply_r) < 0)
+		return -1;
+	ds->in_transaction = reply_r->code / 100 == 2;
+	return 0;
+}
+
+int downstream_rcpt(struct downstream *ds, const char *rcpt, const char *orcpt, struct lmtp_reply *reply_r)
+{
+	char line[2 * REPLY_LINE_MAX + 64];
+
+	if (orcpt != NULL)
+		snprintf(line, sizeof(line), "RCPT TO:<%s> ORCPT=%s\r\n", rcpt, orcpt);
+	else
+		snprintf(line, sizeof(line), "RCPT TO:<%s>\r\n", rcpt);
+	return downstream_command(ds, "RCPT", line, reply_r);
+}
+
+int downstream_rset(struct downstream *ds)
+{
+	struct lmtp_reply reply;
+
+	if (!ds->connected)
+		return -1;
+	if (downstream_command(ds, "RSET", "RSET\r\n", &reply) < 0)
+		return -1;
+	ds->in_transaction = false;
+	if (reply.code != 250)
+		return downstream_failed(ds, "RSET", reply.text, NULL);
+	return 0;
+}
+
+/* Stream bytes with dot-stuffing: a '.' at the start of any line (after any
+ * LF, so that no line can end the data early) is doubled. */
+static enum netio_status stream_stuffed(struct netio *io, const char *data, size_t len, bool *bol)
+{
+	enum netio_status st;
+	size_t i = 0, start = 0;
+
+	while (i < len) {
+		if (*bol && data[i] == '.') {
+			if ((st = netio_write(io, data + start, i - start)) != NETIO_OK ||
+			    (st = netio_write(io, ".", 1)) != NETIO_OK)
+				return st;
+			start = i;
+		}
+		*bol = false;
+		const char *lf = memchr(data + i, '\n', len - i);
+		if (lf == NULL)
+			break;
+		i = (size_t)(lf - data) + 1;
+		*bol = true;
+	}
+	return netio_write(io, data + start, len - start);
+}
+
+static int downstream_send_view(struct downstream *ds, const struct message_view *view, const struct spool *spool)
+{
+	static const char crlf[] = "\r\n";
+	char *buf = g_malloc(DOWNSTREAM_CHUNK);
+	bool bol = true;
+	char last = '\n';
+	enum netio_status st = NETIO_OK;
+	const char *error = NULL;
+
+	for (size_t i = 0; i < view->count && st == NETIO_OK; i++) {
+		const struct view_segment *seg = &view->segs[i];
+		if (seg->text != NULL) {
+			st = stream_stuffed(&ds->io, seg->text, seg->length, &bol);
+			last = seg->text[seg->length - 1];
+			continue;
+		}
+		for (uint64_t done = 0; done < seg->length && st == NETIO_OK;) {
+			size_t want = seg->length - done < DOWNSTREAM_CHUNK ? (size_t)(seg->length - done) : DOWNSTREAM_CHUNK;
+			ssize_t n = spool_read(spool, seg->offset + done, buf, want, &error);
+			if (n <= 0) {
+				g_free(buf);
+				return downstream_failed(ds, "DATA", n < 0 ? error : "spool truncated", NULL);
+			}
+			st = stream_stuffed(&ds->io, buf, (size_t)n, &bol);
+			last = buf[n - 1];
+			done += (uint64_t)n;
+		}
+	}
+	g_free(buf);
+	/* The message must end with a line end before the final dot. */
+	if (st == NETIO_OK && last != '\n')
+		st = netio_write(&ds->io, crlf, 2);
+	if (st == NETIO_OK)
+		st = netio_write(&ds->io, ".\r\n", 3);
+	if (st == NETIO_OK)
+		st = netio_flush(&ds->io);
+	if (st != NETIO_OK)
+		return downstream_failed(ds, "DATA", netio_status_text(st), NULL);
+	return 0;
+}
+
+int downstream_data(struct downstream *ds, const struct message_view *view, const struct spool *spool,
+		    struct lmtp_reply *replies, size_t count)
+{
+	struct lmtp_reply reply;
+	size_t got = 0;
+
+	if (downstream_command(ds, "DATA", "DATA\r\n", &reply) < 0)
+		goto fail;
+	if (reply.code != 354) {
+		/* Dovecot refused DATA itself: that reply is every recipient's. */
+		for (size_t i = 0; i < count; i++)
+			replies[i] = reply;
+		ds->in_transaction = false;
+		return 0;
+	}
+	if (downstream_send_view(ds, view, spool) < 0)
+		goto fail;
+	for (; got < count; got++)
+		if (downstream_read_reply(ds, "end of DATA", &replies[got]) < 0)
+			goto fail;
+	ds->in_transaction = false;
+	return 0;
+fail:
+	for (size_t i = got; i < count; i++)
+		downstream_fail_reply(ds, &replies[i]);
+	return -1;
+}
+
+void downstream_quit(struct downstream *ds)
+{
+	if (ds->connected && !ds->broken) {
+		if (netio_write(&ds->io, "QUIT\r\n", 6) == NETIO_OK)
+			(void)netio_flush(&ds->io);
+	}
+	netio_close(&ds->io);
+	ds->connected = false;
+}

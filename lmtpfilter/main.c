@@ -1,0 +1,126 @@
+/*
+ * main - the command line: run the daemon, check the configuration, print
+ * versions, or evaluate one stored message ("check")
+ *
+ * Exit codes: 0 ok, 1 bad configuration or usage, 2 runtime failure.
+ */
+#include "lmtpfilter/config.h"
+#include "lmtpfilter/engine.h"
+#include "lmtpfilter/log.h"
+#include "lmtpfilter/server.h"
+
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <netdb.h>
+#include <spf2/spf.h>
+
+#include <glib.h>
+#include <gmime/gmime.h>
+#include <opendkim/dkim.h>
+#include <stdio.h>
+#include <string.h>
+#include <unbound.h>
+
+#define DEFAULT_CONFIG "/etc/lmtpfilter/lmtpfilter.conf"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: lmtpfilter [-c FILE] [-s] [-d]          run the daemon in the foreground\n"
+		"       lmtpfilter [-c FILE] -t                 check the configuration\n"
+		"       lmtpfilter --version                    print versions\n"
+		"options:\n"
+		"  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -s        log to syslog instead of stderr\n"
+		"  -d        log debugging details\n");
+}
+
+static void print_version(void)
+{
+	int spf_major, spf_minor, spf_patch;
+
+	SPF_get_lib_version(&spf_major, &spf_minor, &spf_patch);
+	printf("lmtpfilter %s\n", LMTPFILTER_VERSION);
+	printf("built with GMime %u.%u.%u, GLib %u.%u.%u, libspf2 %d.%d.%d, libopendkim %u.%u.%u, libunbound %s\n",
+	       GMIME_MAJOR_VERSION, GMIME_MINOR_VERSION, GMIME_MICRO_VERSION,
+	       GLIB_MAJOR_VERSION, GLIB_MINOR_VERSION, GLIB_MICRO_VERSION,
+	       spf_major, spf_minor, spf_patch,
+	       (unsigned)(OPENDKIM_LIB_VERSION >> 24), (unsigned)((OPENDKIM_LIB_VERSION >> 16) & 0xff),
+	       (unsigned)((OPENDKIM_LIB_VERSION >> 8) & 0xff), ub_version());
+}
+
+static int run_daemon(const char *file)
+{
+	struct config *config;
+	struct engine engine;
+	char *error = NULL;
+
+	if (config_load(file, &config, &error) < 0) {
+		fprintf(stderr, "lmtpfilter: %s\n", error);
+		g_free(error);
+		return 1;
+	}
+	if (engine_init(&engine, config, &error) < 0) {
+		log_error("%s", error);
+		g_free(error);
+		return 2;
+	}
+	int rc = server_run(&engine, file);
+	engine_deinit(&engine);
+	return rc;
+}
+
+static int check_config(const char *file)
+{
+	struct config *config;
+	char *error = NULL;
+
+	if (config_load(file, &config, &error) < 0) {
+		fprintf(stderr, "%s\n", error);
+		g_free(error);
+		return 1;
+	}
+	printf("%s: configuration ok\n", file);
+	config_unref(&config);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *file = DEFAULT_CONFIG;
+	bool test = false, use_syslog = false, debug = false;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+			print_version();
+			return 0;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(a, "-c") == 0) {
+			if (++i == argc) {
+				fprintf(stderr, "lmtpfilter: -c needs a file name\n");
+				return 1;
+			}
+			file = argv[i];
+		} else if (strcmp(a, "-t") == 0) {
+			test = true;
+		} else if (strcmp(a, "-s") == 0) {
+			use_syslog = true;
+		} else if (strcmp(a, "-d") == 0) {
+			debug = true;
+		} else {
+			fprintf(stderr, "lmtpfilter: unknown argument \"%s\"\n", a);
+			usage(stderr);
+			return 1;
+		}
+	}
+	log_open(use_syslog, debug);
+	if (test)
+		return check_config(file);
+	return run_daemon(file);
+}

@@ -1,0 +1,351 @@
+/*
+ * server - listeners, the accept loop, the bounded worker threads, signals
+ *
+ * The model: one blocking session per connection on its own thread, at most
+ * max_connections at once (the connection past the limit is told 421 4.3.2
+ * and closed). Postfix bounds its LMTP connections per transport, libspf2
+ * and libopendkim call DNS synchronously, and every read and write has a
+ * deadline: a small pool of blocking sessions is simple and enough.
+ *
+ * Owns: the listening sockets (unix sockets it created are unlinked at
+ * exit; sockets from systemd are left alone), the signalfd, the count of
+ * running sessions.
+ */
+#include "lmtpfilter/server.h"
+#include "lmtpfilter/config.h"
+#include "lmtpfilter/engine.h"
+#include "lmtpfilter/log.h"
+#include "lmtpfilter/session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SERVER_LISTEN_MAX 16
+#define SERVER_BACKLOG 128
+#define SERVER_SHUTDOWN_GRACE 60       /* seconds running transactions get at SIGTERM */
+#define SERVER_THREAD_STACK (512 * 1024)
+
+struct listener {
+	int fd;
+	bool is_unix;
+	bool from_systemd;
+	char *path;                /* unix socket we created */
+};
+
+struct worker {
+	struct engine *engine;
+	int fd;
+	bool trusted;
+	char peer[128];
+};
+
+static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t active_cond = PTHREAD_COND_INITIALIZER;
+static unsigned active_sessions;
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	session_run(w->engine, w->fd, w->peer, w->trusted);
+	g_free(w);
+	pthread_mutex_lock(&active_lock);
+	active_sessions--;
+	pthread_cond_broadcast(&active_cond);
+	pthread_mutex_unlock(&active_lock);
+	return NULL;
+}
+
+/* A unix socket path: replace a stale socket, but never a live one or a non-socket. */
+static int listen_unix(const struct endpoint *ep, unsigned mode, struct listener *l, char **error_r)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	if (strlen(ep->path) >= sizeof(sun.sun_path)) {
+		*error_r = g_strdup_printf("%s: socket path too long", ep->path);
+		return -1;
+	}
+	strcpy(sun.sun_path, ep->path);
+	if (lstat(ep->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			*error_r = g_strdup_printf("%s: exists and is not a socket", ep->path);
+			return -1;
+		}
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe != -1 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			*error_r = g_strdup_printf("%s: another process is listening on it", ep->path);
+			return -1;
+		}
+		if (probe != -1)
+			close(probe);
+		unlink(ep->path);
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* Bind with a restrictive umask, then set the configured mode. */
+	mode_t old = umask(0177);
+	int r = fd == -1 ? -1 : bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r < 0 || chmod(ep->path, mode) < 0 || listen(fd, SERVER_BACKLOG) < 0) {
+		*error_r = g_strdup_printf("%s: %s", ep->path, g_strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	l->fd = fd;
+	l->is_unix = true;
+	l->path = g_strdup(ep->path);
+	return 0;
+}
+
+static int listen_inet(const struct endpoint *ep, struct listener *l, char **error_r)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *res;
+	int one = 1;
+	int gai = getaddrinfo(ep->host, ep->port, &hints, &res);
+
+	if (gai != 0) {
+		*error_r = g_strdup_printf("inet:%s:%s: %s", ep->host, ep->port, gai_strerror(gai));
+		return -1;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd != -1)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd != -1 && res->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (fd == -1 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, SERVER_BACKLOG) < 0) {
+		*error_r = g_strdup_printf("inet:%s:%s: %s", ep->host, ep->port, g_strerror(errno));
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	l->fd = fd;
+	return 0;
+}
+
+static int listeners_open(const struct config *config, struct listener *ls, size_t *count_r, char **error_r)
+{
+	size_t n = 0;
+	int sd = sd_listen_fds(1);
+
+	for (int i = 0; i < sd && n < SERVER_LISTEN_MAX; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		ls[n] = (struct listener){ .fd = fd, .from_systemd = true,
+					   .is_unix = sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) > 0 };
+		n++;
+	}
+	if (sd <= 0) {
+		for (size_t i = 0; i < config->listen_count && n < SERVER_LISTEN_MAX; i++) {
+			const struct endpoint *ep = &config->listen[i];
+			int r = ep->is_unix ? listen_unix(ep, config->listen_mode, &ls[n], error_r)
+					    : listen_inet(ep, &ls[n], error_r);
+			if (r < 0) {
+				*count_r = n;
+				return -1;
+			}
+			n++;
+		}
+	}
+	*count_r = n;
+	if (n == 0) {
+		*error_r = g_strdup("nothing to listen on: set listen, or start with systemd socket activation");
+		return -1;
+	}
+	return 0;
+}
+
+static void listeners_close(struct listener *ls, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (ls[i].fd != -1)
+			close(ls[i].fd);
+		if (ls[i].path != NULL)
+			unlink(ls[i].path);
+		g_free(ls[i].path);
+		ls[i].fd = -1;
+	}
+}
+
+/* The peer's printable name, and whether XFORWARD is believed from it. */
+static void peer_describe(const struct config *config, const struct listener *l, const struct sockaddr_storage *ss,
+			  char *peer, size_t size, bool *trusted_r)
+{
+	if (l->is_unix || ss->ss_family == AF_UNIX) {
+		g_strlcpy(peer, "unix", size);
+		*trusted_r = true;
+		return;
+	}
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+	g_strlcpy(peer, host, size);
+	*trusted_r = config_is_trusted_ip(config, host);
+}
+
+static void server_accept(struct engine *engine, const struct listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd == -1) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			log_error("accept: %s", g_strerror(errno));
+		return;
+	}
+	struct config *config = engine_config(engine);
+	struct worker *w = g_new0(struct worker, 1);
+	w->engine = engine;
+	w->fd = fd;
+	peer_describe(config, l, &ss, w->peer, sizeof(w->peer), &w->trusted);
+
+	pthread_mutex_lock(&active_lock);
+	bool full = active_sessions >= config->max_connections;
+	if (!full)
+		active_sessions++;
+	pthread_mutex_unlock(&active_lock);
+	config_unref(&config);
+	if (full) {
+		static const char busy[] = "421 4.3.2 Too many connections, try again later\r\n";
+		ssize_t r = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)r;
+		log_warning("peer=%s error=\"too many connections\"", w->peer);
+		close(fd);
+		g_free(w);
+		return;
+	}
+	pthread_attr_t attr;
+	pthread_t thread;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, SERVER_THREAD_STACK);
+	if (pthread_create(&thread, &attr, worker_main, w) != 0) {
+		static const char fail[] = "421 4.3.2 Cannot start a session, try again later\r\n";
+		ssize_t r = send(fd, fail, sizeof(fail) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)r;
+		log_error("peer=%s error=\"cannot create thread\"", w->peer);
+		close(fd);
+		g_free(w);
+		pthread_mutex_lock(&active_lock);
+		active_sessions--;
+		pthread_mutex_unlock(&active_lock);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void server_reload(struct engine *engine, const char *config_file)
+{
+	struct config *config;
+	char *error = NULL;
+
+	if (config_load(config_file, &config, &error) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", error);
+		g_free(error);
+		return;
+	}
+	engine_set_config(engine, config);
+	log_info("configuration reloaded from %s", config_file);
+}
+
+/* Tell idle sessions to go and wait for the others, within the grace period. */
+static void server_drain(struct engine *engine)
+{
+	uint64_t one = 1;
+	ssize_t r = write(engine->shutdown_fd, &one, sizeof(one));
+	(void)r;
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += SERVER_SHUTDOWN_GRACE;
+	pthread_mutex_lock(&active_lock);
+	while (active_sessions > 0)
+		if (pthread_cond_timedwait(&active_cond, &active_lock, &deadline) != 0)
+			break;
+	unsigned left = active_sessions;
+	pthread_mutex_unlock(&active_lock);
+	if (left > 0)
+		log_warning("exiting with %u session(s) still running after %d s", left, SERVER_SHUTDOWN_GRACE);
+}
+
+int server_run(struct engine *engine, const char *config_file)
+{
+	struct listener ls[SERVER_LISTEN_MAX];
+	size_t count = 0;
+	char *error = NULL;
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	/* Threads inherit the blocked mask: only the signalfd sees these. */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+	struct config *config = engine_config(engine);
+	int r = listeners_open(config, ls, &count, &error);
+	config_unref(&config);
+	if (r < 0 || sfd == -1) {
+		log_error("%s", error != NULL ? error : "signalfd failed");
+		g_free(error);
+		listeners_close(ls, count);
+		return 2;
+	}
+	sd_notify(0, "READY=1");
+	log_info("ready listeners=%zu", count);
+
+	bool running = true;
+	while (running) {
+		struct pollfd pfd[SERVER_LISTEN_MAX + 1];
+		for (size_t i = 0; i < count; i++)
+			pfd[i] = (struct pollfd){ .fd = ls[i].fd, .events = POLLIN };
+		pfd[count] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		if (poll(pfd, count + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", g_strerror(errno));
+			break;
+		}
+		if (pfd[count].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					sd_notify(0, "RELOADING=1");
+					server_reload(engine, config_file);
+					sd_notify(0, "READY=1");
+				} else {
+					running = false;
+				}
+			}
+		}
+		for (size_t i = 0; running && i < count; i++)
+			if (pfd[i].revents & POLLIN)
+				server_accept(engine, &ls[i]);
+	}
+	sd_notify(0, "STOPPING=1");
+	log_info("shutting down");
+	listeners_close(ls, count);
+	server_drain(engine);
+	close(sfd);
+	return 0;
+}

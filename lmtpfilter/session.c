@@ -1,0 +1,653 @@
+/*
+ * session - one LMTP connection from Postfix (RFC 2033), proxied to Dovecot
+ *
+ * Owns: the client connection, the current transaction (reset on RSET and
+ * at its end), the spool, and up to SESSION_GROUPS_MAX downstream
+ * connections reused across transactions: one per recipient group, since a
+ * transaction whose recipients have different domain policies is delivered
+ * as one downstream transaction per group.
+ *
+ * Each RCPT is relayed to Dovecot at once and Dovecot's reply passed back;
+ * DATA is spooled whole (dot-unstuffed) before anything is sent on, so a
+ * client that vanishes mid-DATA delivers nothing. After the final dot each
+ * accepted recipient gets the reply Dovecot gave for it, in RCPT order.
+ *
+ * Limits: LMTP_LINE_MAX per command line, max_recipients, max_message_size
+ * (the body is read to the final dot, then 552 5.3.4), the configured
+ * timeout on every read and write, SESSION_ERRORS_MAX bad commands.
+ */
+#include "lmtpfilter/session.h"
+#include "lmtpfilter/config.h"
+#include "lmtpfilter/downstream.h"
+#include "lmtpfilter/engine.h"
+#include "lmtpfilter/filter.h"
+#include "lmtpfilter/lmtp_parser.h"
+#include "lmtpfilter/log.h"
+#include "lmtpfilter/message_view.h"
+#include "lmtpfilter/netio.h"
+#include "lmtpfilter/reply.h"
+#include "lmtpfilter/spool.h"
+
+#include <glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SESSION_GROUPS_MAX 8       /* distinct (mode, checks) policies in one transaction */
+#define SESSION_ERRORS_MAX 20      /* bad commands before the connection is dropped */
+#define SESSION_LOG_RCPTS_MAX 2000 /* bytes of the rcpts= log field */
+
+struct recipient {
+	char *address;
+	char *orcpt;
+	size_t group;
+	bool accepted;               /* Dovecot said 2xx at RCPT */
+	struct lmtp_reply final;     /* the reply after DATA (accepted ones) */
+	int rcpt_code;               /* the reply at RCPT (refused ones) */
+};
+
+struct group {
+	enum domain_mode mode;
+	unsigned checks;
+	const struct domain_policy *policy;
+	size_t accepted;
+	bool failed;                 /* its downstream broke during the transaction */
+};
+
+struct transaction {
+	bool active;                 /* MAIL accepted */
+	char *mail_from;
+	bool body8bit;
+	uint64_t declared_size;
+	struct xforward xforward;
+	GArray *rcpts;               /* struct recipient */
+	size_t accepted;
+	struct group groups[SESSION_GROUPS_MAX];
+	size_t group_count;
+	long long start_ms;
+};
+
+struct session {
+	struct engine *engine;
+	struct config *config;
+	struct netio io;
+	char peer[128];
+	bool trusted;
+	bool lhlo_seen;
+	bool quit;
+	unsigned errors;
+	struct transaction tx;
+	struct spool *spool;
+	struct downstream *ds[SESSION_GROUPS_MAX];
+};
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- replies ---- */
+
+static void reply(struct session *s, int code, const char *enhanced, const char *text)
+{
+	char buf[REPLY_LINE_MAX + 32];
+	size_t len = reply_format(buf, sizeof(buf), code, enhanced, text);
+	(void)netio_write(&s->io, buf, len);
+}
+
+static void reply_relay(struct session *s, const struct lmtp_reply *r)
+{
+	reply(s, r->code, r->enhanced[0] ? r->enhanced : NULL, r->text);
+}
+
+/* ---- transaction ---- */
+
+static void transaction_clear(struct session *s)
+{
+	struct transaction *tx = &s->tx;
+
+	for (size_t i = 0; tx->rcpts != NULL && i < tx->rcpts->len; i++) {
+		struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
+		g_free(r->address);
+		g_free(r->orcpt);
+	}
+	if (tx->rcpts != NULL)
+		g_array_set_size(tx->rcpts, 0);
+	g_free(tx->mail_from);
+	GArray *rcpts = tx->rcpts;
+	memset(tx, 0, sizeof(*tx));
+	tx->rcpts = rcpts;
+	spool_reset(s->spool);
+}
+
+/* End the downstream transactions without delivering (RSET, QUIT, errors). */
+static void transaction_abort(struct session *s)
+{
+	for (size_t i = 0; i < SESSION_GROUPS_MAX; i++) {
+		struct downstream *ds = s->ds[i];
+		if (ds != NULL && ds->in_transaction && downstream_rset(ds) < 0)
+			downstream_free(&s->ds[i]);
+	}
+	transaction_clear(s);
+}
+
+static void log_transaction(struct session *s, struct filter_tx *ftx, const char *status)
+{
+	struct transaction *tx = &s->tx;
+	GString *rcpts = g_string_new(NULL);
+	char q1[600], q2[600], q3[200];
+
+	for (size_t i = 0; i < tx->rcpts->len && rcpts->len < SESSION_LOG_RCPTS_MAX; i++) {
+		struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
+		g_string_append_printf(rcpts, "%s%s:%d", i ? "," : "", r->address,
+				       r->accepted ? r->final.code : r->rcpt_code);
+	}
+	log_info("ident=%s peer=%s client=%s from=%s rcpts=%s size=%llu%s status=%s ms=%lld",
+		 log_quote(tx->xforward.ident[0] ? tx->xforward.ident : "-", q3, sizeof(q3)),
+		 s->peer, tx->xforward.addr[0] ? tx->xforward.addr : "-",
+		 log_quote(tx->mail_from, q1, sizeof(q1)), log_quote(rcpts->str, q2, sizeof(q2)),
+		 (unsigned long long)spool_size(s->spool), ftx != NULL ? filter_log_fields(ftx) : "",
+		 status, now_ms() - tx->start_ms);
+	g_string_free(rcpts, TRUE);
+}
+
+/* ---- downstream connections ---- */
+
+/* Make sure s->ds[i] is connected with MAIL sent; on failure *reply_r is the 4xx. */
+static int session_downstream_mail(struct session *s, size_t i, struct lmtp_reply *reply_r)
+{
+	int timeout_ms = (int)s->config->timeout * 1000;
+
+	if (s->ds[i] != NULL && (s->ds[i]->broken || !s->ds[i]->connected))
+		downstream_free(&s->ds[i]);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool reused = s->ds[i] != NULL;
+		if (s->ds[i] == NULL) {
+			s->ds[i] = downstream_new();
+			if (downstream_connect(s->ds[i], &s->config->downstream, s->engine->hostname,
+					       timeout_ms, reply_r) < 0) {
+				log_warning("peer=%s downstream=%s error=\"%s\"", s->peer,
+					    s->config->downstream.is_unix ? s->config->downstream.path
+									  : s->config->downstream.host,
+					    s->ds[i]->error);
+				downstream_free(&s->ds[i]);
+				return -1;
+			}
+		}
+		if (downstream_mail(s->ds[i], s->tx.mail_from, s->tx.body8bit, reply_r) == 0)
+			return reply_r->code / 100 == 2 ? 0 : 1;
+		/* A reused connection may have been closed by Dovecot meanwhile. */
+		downstream_free(&s->ds[i]);
+		if (!reused)
+			return -1;
+	}
+	return -1;
+}
+
+/* ---- commands ---- */
+
+static void cmd_lhlo(struct session *s, const struct lmtp_command *cmd)
+{
+	char size[64];
+	const char *lines[8];
+	size_t n = 0;
+	char buf[1024];
+
+	transaction_abort(s);
+	s->lhlo_seen = true;
+	snprintf(size, sizeof(size), "SIZE %zu", s->config->max_message_size);
+	lines[n++] = s->engine->hostname;
+	lines[n++] = "PIPELINING";
+	lines[n++] = "ENHANCEDSTATUSCODES";
+	lines[n++] = "8BITMIME";
+	lines[n++] = size;
+	if (s->config->xforward && s->trusted)
+		lines[n++] = "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE";
+	size_t len = reply_format_multi(buf, sizeof(buf), 250, lines, n);
+	(void)netio_write(&s->io, buf, len);
+}
+
+static void xforward_set(struct xforward *xf, const char *key, const char *value)
+{
+	struct { const char *key; char *dst; size_t size; } fields[] = {
+		{ "NAME", xf->name, sizeof(xf->name) }, { "ADDR", xf->addr, sizeof(xf->addr) },
+		{ "PORT", xf->port, sizeof(xf->port) }, { "PROTO", xf->proto, sizeof(xf->proto) },
+		{ "HELO", xf->helo, sizeof(xf->helo) }, { "IDENT", xf->ident, sizeof(xf->ident) },
+		{ "SOURCE", xf->source, sizeof(xf->source) },
+	};
+	/* Postfix's placeholders for unknown values mean "not known". */
+	if (value == NULL || strcmp(value, "[UNAVAILABLE]") == 0 || strcmp(value, "[TEMPUNAVAIL]") == 0)
+		value = "";
+	if (g_ascii_strcasecmp(key, "ADDR") == 0 && g_ascii_strncasecmp(value, "IPv6:", 5) == 0)
+		value += 5;
+	for (size_t i = 0; i < G_N_ELEMENTS(fields); i++)
+		if (g_ascii_strcasecmp(key, fields[i].key) == 0)
+			g_strlcpy(fields[i].dst, value, fields[i].size);
+	xf->present = true;
+}
+
+static void cmd_xforward(struct session *s, const struct lmtp_command *cmd)
+{
+	if (!s->config->xforward || !s->trusted) {
+		reply(s, 550, "5.7.0", "XFORWARD not permitted");
+		return;
+	}
+	if (s->tx.active) {
+		reply(s, 503, "5.5.1", "XFORWARD not permitted inside a mail transaction");
+		return;
+	}
+	for (size_t i = 0; i < cmd->param_count; i++)
+		xforward_set(&s->tx.xforward, cmd->params[i].keyword, cmd->params[i].value);
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void cmd_mail(struct session *s, const struct lmtp_command *cmd)
+{
+	struct lmtp_reply r;
+
+	if (s->tx.active) {
+		reply(s, 503, "5.5.1", "Nested MAIL command");
+		return;
+	}
+	const struct lmtp_param *p = lmtp_command_param(cmd, "SIZE");
+	if (p != NULL && p->value != NULL) {
+		s->tx.declared_size = g_ascii_strtoull(p->value, NULL, 10);
+		if (s->tx.declared_size > s->config->max_message_size) {
+			reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+			return;
+		}
+	}
+	p = lmtp_command_param(cmd, "BODY");
+	s->tx.body8bit = p != NULL && p->value != NULL && g_ascii_strcasecmp(p->value, "8BITMIME") == 0;
+	s->tx.mail_from = g_strdup(cmd->path);
+	s->tx.start_ms = now_ms();
+	if (session_downstream_mail(s, 0, &r) != 0) {
+		reply_relay(s, &r);
+		g_clear_pointer(&s->tx.mail_from, g_free);
+		return;
+	}
+	s->tx.active = true;
+	reply_relay(s, &r);
+}
+
+/* The recipient's group, created (with its downstream MAIL) on first use. */
+static int rcpt_group(struct session *s, const char *address, size_t *group_r, struct lmtp_reply *reply_r)
+{
+	const struct domain_policy *policy = config_policy_for(s->config, address);
+	struct transaction *tx = &s->tx;
+	unsigned checks = policy->mode == DOMAIN_MODE_OFF ? 0 : policy->checks;
+
+	for (size_t i = 0; i < tx->group_count; i++) {
+		if (tx->groups[i].mode == policy->mode && tx->groups[i].checks == checks) {
+			*group_r = i;
+			return 0;
+		}
+	}
+	if (tx->group_count == SESSION_GROUPS_MAX) {
+		snprintf(reply_r->text, sizeof(reply_r->text), "Too many different domain policies in one transaction");
+		reply_r->code = 452;
+		g_strlcpy(reply_r->enhanced, "4.5.3", sizeof(reply_r->enhanced));
+		return -1;
+	}
+	size_t i = tx->group_count;
+	/* Group 0 uses the connection MAIL already went to. */
+	if (i > 0 && session_downstream_mail(s, i, reply_r) != 0)
+		return -1;
+	tx->groups[i] = (struct group){ .mode = policy->mode, .checks = checks, .policy = policy };
+	tx->group_count++;
+	*group_r = i;
+	return 0;
+}
+
+static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
+{
+	struct transaction *tx = &s->tx;
+	struct lmtp_reply r;
+	size_t g;
+
+	if (!tx->active) {
+		reply(s, 503, "5.5.1", "Need MAIL command");
+		return;
+	}
+	if (tx->accepted >= s->config->max_recipients) {
+		reply(s, 452, "4.5.3", "Too many recipients");
+		return;
+	}
+	const struct lmtp_param *orcpt = lmtp_command_param(cmd, "ORCPT");
+	struct recipient rcpt = { .address = g_strdup(cmd->path),
+				  .orcpt = orcpt != NULL && orcpt->value != NULL ? g_strdup(orcpt->value) : NULL };
+	if (rcpt_group(s, rcpt.address, &g, &r) == 0) {
+		rcpt.group = g;
+		if (tx->groups[g].failed) {
+			downstream_fail_reply(s->ds[g], &r);
+		} else if (downstream_rcpt(s->ds[g], rcpt.address, rcpt.orcpt, &r) < 0) {
+			/* Recipients already accepted on this connection are lost with it. */
+			tx->groups[g].failed = true;
+			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[g]->error);
+		}
+	}
+	rcpt.rcpt_code = r.code;
+	rcpt.accepted = r.code / 100 == 2;
+	if (rcpt.accepted) {
+		tx->accepted++;
+		tx->groups[rcpt.group].accepted++;
+	}
+	g_array_append_val(tx->rcpts, rcpt);
+	reply_relay(s, &r);
+}
+
+/*
+ * Read the DATA body to the final dot into the spool, dot-unstuffing.
+ * A bare LF ends a line like CRLF does and is stored as CRLF, so the stored
+ * message has one line-end convention and no line can end the data early
+ * downstream. Returns NETIO_OK at the final dot; *too_big_r / *spool_error_r
+ * report a body that was read but not kept.
+ */
+static enum netio_status data_read(struct session *s, bool *too_big_r, const char **spool_error_r)
+{
+	struct netio *io = &s->io;
+	uint64_t max = s->config->max_message_size;
+	uint64_t size = 0;
+	bool bol = true, last_cr = false;
+
+	*too_big_r = false;
+	*spool_error_r = NULL;
+	for (;;) {
+		enum netio_status st = netio_fill(io);
+		if (st != NETIO_OK)
+			return st;
+		char *p = io->rbuf + io->rpos;
+		size_t n = netio_pending(io);
+
+		if (bol && p[0] == '.') {
+			if (n >= 2 && p[1] == '\n') {
+				io->rpos += 2;
+				return NETIO_OK;
+			}
+			if (n >= 3 && p[1] == '\r' && p[2] == '\n') {
+				io->rpos += 3;
+				return NETIO_OK;
+			}
+			if (n == 1 || (n == 2 && p[1] == '\r')) {
+				/* Not enough to tell the final dot from a stuffed one. */
+				if ((st = netio_fill_more(io)) != NETIO_OK)
+					return st;
+				continue;
+			}
+			io->rpos++;   /* a stuffed dot: drop it */
+			p++;
+			n--;
+		}
+		char *lf = memchr(p, '\n', n);
+		size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
+		bool bare_lf = lf != NULL && (lf > p ? lf[-1] != '\r' : !last_cr);
+		size_t keep = bare_lf ? take - 1 : take;
+
+		if (!*too_big_r && *spool_error_r == NULL) {
+			size += keep + (bare_lf ? 2 : 0);
+			if (size > max) {
+				*too_big_r = true;
+			} else if (spool_append(s->spool, p, keep, spool_error_r) < 0 ||
+				   (bare_lf && spool_append(s->spool, "\r\n", 2, spool_error_r) < 0)) {
+				/* reported after the final dot */
+			}
+		}
+		last_cr = take > 0 && p[take - 1] == '\r';
+		bol = lf != NULL;
+		io->rpos += take;
+	}
+}
+
+/* Deliver the spooled message: one downstream DATA per group. */
+static void data_deliver(struct session *s, struct filter_tx *ftx)
+{
+	struct transaction *tx = &s->tx;
+	struct message_view view;
+
+	for (size_t g = 0; g < tx->group_count; g++) {
+		struct group *group = &tx->groups[g];
+		if (group->accepted == 0)
+			continue;
+		struct lmtp_reply *replies = g_new0(struct lmtp_reply, group->accepted);
+		const char *error = NULL;
+		message_view_init(&view);
+		if (group->failed) {
+			for (size_t i = 0; i < group->accepted; i++)
+				downstream_fail_reply(s->ds[g], &replies[i]);
+		} else if (filter_prepare(ftx, group->policy, &view, &error) < 0) {
+			log_warning("peer=%s error=\"cannot prepare message: %s\"", s->peer, error);
+			for (size_t i = 0; i < group->accepted; i++) {
+				replies[i].code = 451;
+				g_strlcpy(replies[i].enhanced, "4.3.0", sizeof(replies[i].enhanced));
+				g_strlcpy(replies[i].text, "Temporary failure while processing the message", sizeof(replies[i].text));
+			}
+			(void)downstream_rset(s->ds[g]);
+		} else if (downstream_data(s->ds[g], &view, s->spool, replies, group->accepted) < 0) {
+			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[g]->error);
+		}
+		message_view_clear(&view);
+		size_t k = 0;
+		for (size_t i = 0; i < tx->rcpts->len; i++) {
+			struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
+			if (r->accepted && r->group == g)
+				r->final = replies[k++];
+		}
+		g_free(replies);
+	}
+}
+
+/* Every accepted recipient gets the same reply (body refused before delivery). */
+static void data_reply_all(struct session *s, int code, const char *enhanced, const char *text)
+{
+	for (size_t i = 0; i < s->tx.rcpts->len; i++) {
+		struct recipient *r = &g_array_index(s->tx.rcpts, struct recipient, i);
+		if (!r->accepted)
+			continue;
+		r->final.code = code;
+		g_strlcpy(r->final.enhanced, enhanced, sizeof(r->final.enhanced));
+		g_strlcpy(r->final.text, text, sizeof(r->final.text));
+		reply(s, code, enhanced, text);
+	}
+}
+
+static void cmd_data(struct session *s, const struct lmtp_command *cmd)
+{
+	struct transaction *tx = &s->tx;
+	bool too_big;
+	const char *spool_error;
+
+	if (!tx->active) {
+		reply(s, 503, "5.5.1", "Need MAIL command");
+		return;
+	}
+	if (tx->accepted == 0) {
+		reply(s, 503, "5.5.1", "No valid recipients");
+		return;
+	}
+	reply(s, 354, NULL, "Start mail input; end with <CRLF>.<CRLF>");
+	enum netio_status st = data_read(s, &too_big, &spool_error);
+	if (st != NETIO_OK) {
+		if (st == NETIO_TIMEOUT)
+			reply(s, 421, "4.4.2", "Timeout while receiving the message, closing connection");
+		log_transaction(s, NULL, st == NETIO_TIMEOUT ? "timeout-in-data" : "disconnect-in-data");
+		transaction_abort(s);
+		s->quit = true;
+		return;
+	}
+	if (spool_error == NULL && spool_finish(s->spool, &spool_error) < 0)
+		spool_error = spool_error ? spool_error : "spool error";
+	if (too_big) {
+		data_reply_all(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+		log_transaction(s, NULL, "too-big");
+		transaction_abort(s);
+		return;
+	}
+	if (spool_error != NULL) {
+		log_error("peer=%s error=\"%s\"", s->peer, spool_error);
+		data_reply_all(s, 452, "4.3.1", "Insufficient system storage");
+		log_transaction(s, NULL, "spool-error");
+		transaction_abort(s);
+		return;
+	}
+
+	struct tx_facts facts = {
+		.mail_from = tx->mail_from,
+		.xforward = tx->xforward.present ? &tx->xforward : NULL,
+		.peer = s->peer,
+		.spool = s->spool,
+	};
+	struct filter_tx *ftx = filter_tx_new(s->engine, s->config, &facts);
+	data_deliver(s, ftx);
+	for (size_t i = 0; i < tx->rcpts->len; i++) {
+		struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
+		if (r->accepted)
+			reply_relay(s, &r->final);
+	}
+	log_transaction(s, ftx, "done");
+	filter_tx_free(&ftx);
+	transaction_clear(s);
+}
+
+static void cmd_rset(struct session *s, const struct lmtp_command *cmd)
+{
+	transaction_abort(s);
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void cmd_noop(struct session *s, const struct lmtp_command *cmd)
+{
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void cmd_quit(struct session *s, const struct lmtp_command *cmd)
+{
+	reply(s, 221, "2.0.0", "Bye");
+	s->quit = true;
+}
+
+static void cmd_vrfy(struct session *s, const struct lmtp_command *cmd)
+{
+	reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_helo(struct session *s, const struct lmtp_command *cmd)
+{
+	reply(s, 500, "5.5.1", "This is an LMTP server: use LHLO");
+}
+
+static void cmd_unimplemented(struct session *s, const struct lmtp_command *cmd)
+{
+	reply(s, 502, "5.5.1", "Command not implemented");
+}
+
+static const struct {
+	enum lmtp_verb verb;
+	bool needs_lhlo;
+	void (*proceed)(struct session *, const struct lmtp_command *);
+} commands[] = {
+	{ LMTP_VERB_LHLO, false, cmd_lhlo },
+	{ LMTP_VERB_HELO, false, cmd_helo },
+	{ LMTP_VERB_EHLO, false, cmd_helo },
+	{ LMTP_VERB_XFORWARD, true, cmd_xforward },
+	{ LMTP_VERB_MAIL, true, cmd_mail },
+	{ LMTP_VERB_RCPT, true, cmd_rcpt },
+	{ LMTP_VERB_DATA, true, cmd_data },
+	{ LMTP_VERB_BDAT, false, cmd_unimplemented },
+	{ LMTP_VERB_RSET, false, cmd_rset },
+	{ LMTP_VERB_NOOP, false, cmd_noop },
+	{ LMTP_VERB_QUIT, false, cmd_quit },
+	{ LMTP_VERB_VRFY, false, cmd_vrfy },
+	{ LMTP_VERB_HELP, false, cmd_unimplemented },
+};
+
+static void session_error(struct session *s, int code, const char *enhanced, const char *text)
+{
+	reply(s, code, enhanced, text);
+	if (++s->errors >= SESSION_ERRORS_MAX) {
+		reply(s, 421, "4.7.0", "Too many errors, closing connection");
+		s->quit = true;
+	}
+}
+
+static void session_command(struct session *s, const char *line, size_t len, enum netio_line kind)
+{
+	struct lmtp_command *cmd = g_alloca(sizeof(*cmd));
+	struct lmtp_error error;
+
+	if (kind == NETIO_LINE_TOO_LONG) {
+		session_error(s, 500, "5.5.2", "Line too long");
+		return;
+	}
+	if (kind == NETIO_LINE_BARE_LF) {
+		session_error(s, 500, "5.5.2", "Syntax error: bare <LF> received, lines must end with <CRLF>");
+		return;
+	}
+	if (lmtp_command_parse(line, len, cmd, &error) < 0) {
+		session_error(s, error.code, error.enhanced, error.text);
+		return;
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+		if (commands[i].verb != cmd->verb)
+			continue;
+		if (commands[i].needs_lhlo && !s->lhlo_seen) {
+			session_error(s, 503, "5.5.1", "Send LHLO first");
+			return;
+		}
+		commands[i].proceed(s, cmd);
+		return;
+	}
+	session_error(s, 500, "5.5.1", "Command unrecognized");
+}
+
+void session_run(struct engine *engine, int fd, const char *peer, bool trusted)
+{
+	struct session *s = g_new0(struct session, 1);
+	char greeting[300];
+
+	s->engine = engine;
+	s->config = engine_config(engine);
+	g_strlcpy(s->peer, peer, sizeof(s->peer));
+	s->trusted = trusted;
+	s->spool = spool_new(s->config->spool_dir, s->config->spool_memory_limit);
+	s->tx.rcpts = g_array_new(FALSE, TRUE, sizeof(struct recipient));
+	netio_init(&s->io, fd, (int)s->config->timeout * 1000);
+
+	snprintf(greeting, sizeof(greeting), "%s LMTP lmtpfilter ready", engine->hostname);
+	reply(s, 220, NULL, greeting);
+	while (!s->quit) {
+		char *line;
+		size_t len;
+		enum netio_line kind;
+		/* Only an idle session gives way to a shutdown; a transaction finishes. */
+		s->io.wake_fd = s->tx.active ? -1 : engine->shutdown_fd;
+		enum netio_status st = netio_read_line(&s->io, LMTP_LINE_MAX, &line, &len, &kind);
+		if (st == NETIO_TIMEOUT) {
+			reply(s, 421, "4.4.2", "Timeout, closing connection");
+			break;
+		}
+		if (st == NETIO_WOKEN) {
+			reply(s, 421, "4.3.2", "Service shutting down, closing connection");
+			break;
+		}
+		if (st != NETIO_OK)
+			break;
+		session_command(s, line, len, kind);
+	}
+	(void)netio_flush(&s->io);
+	if (s->tx.active)
+		log_transaction(s, NULL, "aborted");
+	transaction_abort(s);
+	for (size_t i = 0; i < SESSION_GROUPS_MAX; i++) {
+		if (s->ds[i] != NULL)
+			downstream_quit(s->ds[i]);
+		downstream_free(&s->ds[i]);
+	}
+	netio_close(&s->io);
+	spool_free(&s->spool);
+	g_array_free(s->tx.rcpts, TRUE);
+	config_unref(&s->config);
+	g_free(s);
+}
