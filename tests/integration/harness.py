@@ -334,7 +334,7 @@ class Dovecot:
     _counter = 0
 
     def __init__(self, tmpdir, users=("alice", "bob", "carol"), quota_users=(),
-                 sieve_before=None):
+                 sieve_before=None, settings=()):
         Dovecot._counter += 1
         self.dir = os.path.join(tmpdir, "dovecot%d" % Dovecot._counter)
         self.instance = "lmtpf-test-%d-%d" % (os.getpid(), Dovecot._counter)
@@ -350,6 +350,7 @@ class Dovecot:
         self.mail_dir = os.path.join(self.dir, "mail")
         self.proc = None
         self.sieve_before = None
+        self.settings = list(settings)      # extra "key = value" lines
         os.makedirs(self.run_dir)
         os.makedirs(os.path.join(self.dir, "state"))
         uid, gid = _mail_owner()
@@ -425,9 +426,10 @@ protocol lmtp {{
 }}
 plugin {{
 {quota}{sieve}}}
+{extra}
 """.format(d=self.dir, instance=self.instance, users=users_file, uid=uid, gid=gid,
            user=pwd.getpwuid(os.getuid()).pw_name, sieve=sieve,
-           plugins=plugins, quota=quota)
+           plugins=plugins, quota=quota, extra="\n".join(self.settings))
         self.config_path = os.path.join(self.dir, "dovecot.conf")
         with open(self.config_path, "w") as f:
             f.write(conf)
@@ -435,10 +437,10 @@ plugin {{
     def start(self):
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
-        self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.config_path],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.dir, "stderr"), "ab"),
-                                     start_new_session=True)
+        with open(os.path.join(self.dir, "stderr"), "ab") as err:
+            self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.config_path],
+                                         stdout=subprocess.DEVNULL, stderr=err,
+                                         start_new_session=True)
         try:
             wait_for(lambda: self.proc.poll() is None and connectable(self.address),
                      START_TIMEOUT, "Dovecot's LMTP socket")
@@ -571,9 +573,9 @@ class Unbound:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(["unbound", "-d", "-c", self.config_path],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log_path, "ab"))
+        with open(self.log_path, "ab") as err:
+            self.proc = subprocess.Popen(["unbound", "-d", "-c", self.config_path],
+                                         stdout=subprocess.DEVNULL, stderr=err)
 
         def ready():
             if self.proc.poll() is not None:

@@ -53,7 +53,8 @@ class CommandErrorTest(BadInputTestCase):
     def test_unknown_verb(self):
         c = self.fresh()
         self.assertReply(c.command("FOOBAR baz"), 500, "5.5.1")
-        self.assertReply(c.command("EXPN staff"), 502)
+        r = c.command("EXPN staff")        # not an LMTP command here either
+        self.assertIn(r.code, (500, 502), r)
         self.assertUsable(c)
         self.assertStillDelivers()
 
@@ -267,18 +268,20 @@ class PeerBehaviourTest(BadInputTestCase):
 
     def test_many_bad_commands_close_the_connection(self):
         c = self.fresh()
-        codes = []
+        c.send(b"BOGUS\r\n" * 100)
+        replies = []
         try:
-            for _ in range(100):
-                codes.append(c.command("BOGUS").code)
-                if codes[-1] == 421:
-                    break
-        except (ConnectionClosed, BrokenPipeError, ConnectionResetError):
+            while True:
+                replies.append(c.reply(timeout=5))
+        except (ConnectionClosed, ConnectionResetError):
             pass
+        codes = [r.code for r in replies]
         self.assertIn(421, codes, "the daemon gives up on a client sending only garbage")
+        self.assertLess(len(codes), 100)
+        self.assertEqual(set(codes[:-1]), {500}, codes)
+        self.assertEqual(codes[-1], 421, codes)
         self.assertTrue(c.is_closed(2))
         self.assertStillDelivers()
-
 
 if __name__ == "__main__":
     unittest.main()

@@ -401,6 +401,9 @@ class ProcessTest(ProxyTestCase):
 
     def test_max_connections(self):
         f = self.filter(max_connections=2)
+        # the harness's readiness probe (connect, close) holds a slot until
+        # its session has seen the end of the connection
+        time.sleep(0.5)
         a = self.client(f.address)
         b = self.client(f.address)
         over = LmtpClient(f.address, read_greeting=False)
