@@ -159,6 +159,10 @@ class Reply:
     def __repr__(self):
         return "Reply(%r)" % "\\n".join(self.lines)
 
+    def __iter__(self):
+        """Unpacks as (code, enhanced, text, lines)."""
+        return iter((self.code, self.enhanced, self.text, self.lines))
+
     def __eq__(self, other):
         if isinstance(other, tuple):
             return (self.code, self.enhanced) == other
