@@ -726,7 +726,7 @@ static void test_netaddr_contains(void)
 	for (size_t i = 0; i < G_N_ELEMENTS(net_cases); i++) {
 		struct netaddr net;
 		unsigned char addr[16];
-		int family;
+		int family = 0;
 
 		if (netaddr_parse(net_cases[i].net, &net) < 0) {
 			g_test_fail_printf("netaddr_parse(\"%s\") failed", net_cases[i].net);
@@ -782,7 +782,7 @@ static void test_netaddr_list(void)
 {
 	struct netaddr nets[2];
 	unsigned char addr[16];
-	int family;
+	int family = 0;
 
 	g_assert_cmpint(netaddr_parse("192.0.2.0/24", &nets[0]), ==, 0);
 	g_assert_cmpint(netaddr_parse("2001:db8::/32", &nets[1]), ==, 0);
