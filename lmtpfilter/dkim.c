@@ -1,0 +1,495 @@
+/*
+ * dkim - DKIM verification with libopendkim, key lookups through our resolver
+ *
+ * Owns: the process's DKIM_LIB handle (options fixed at creation, then
+ * shared read-only by every thread) and, per dkim_verify_message call, one DKIM
+ * handle and one DKIM_CHUNK_SIZE read buffer.
+ * Key lookups: libopendkim's DNS hooks call resolver_query (blocking, with
+ * the resolver's own deadline) and hand back its wire-format reply; a
+ * timeout or SERVFAIL becomes DKIM_DNS_ERROR, i.e. temperror. The library's
+ * built-in resolver (one res_state for all threads) is never used.
+ * Results follow RFC 8601: pass, fail (bad signature or body hash), policy
+ * (RSA key under DKIM_RSA_MIN_BITS, rsa-sha1), temperror (key lookup
+ * failed), permerror (no key, revoked key, syntax, …), neutral (not
+ * verified), none (unsigned).
+ * Limits: DKIM_SIGNATURES_MAX signatures are verified, the others ignored
+ * (dkim_set_prescreen + dkim_sig_ignore) and counted; a DNS reply larger
+ * than DKIM_DNS_REPLY_MAX counts as a lookup failure.
+ */
+#include "lmtpfilter/dkim.h"
+
+#include <arpa/nameser.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <glib.h>
+#include <opendkim/dkim.h>
+
+#include "lmtpfilter/resolver.h"
+#include "lmtpfilter/spool.h"
+
+/* libopendkim's reply buffer is 8192 bytes; we never write more. */
+#define DKIM_DNS_REPLY_MAX 8192
+#define DKIM_DNS_HEADER_LEN 12
+#define DKIM_DNS_NAME_MAX 255
+/* Bytes of a synthesised answer record around its rdata: name pointer,
+ * type, class, TTL, rdlength. */
+#define DKIM_DNS_RR_OVERHEAD 12
+#define DKIM_DNS_SYNTH_TTL 60
+
+struct dkim_verifier {
+	DKIM_LIB *lib;
+	struct resolver *resolver;
+};
+
+/* One key lookup: done synchronously in query_start, reported by waitreply. */
+struct dkim_dns_query {
+	int status;           /* DKIM_DNS_SUCCESS or DKIM_DNS_ERROR */
+	size_t len;           /* reply bytes written to the library's buffer */
+};
+
+/* ---- DNS hooks ---------------------------------------------------------- */
+
+static void dkim_put16(unsigned char *p, unsigned v)
+{
+	p[0] = (v >> 8) & 0xff;
+	p[1] = v & 0xff;
+}
+
+/* dkim_dns_put_name - name in wire format at p; returns bytes or 0. */
+static size_t dkim_dns_put_name(const char *name, unsigned char *p, size_t room)
+{
+	size_t pos = 0;
+
+	while (*name != '\0') {
+		const char *dot = strchr(name, '.');
+		size_t label = dot != NULL ? (size_t)(dot - name) : strlen(name);
+
+		if (label == 0 || label > 63 || pos + 1 + label + 1 > room)
+			return 0;
+		p[pos++] = (unsigned char)label;
+		memcpy(p + pos, name, label);
+		pos += label;
+		name += label;
+		if (*name == '.')
+			name++;
+	}
+	p[pos++] = 0;
+	return pos > DKIM_DNS_NAME_MAX ? 0 : pos;
+}
+
+/* dkim_dns_synthesise - a reply packet built from the parsed answer, for a
+ * resolver that gave no packet. Returns its length, or 0 if it won't fit. */
+static size_t dkim_dns_synthesise(const struct dns_answer *answer, const char *name,
+				  int type, unsigned char *buf, size_t buflen)
+{
+	unsigned rcode = answer->status == DNS_NXDOMAIN ? 3 : 0;
+	size_t ancount = answer->status == DNS_OK ? answer->count : 0;
+	size_t pos = DKIM_DNS_HEADER_LEN, n;
+
+	if (buflen < DKIM_DNS_HEADER_LEN + 4)
+		return 0;
+	memset(buf, 0, DKIM_DNS_HEADER_LEN);
+	buf[2] = 0x81;                        /* QR, RD */
+	buf[3] = 0x80 | rcode;                /* RA, rcode */
+	dkim_put16(buf + 4, 1);
+	dkim_put16(buf + 6, (unsigned)ancount);
+	n = dkim_dns_put_name(name, buf + pos, buflen - pos - 4);
+	if (n == 0)
+		return 0;
+	pos += n;
+	dkim_put16(buf + pos, (unsigned)type);
+	dkim_put16(buf + pos + 2, ns_c_in);
+	pos += 4;
+	for (size_t i = 0; i < ancount; i++) {
+		size_t len = answer->len[i];
+
+		if (len > 0xffff || pos + DKIM_DNS_RR_OVERHEAD + len > buflen)
+			return 0;
+		dkim_put16(buf + pos, 0xc000 | DKIM_DNS_HEADER_LEN);
+		dkim_put16(buf + pos + 2, (unsigned)type);
+		dkim_put16(buf + pos + 4, ns_c_in);
+		dkim_put16(buf + pos + 6, 0);
+		dkim_put16(buf + pos + 8, DKIM_DNS_SYNTH_TTL);
+		dkim_put16(buf + pos + 10, (unsigned)len);
+		memcpy(buf + pos + DKIM_DNS_RR_OVERHEAD, answer->data[i], len);
+		pos += DKIM_DNS_RR_OVERHEAD + len;
+	}
+	return pos;
+}
+
+static int dkim_dns_start(void *service, int type, unsigned char *query,
+			  unsigned char *buf, size_t buflen, void **qh)
+{
+	struct resolver *resolver = service;
+	struct dns_answer *answer = NULL;
+	struct dkim_dns_query *q;
+
+	if (resolver == NULL || query == NULL || buf == NULL)
+		return -1;
+	if (buflen > DKIM_DNS_REPLY_MAX)
+		buflen = DKIM_DNS_REPLY_MAX;
+
+	q = g_new0(struct dkim_dns_query, 1);
+	q->status = DKIM_DNS_ERROR;
+	if (resolver_query(resolver, (const char *)query, type, &answer) == 0 &&
+	    answer != NULL && answer->status != DNS_TEMPFAIL) {
+		if (answer->packet != NULL && answer->packet_len >= DKIM_DNS_HEADER_LEN) {
+			if (answer->packet_len <= buflen) {
+				memcpy(buf, answer->packet, answer->packet_len);
+				q->len = answer->packet_len;
+			}
+		} else {
+			q->len = dkim_dns_synthesise(answer, (const char *)query, type, buf, buflen);
+		}
+		if (q->len > 0)
+			q->status = DKIM_DNS_SUCCESS;
+	}
+	if (answer != NULL)
+		dns_answer_free(&answer);
+	*qh = q;
+	return 0;
+}
+
+static int dkim_dns_waitreply(void *service, void *qh, struct timeval *timeout,
+			      size_t *bytes, int *error, int *dnssec)
+{
+	struct dkim_dns_query *q = qh;
+
+	if (q == NULL)
+		return DKIM_DNS_INVALID;
+	if (bytes != NULL)
+		*bytes = q->len;
+	if (error != NULL)
+		*error = 0;
+	if (dnssec != NULL)
+		*dnssec = DKIM_DNSSEC_UNKNOWN;
+	return q->status;
+}
+
+static int dkim_dns_cancel(void *service, void *qh)
+{
+	g_free(qh);
+	return 0;
+}
+
+/* ---- the verifier -------------------------------------------------------- */
+
+/* Verify the first DKIM_SIGNATURES_MAX signatures, ignore the rest. */
+static DKIM_CBSTAT dkim_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
+{
+	for (int i = DKIM_SIGNATURES_MAX; i < nsigs; i++)
+		dkim_sig_ignore(sigs[i]);
+	return DKIM_CBSTAT_CONTINUE;
+}
+
+static int dkim_set_option(DKIM_LIB *lib, int option, void *value, size_t len,
+			   const char *what, char **error_r)
+{
+	if (dkim_options(lib, DKIM_OP_SETOPT, option, value, len) != DKIM_STAT_OK) {
+		*error_r = g_strdup_printf("libopendkim: cannot set %s", what);
+		return -1;
+	}
+	return 0;
+}
+
+static int dkim_configure(struct dkim_verifier *v, const struct dkim_verifier_options *opts,
+			  char **error_r)
+{
+	unsigned int flags = DKIM_LIBFLAGS_FIXCRLF | DKIM_LIBFLAGS_BADSIGHANDLES;
+	uint64_t fixed_time = opts != NULL ? opts->fixed_time : 0;
+
+	if (dkim_set_option(v->lib, DKIM_OPTS_FLAGS, &flags, sizeof(flags), "flags", error_r) < 0)
+		return -1;
+	if (fixed_time != 0 &&
+	    dkim_set_option(v->lib, DKIM_OPTS_FIXEDTIME, &fixed_time, sizeof(fixed_time),
+			    "fixed time", error_r) < 0)
+		return -1;
+	if (opts != NULL && opts->key_file != NULL) {
+		dkim_query_t method = DKIM_QUERY_FILE;
+
+		if (dkim_set_option(v->lib, DKIM_OPTS_QUERYMETHOD, &method, sizeof(method),
+				    "query method", error_r) < 0 ||
+		    dkim_set_option(v->lib, DKIM_OPTS_QUERYINFO, (void *)opts->key_file,
+				    strlen(opts->key_file), "key file", error_r) < 0)
+			return -1;
+	}
+	if (dkim_set_prescreen(v->lib, dkim_prescreen) != DKIM_STAT_OK) {
+		*error_r = g_strdup("libopendkim: cannot set the prescreen callback");
+		return -1;
+	}
+
+	/* Our resolver, never the library's own. */
+	dkim_dns_set_init(v->lib, NULL);
+	dkim_dns_set_close(v->lib, NULL);
+	dkim_dns_set_query_service(v->lib, v->resolver);
+	dkim_dns_set_query_start(v->lib, dkim_dns_start);
+	dkim_dns_set_query_waitreply(v->lib, dkim_dns_waitreply);
+	dkim_dns_set_query_cancel(v->lib, dkim_dns_cancel);
+	return 0;
+}
+
+int dkim_verifier_new(struct resolver *resolver, const struct dkim_verifier_options *opts,
+		      struct dkim_verifier **v_r, char **error_r)
+{
+	struct dkim_verifier *v;
+
+	*v_r = NULL;
+	if (resolver == NULL && (opts == NULL || opts->key_file == NULL)) {
+		*error_r = g_strdup("DKIM needs a resolver or a key file");
+		return -1;
+	}
+	v = g_new0(struct dkim_verifier, 1);
+	v->resolver = resolver;
+	v->lib = dkim_init(NULL, NULL);
+	if (v->lib == NULL) {
+		*error_r = g_strdup("libopendkim: dkim_init failed");
+		g_free(v);
+		return -1;
+	}
+	if (!dkim_libfeature(v->lib, DKIM_FEATURE_ED25519) ||
+	    !dkim_libfeature(v->lib, DKIM_FEATURE_SHA256)) {
+		*error_r = g_strdup("libopendkim was built without ed25519 or sha256 support");
+		dkim_verifier_free(&v);
+		return -1;
+	}
+	if (dkim_configure(v, opts, error_r) < 0) {
+		dkim_verifier_free(&v);
+		return -1;
+	}
+	*v_r = v;
+	return 0;
+}
+
+void dkim_verifier_free(struct dkim_verifier **vp)
+{
+	struct dkim_verifier *v = *vp;
+
+	if (v == NULL)
+		return;
+	if (v->lib != NULL)
+		dkim_close(v->lib);
+	g_free(v);
+	*vp = NULL;
+}
+
+/* ---- one message --------------------------------------------------------- */
+
+/* dkim_copy_value - copy a tag value for reporting: visible characters
+ * only (folding white space and control characters dropped), truncated. */
+static void dkim_copy_value(char *dst, size_t size, const unsigned char *src, size_t max)
+{
+	size_t n = 0;
+
+	if (src != NULL) {
+		for (; *src != '\0' && n + 1 < size && n < max; src++) {
+			if (*src > 0x20 && *src != 0x7f)
+				dst[n++] = (char)*src;
+		}
+	}
+	dst[n] = '\0';
+}
+
+static const unsigned char *dkim_tag(DKIM_SIGINFO *sig, const char *tag)
+{
+	return dkim_sig_gettagvalue(sig, false, (u_char *)tag);
+}
+
+static void dkim_describe(DKIM *dkim, DKIM_SIGINFO *sig, struct dkim_sig_result *r)
+{
+	const unsigned char *domain = dkim_sig_getdomain(sig);
+	const unsigned char *selector = dkim_sig_getselector(sig);
+
+	dkim_copy_value(r->domain, sizeof(r->domain), domain != NULL ? domain : dkim_tag(sig, "d"),
+			SIZE_MAX);
+	dkim_copy_value(r->selector, sizeof(r->selector),
+			selector != NULL ? selector : dkim_tag(sig, "s"), SIZE_MAX);
+	dkim_copy_value(r->algorithm, sizeof(r->algorithm), dkim_tag(sig, "a"), SIZE_MAX);
+	dkim_copy_value(r->b, sizeof(r->b), dkim_tag(sig, "b"), DKIM_B_PREFIX_LEN);
+
+	if (dkim_tag(sig, "i") != NULL)
+		dkim_copy_value(r->identity, sizeof(r->identity), dkim_tag(sig, "i"), SIZE_MAX);
+	else if (r->domain[0] != '\0')
+		g_snprintf(r->identity, sizeof(r->identity), "@%s", r->domain);
+}
+
+static bool dkim_is_rsa(DKIM_SIGINFO *sig, bool *sha1_r)
+{
+	dkim_alg_t alg = DKIM_SIGN_UNKNOWN;
+
+	if (dkim_sig_getsignalg(sig, &alg) != DKIM_STAT_OK)
+		return false;
+	*sha1_r = alg == DKIM_SIGN_RSASHA1;
+	return alg == DKIM_SIGN_RSASHA1 || alg == DKIM_SIGN_RSASHA256;
+}
+
+/* dkim_passed_verdict - a cryptographically valid signature: pass, unless
+ * local policy (RFC 8301) refuses its key size or hash. */
+static enum verdict dkim_passed_verdict(DKIM_SIGINFO *sig, char *reason, size_t size)
+{
+	unsigned int bits = 0;
+	bool sha1 = false;
+	bool rsa = dkim_is_rsa(sig, &sha1);
+
+	(void)dkim_sig_getkeysize(sig, &bits);
+	if (rsa && bits < DKIM_RSA_MIN_BITS) {
+		g_snprintf(reason, size, "%u-bit key, under %u bits", bits, DKIM_RSA_MIN_BITS);
+		return VERDICT_POLICY;
+	}
+	if (sha1) {
+		g_snprintf(reason, size, "rsa-sha1 is not accepted");
+		return VERDICT_POLICY;
+	}
+	if (rsa)
+		g_snprintf(reason, size, "%u-bit key", bits);
+	else
+		g_snprintf(reason, size, "ed25519 key");
+	return VERDICT_PASS;
+}
+
+/* dkim_sig_verdict - map libopendkim's state of one signature to RFC 8601. */
+static enum verdict dkim_sig_verdict(DKIM_SIGINFO *sig, char *reason, size_t size)
+{
+	unsigned int flags = dkim_sig_getflags(sig);
+	int bh = dkim_sig_getbh(sig);
+	int error = dkim_sig_geterror(sig);
+	const char *text;
+
+	if ((flags & DKIM_SIGFLAG_PASSED) != 0 && bh == DKIM_SIGBH_MATCH)
+		return dkim_passed_verdict(sig, reason, size);
+
+	switch (error) {
+	case DKIM_SIGERROR_KEYFAIL:
+		g_snprintf(reason, size, "key lookup failed");
+		return VERDICT_TEMPERROR;
+	case DKIM_SIGERROR_MULTIREPLY:
+		g_snprintf(reason, size, "several key records");
+		return VERDICT_TEMPERROR;
+	case DKIM_SIGERROR_KEYTOOSMALL: {
+		unsigned int bits = 0;
+
+		(void)dkim_sig_getkeysize(sig, &bits);
+		g_snprintf(reason, size, "%u-bit key, under %u bits", bits, DKIM_RSA_MIN_BITS);
+		return VERDICT_POLICY;
+	}
+	case DKIM_SIGERROR_BADSIG:
+		g_snprintf(reason, size, bh == DKIM_SIGBH_MISMATCH ? "body hash mismatch"
+				: "signature did not verify");
+		return VERDICT_FAIL;
+	default:
+		break;
+	}
+	if (bh == DKIM_SIGBH_MISMATCH) {
+		g_snprintf(reason, size, "body hash mismatch");
+		return VERDICT_FAIL;
+	}
+	if (error == DKIM_SIGERROR_UNKNOWN || error == DKIM_SIGERROR_OK) {
+		g_snprintf(reason, size, "not verified");
+		return VERDICT_NEUTRAL;
+	}
+	text = dkim_sig_geterrorstr(error);
+	g_snprintf(reason, size, "%s", text != NULL ? text : "invalid signature");
+	return VERDICT_PERMERROR;
+}
+
+/* dkim_collect - the results of the signatures libopendkim found. */
+static void dkim_collect(DKIM *dkim, struct dkim_outcome *out)
+{
+	DKIM_SIGINFO **sigs = NULL;
+	int nsigs = 0;
+
+	if (dkim_getsiglist(dkim, &sigs, &nsigs) != DKIM_STAT_OK || sigs == NULL)
+		return;
+	for (int i = 0; i < nsigs; i++) {
+		struct dkim_sig_result *r;
+
+		if ((dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE) != 0 ||
+		    out->count == DKIM_SIGNATURES_MAX) {
+			out->ignored++;
+			continue;
+		}
+		r = &out->sigs[out->count++];
+		dkim_describe(dkim, sigs[i], r);
+		r->result = dkim_sig_verdict(sigs[i], r->reason, sizeof(r->reason));
+	}
+}
+
+/* dkim_feed - stream the message into the handle. Returns the last
+ * library status, or -1 (with *error_r) if reading failed. */
+static int dkim_feed(DKIM *dkim, dkim_read_fn read, void *ctx, uint64_t size,
+		     DKIM_STAT *status_r, char **error_r)
+{
+	unsigned char *buf = g_malloc(DKIM_CHUNK_SIZE);
+	DKIM_STAT status = DKIM_STAT_OK;
+	uint64_t offset = 0;
+
+	while (offset < size && status == DKIM_STAT_OK) {
+		size_t want = size - offset < DKIM_CHUNK_SIZE ? (size_t)(size - offset)
+			: DKIM_CHUNK_SIZE;
+		ssize_t got = read(ctx, offset, buf, want);
+
+		if (got < 0) {
+			*error_r = g_strdup_printf("cannot read the message at offset %" G_GUINT64_FORMAT,
+						   offset);
+			g_free(buf);
+			return -1;
+		}
+		if (got == 0)
+			break;
+		status = dkim_chunk(dkim, buf, (size_t)got);
+		offset += (uint64_t)got;
+	}
+	g_free(buf);
+	if (status == DKIM_STAT_OK)
+		status = dkim_chunk(dkim, NULL, 0);
+	if (status == DKIM_STAT_OK) {
+		_Bool testkey = false;
+
+		status = dkim_eom(dkim, &testkey);
+	}
+	*status_r = status;
+	return 0;
+}
+
+int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, uint64_t size,
+			struct dkim_outcome *out_r, char **error_r)
+{
+	DKIM_STAT status = DKIM_STAT_OK;
+	DKIM *dkim;
+
+	memset(out_r, 0, sizeof(*out_r));
+	dkim = dkim_verify(v->lib, (const unsigned char *)"lmtpfilter", NULL, &status);
+	if (dkim == NULL) {
+		*error_r = g_strdup_printf("libopendkim: %s", dkim_getresultstr(status));
+		return -1;
+	}
+	if (dkim_feed(dkim, read, ctx, size, &status, error_r) < 0) {
+		dkim_free(dkim);
+		return -1;
+	}
+	dkim_collect(dkim, out_r);
+	if (out_r->count == 0 && out_r->ignored == 0 && status != DKIM_STAT_OK &&
+	    status != DKIM_STAT_NOSIG) {
+		if (status == DKIM_STAT_NORESOURCE || status == DKIM_STAT_INTERNAL) {
+			*error_r = g_strdup_printf("libopendkim: %s", dkim_getresultstr(status));
+			dkim_free(dkim);
+			return -1;
+		}
+		/* Signed, but the message could not be parsed far enough to
+		 * tell which signatures it carries. */
+		out_r->count = 1;
+		out_r->sigs[0].result = VERDICT_PERMERROR;
+		g_snprintf(out_r->sigs[0].reason, sizeof(out_r->sigs[0].reason), "%s",
+			   dkim_geterror(dkim) != NULL ? dkim_geterror(dkim)
+			   : dkim_getresultstr(status));
+	}
+	dkim_free(dkim);
+	return 0;
+}
+
+ssize_t dkim_spool_read(void *spool, uint64_t offset, void *buf, size_t len)
+{
+	const char *error = NULL;
+
+	return spool_read(spool, offset, buf, len, &error);
+}

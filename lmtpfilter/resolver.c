@@ -1,0 +1,392 @@
+/*
+ * resolver - the one caching DNS resolver shared by every check (libunbound)
+ *
+ * Owns one ub_ctx (threaded async mode, never forks) and one event thread
+ * that is the only caller of ub_process(): it waits on ub_fd() and runs the
+ * callbacks, which hand each reply to the waiting caller through a condition
+ * variable. Callers wait with their own deadline and ub_cancel() the query
+ * when it passes, so a silent server costs exactly dns_timeout.
+ *
+ * Queries go to the configured forwarders (IP[@PORT]) or, without any, to
+ * the servers of /etc/resolv.conf. libunbound's built-in local zones for
+ * RFC 6761 names and private / documentation reverse zones are opened up so
+ * that those names are asked upstream like any other.
+ *
+ * Counting: libunbound does not say whether a reply came from its cache, so
+ * the resolver remembers (name, type) until the TTL of the last reply runs
+ * out (at most RESOLVER_SEEN_MAX entries) and counts a lookup as "sent" only
+ * when no unexpired reply is remembered. This mirrors unbound's cache except
+ * when unbound evicts entries early.
+ */
+#include "lmtpfilter/resolver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unbound.h>
+#include <unistd.h>
+
+#include "lmtpfilter/log.h"
+
+#define RESOLVER_SEEN_MAX 20000          /* remembered (name, type) pairs */
+#define RESOLVER_RCODE_NXDOMAIN 3
+#define RESOLVER_CLASS_IN 1
+
+/* RFC 6761 special-use zones that libunbound answers itself by default. */
+static const char *const resolver_transparent_zones[] = {
+	"test.", "invalid.", "example.", "onion.", "local.",
+};
+
+struct resolver {
+	struct ub_ctx *ctx;
+	unsigned timeout_ms;
+	GThread *thread;
+	int wake_pipe[2];
+	GMutex lock;                    /* protects queries' state, seen, counters */
+	GHashTable *seen;               /* "type/name" -> expiry (monotonic µs) */
+	unsigned long sent;
+};
+
+struct resolver_query {
+	struct resolver *resolver;
+	GCond cond;
+	bool done;
+	bool abandoned;                 /* the caller gave up; the callback frees */
+	int err;
+	struct ub_result *result;
+};
+
+static void resolver_query_destroy(struct resolver_query *q)
+{
+	if (q->result != NULL)
+		ub_resolve_free(q->result);
+	g_cond_clear(&q->cond);
+	g_free(q);
+}
+
+static gpointer resolver_thread(gpointer data)
+{
+	struct resolver *r = data;
+	struct pollfd fds[2];
+
+	for (;;) {
+		fds[0].fd = ub_fd(r->ctx);
+		fds[0].events = POLLIN;
+		fds[1].fd = r->wake_pipe[0];
+		fds[1].events = POLLIN;
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("resolver: poll: %s", g_strerror(errno));
+			break;
+		}
+		if (fds[1].revents != 0)
+			break;
+		if (fds[0].revents != 0 && ub_process(r->ctx) != 0)
+			log_warning("resolver: ub_process failed");
+	}
+	return NULL;
+}
+
+static int resolver_configure(struct resolver *r, char *const *servers, size_t server_count,
+			      char **error_r)
+{
+	int ret;
+
+	if ((ret = ub_ctx_async(r->ctx, 1)) != 0 ||
+	    (ret = ub_ctx_set_option(r->ctx, "unblock-lan-zones:", "yes")) != 0 ||
+	    (ret = ub_ctx_set_option(r->ctx, "insecure-lan-zones:", "yes")) != 0) {
+		*error_r = g_strdup_printf("libunbound: %s", ub_strerror(ret));
+		return -1;
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(resolver_transparent_zones); i++) {
+		char *zone = g_strdup_printf("%s transparent", resolver_transparent_zones[i]);
+		ret = ub_ctx_set_option(r->ctx, "local-zone:", zone);
+		g_free(zone);
+		if (ret != 0) {
+			*error_r = g_strdup_printf("libunbound local-zone: %s", ub_strerror(ret));
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < server_count; i++) {
+		if ((ret = ub_ctx_set_fwd(r->ctx, servers[i])) != 0) {
+			*error_r = g_strdup_printf("dns server %s: %s", servers[i], ub_strerror(ret));
+			return -1;
+		}
+	}
+	if (server_count == 0 && (ret = ub_ctx_resolvconf(r->ctx, NULL)) != 0) {
+		*error_r = g_strdup_printf("/etc/resolv.conf: %s", ub_strerror(ret));
+		return -1;
+	}
+	return 0;
+}
+
+int resolver_new(char *const *servers, size_t server_count, unsigned timeout_ms,
+		 struct resolver **resolver_r, char **error_r)
+{
+	struct resolver *r;
+
+	if (timeout_ms == 0) {
+		*error_r = g_strdup("dns timeout must be positive");
+		return -1;
+	}
+	r = g_new0(struct resolver, 1);
+	r->timeout_ms = timeout_ms;
+	r->wake_pipe[0] = r->wake_pipe[1] = -1;
+	g_mutex_init(&r->lock);
+	r->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	r->ctx = ub_ctx_create();
+	if (r->ctx == NULL) {
+		*error_r = g_strdup("libunbound: cannot create context");
+		resolver_free(&r);
+		return -1;
+	}
+	if (resolver_configure(r, servers, server_count, error_r) < 0) {
+		resolver_free(&r);
+		return -1;
+	}
+	if (pipe2(r->wake_pipe, O_CLOEXEC) < 0) {
+		*error_r = g_strdup_printf("pipe: %s", g_strerror(errno));
+		resolver_free(&r);
+		return -1;
+	}
+	r->thread = g_thread_new("resolver", resolver_thread, r);
+	*resolver_r = r;
+	return 0;
+}
+
+void resolver_free(struct resolver **resolver)
+{
+	struct resolver *r = *resolver;
+
+	if (r == NULL)
+		return;
+	*resolver = NULL;
+	if (r->thread != NULL) {
+		ssize_t w = write(r->wake_pipe[1], "x", 1);
+		(void)w;
+		g_thread_join(r->thread);
+	}
+	if (r->wake_pipe[0] >= 0) {
+		close(r->wake_pipe[0]);
+		close(r->wake_pipe[1]);
+	}
+	/* Abandoned queries still pending are freed with the context only if
+	 * their callbacks never run: libunbound drops them on delete. */
+	if (r->ctx != NULL)
+		ub_ctx_delete(r->ctx);
+	g_hash_table_destroy(r->seen);
+	g_mutex_clear(&r->lock);
+	g_free(r);
+}
+
+static void resolver_callback(void *data, int err, struct ub_result *result)
+{
+	struct resolver_query *q = data;
+	struct resolver *r = q->resolver;
+
+	g_mutex_lock(&r->lock);
+	q->err = err;
+	q->result = result;
+	q->done = true;
+	if (q->abandoned) {
+		g_mutex_unlock(&r->lock);
+		resolver_query_destroy(q);
+		return;
+	}
+	g_cond_signal(&q->cond);
+	g_mutex_unlock(&r->lock);
+}
+
+/* resolver_seen_key - the remembered-pair key for NAME and RRTYPE. */
+static char *resolver_seen_key(const char *name, int rrtype)
+{
+	char *key = g_strdup_printf("%d/%s", rrtype, name);
+	size_t len = strlen(key);
+
+	for (size_t i = 0; i < len; i++)
+		key[i] = g_ascii_tolower(key[i]);
+	if (len > 0 && key[len - 1] == '.')
+		key[len - 1] = '\0';
+	return key;
+}
+
+/* resolver_count_sent - called with the lock held before a lookup. */
+static void resolver_count_sent(struct resolver *r, const char *key)
+{
+	gint64 *expiry = g_hash_table_lookup(r->seen, key);
+
+	if (expiry == NULL || *expiry <= g_get_monotonic_time())
+		r->sent++;
+}
+
+/* resolver_remember - called with the lock held after a reply. */
+static void resolver_remember(struct resolver *r, char *key, int ttl)
+{
+	gint64 *expiry;
+
+	if (ttl <= 0) {
+		g_hash_table_remove(r->seen, key);
+		g_free(key);
+		return;
+	}
+	if (g_hash_table_size(r->seen) >= RESOLVER_SEEN_MAX)
+		g_hash_table_remove_all(r->seen);
+	expiry = g_new(gint64, 1);
+	*expiry = g_get_monotonic_time() + (gint64)ttl * G_USEC_PER_SEC;
+	g_hash_table_replace(r->seen, key, expiry);
+}
+
+static struct dns_answer *dns_answer_tempfail(int rrtype)
+{
+	struct dns_answer *a = g_new0(struct dns_answer, 1);
+
+	a->status = DNS_TEMPFAIL;
+	a->rrtype = rrtype;
+	return a;
+}
+
+/* dns_answer_from_result - copy what callers need out of an ub_result. */
+static struct dns_answer *dns_answer_from_result(int rrtype, int err, const struct ub_result *res)
+{
+	struct dns_answer *a = dns_answer_tempfail(rrtype);
+
+	if (err != 0 || res == NULL)
+		return a;
+	if (res->rcode == RESOLVER_RCODE_NXDOMAIN || res->nxdomain)
+		a->status = DNS_NXDOMAIN;
+	else if (res->rcode != 0)
+		return a;
+	else if (res->havedata && res->data != NULL && res->data[0] != NULL)
+		a->status = DNS_OK;
+	else
+		a->status = DNS_NODATA;
+	if (a->status == DNS_OK) {
+		while (res->data[a->count] != NULL)
+			a->count++;
+		a->data = g_new0(unsigned char *, a->count + 1);
+		a->len = g_new0(size_t, a->count + 1);
+		for (size_t i = 0; i < a->count; i++) {
+			a->len[i] = (size_t)res->len[i];
+			a->data[i] = g_memdup2(res->data[i], a->len[i] > 0 ? a->len[i] : 1);
+		}
+	}
+	if (res->answer_packet != NULL && res->answer_len > 0) {
+		a->packet_len = (size_t)res->answer_len;
+		a->packet = g_memdup2(res->answer_packet, a->packet_len);
+	}
+	if (res->canonname != NULL)
+		a->canonname = g_strdup(res->canonname);
+	return a;
+}
+
+/* resolver_wait - wait for Q until the deadline; returns true if answered.
+ * On false the query has been cancelled or handed to the callback to free. */
+static bool resolver_wait(struct resolver *r, struct resolver_query *q, int async_id)
+{
+	gint64 deadline = g_get_monotonic_time() + (gint64)r->timeout_ms * 1000;
+	int ret;
+
+	g_mutex_lock(&r->lock);
+	while (!q->done) {
+		if (!g_cond_wait_until(&q->cond, &r->lock, deadline))
+			break;
+	}
+	if (q->done) {
+		g_mutex_unlock(&r->lock);
+		return true;
+	}
+	g_mutex_unlock(&r->lock);
+
+	/* Cancel outside our lock: the callback may be waiting for it. */
+	ret = ub_cancel(r->ctx, async_id);
+	g_mutex_lock(&r->lock);
+	if (ret == UB_NOERROR && !q->done) {
+		g_mutex_unlock(&r->lock);
+		resolver_query_destroy(q);
+		return false;
+	}
+	if (q->done) {
+		/* The reply arrived while cancelling: too late, but usable. */
+		g_mutex_unlock(&r->lock);
+		return true;
+	}
+	q->abandoned = true;
+	g_mutex_unlock(&r->lock);
+	return false;
+}
+
+int resolver_query(struct resolver *resolver, const char *name, int rrtype,
+		   struct dns_answer **answer_r)
+{
+	struct resolver_query *q;
+	char *key;
+	int async_id = 0, ret;
+
+	if (resolver == NULL || name == NULL || answer_r == NULL) {
+		if (answer_r != NULL)
+			*answer_r = dns_answer_tempfail(rrtype);
+		return -1;
+	}
+	key = resolver_seen_key(name, rrtype);
+	g_mutex_lock(&resolver->lock);
+	resolver_count_sent(resolver, key);
+	g_mutex_unlock(&resolver->lock);
+
+	q = g_new0(struct resolver_query, 1);
+	q->resolver = resolver;
+	g_cond_init(&q->cond);
+	ret = ub_resolve_async(resolver->ctx, name, rrtype, RESOLVER_CLASS_IN, q,
+			       resolver_callback, &async_id);
+	if (ret != 0) {
+		log_debug("resolver: %s: %s", name, ub_strerror(ret));
+		resolver_query_destroy(q);
+		g_free(key);
+		*answer_r = dns_answer_tempfail(rrtype);
+		return 0;
+	}
+	if (!resolver_wait(resolver, q, async_id)) {
+		log_debug("resolver: %s type %d: timed out", name, rrtype);
+		g_free(key);
+		*answer_r = dns_answer_tempfail(rrtype);
+		return 0;
+	}
+	*answer_r = dns_answer_from_result(rrtype, q->err, q->result);
+	g_mutex_lock(&resolver->lock);
+	if ((*answer_r)->status != DNS_TEMPFAIL && q->result != NULL)
+		resolver_remember(resolver, key, q->result->ttl);
+	else
+		g_free(key);
+	g_mutex_unlock(&resolver->lock);
+	resolver_query_destroy(q);
+	return 0;
+}
+
+void dns_answer_free(struct dns_answer **answer)
+{
+	struct dns_answer *a = *answer;
+
+	if (a == NULL)
+		return;
+	*answer = NULL;
+	for (size_t i = 0; i < a->count; i++)
+		g_free(a->data[i]);
+	g_free(a->data);
+	g_free(a->len);
+	g_free(a->packet);
+	g_free(a->canonname);
+	g_free(a);
+}
+
+unsigned long resolver_queries_sent(struct resolver *resolver)
+{
+	unsigned long n;
+
+	g_mutex_lock(&resolver->lock);
+	n = resolver->sent;
+	g_mutex_unlock(&resolver->lock);
+	return n;
+}
