@@ -1,0 +1,715 @@
+/*
+ * spf - SPF (RFC 7208) with libspf2, on our own DNS source
+ *
+ * Owns: one SPF_server_t with our DNS layer (shared by all threads, which
+ * libspf2 documents as safe) and, per evaluation, a small context kept in a
+ * thread-local pointer while libspf2 runs.
+ *
+ * What the wrapper adds, because libspf2 1.2.10 falls short
+ * (notes/LIBRARIES.md): it counts DNS-querying terms across includes and
+ * redirects (libspf2 resets its counter per include) and void lookups
+ * (libspf2 has no such limit); it checks every record against the RFC 7208
+ * grammar before libspf2 sees it (libspf2 accepts bad labels, bad macros,
+ * duplicate modifiers, non-ASCII); it drops exp= so no attacker-chosen
+ * explanation is ever looked up; it moves redirect= to the end of the
+ * record (libspf2 evaluates it in place); and it converts IPv4-mapped IPv6
+ * clients. A record found invalid, or a limit passed, makes libspf2 see an
+ * empty record from then on (no further DNS traffic) and the result is
+ * permerror. libspf2's error handler would abort() the process: ours
+ * unwinds the evaluation instead and gives temperror.
+ */
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <netdb.h>
+#include <spf2/spf.h>
+#include <spf2/spf_dns.h>
+
+#include "lmtpfilter/spf.h"
+#include "lmtpfilter/log.h"
+
+#include <glib.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define SPF_MX_NAMES_MAX 10         /* RFC 7208 4.6.4: MX names per "mx" term */
+#define SPF_RECORD_MAX 4096         /* longest record text we accept */
+#define SPF_TRACKED_NAMES_MAX 64    /* MX / PTR host names remembered per evaluation */
+#define SPF_EMPTY_RECORD "v=spf1"
+
+struct spf_checker {
+	struct spf_dns dns;
+	SPF_dns_server_t layer;
+	SPF_server_t *server;
+	char *receiver;
+};
+
+/* One evaluation: what the DNS layer counts and decides. */
+struct spf_eval {
+	struct spf_checker *checker;
+	unsigned txt_lookups;
+	unsigned mechanisms;
+	unsigned voids;
+	const char *perm;                 /* set: the result is permerror, for this reason */
+	bool dns_error;
+	char *hosts[SPF_TRACKED_NAMES_MAX]; /* names from MX / PTR answers: their A lookups are free */
+	size_t host_count;
+	sigjmp_buf abort_jmp;
+};
+
+static __thread struct spf_eval *spf_current;
+
+/* ---- record syntax (RFC 7208 section 12) ---- */
+
+static bool is_alpha(int c) { return g_ascii_isalpha(c); }
+static bool is_alnum(int c) { return g_ascii_isalnum(c); }
+
+/* macro-string up to end; returns false on a bad macro. *had_macro_r tells
+ * whether it ended in a macro-expand (then no toplabel is needed). */
+static bool check_macro_string(const char *s, size_t len, bool exp, bool *ends_in_macro_r)
+{
+	*ends_in_macro_r = false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c != '%') {
+			if (c < 0x21 || c > 0x7e)
+				return false;
+			*ends_in_macro_r = false;
+			continue;
+		}
+		if (++i >= len)
+			return false;
+		if (s[i] == '%' || s[i] == '_' || s[i] == '-') {
+			*ends_in_macro_r = false;   /* literal expansions, not a domain end */
+			continue;
+		}
+		if (s[i] != '{' || ++i >= len)
+			return false;
+		char letter = g_ascii_tolower(s[i]);
+		if (!strchr("slodiphv", letter) && !(exp && strchr("crt", letter)))
+			return false;
+		for (i++; i < len && g_ascii_isdigit(s[i]); i++)
+			;
+		if (i < len && g_ascii_tolower(s[i]) == 'r')
+			i++;
+		for (; i < len && strchr(".-+,/_=", s[i]); i++)
+			;
+		if (i >= len || s[i] != '}')
+			return false;
+		*ends_in_macro_r = true;
+	}
+	return true;
+}
+
+/* toplabel = ( *alphanum ALPHA *alphanum ) / ( 1*alphanum "-" *( alphanum / "-" ) alphanum ) */
+static bool check_toplabel(const char *s, size_t len)
+{
+	bool alpha = false;
+
+	if (len == 0 || len > 63 || !is_alnum(s[0]) || !is_alnum(s[len - 1]))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!is_alnum(s[i]) && s[i] != '-')
+			return false;
+		if (is_alpha(s[i]) || s[i] == '-')
+			alpha = true;
+	}
+	return alpha;
+}
+
+/* domain-spec = macro-string domain-end */
+static bool check_domain_spec(const char *s, size_t len)
+{
+	bool macro_end;
+
+	if (len == 0 || !check_macro_string(s, len, false, &macro_end))
+		return false;
+	if (macro_end)
+		return true;
+	if (s[len - 1] == '.')
+		len--;
+	const char *dot = g_strrstr_len(s, (gssize)len, ".");
+	if (dot == NULL)
+		return false;
+	/* Every label must be non-empty (no ".." and no leading dot). */
+	for (size_t i = 0; i + 1 < len; i++)
+		if (s[i] == '.' && s[i + 1] == '.')
+			return false;
+	if (s[0] == '.')
+		return false;
+	return check_toplabel(dot + 1, len - (size_t)(dot + 1 - s));
+}
+
+static bool check_cidr(const char *s, size_t len, unsigned max)
+{
+	if (len < 2 || s[0] != '/' || len > 4)
+		return false;
+	unsigned v = 0;
+	for (size_t i = 1; i < len; i++) {
+		if (!g_ascii_isdigit(s[i]))
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (len > 2 && s[1] == '0')
+		return false;       /* no leading zeros */
+	return v <= max;
+}
+
+/* dual-cidr-length = [ ip4-cidr-length ] [ "/" ip6-cidr-length ] */
+static bool check_dual_cidr(const char *s, size_t len)
+{
+	const char *v6 = g_strstr_len(s, (gssize)len, "//");
+	size_t v4len = v6 != NULL ? (size_t)(v6 - s) : len;
+
+	if (v4len > 0 && !check_cidr(s, v4len, 32))
+		return false;
+	if (v6 != NULL && !check_cidr(v6 + 1, len - v4len - 1, 128))
+		return false;
+	return true;
+}
+
+/* Split "name[:domain-spec][cidr]" for a / mx. */
+static bool check_a_mx(const char *arg, size_t len)
+{
+	const char *slash = memchr(arg, '/', len);
+	size_t dlen = slash != NULL ? (size_t)(slash - arg) : len;
+
+	if (dlen > 0) {
+		if (arg[0] != ':' || !check_domain_spec(arg + 1, dlen - 1))
+			return false;
+	}
+	return slash == NULL || check_dual_cidr(slash, len - dlen);
+}
+
+static bool check_ip(const char *arg, size_t len, int family)
+{
+	char buf[64];
+	unsigned char addr[16];
+
+	if (len < 2 || arg[0] != ':')
+		return false;
+	const char *slash = memchr(arg, '/', len);
+	size_t alen = (slash != NULL ? (size_t)(slash - arg) : len) - 1;
+	if (alen == 0 || alen >= sizeof(buf))
+		return false;
+	memcpy(buf, arg + 1, alen);
+	buf[alen] = '\0';
+	if (inet_pton(family, buf, addr) != 1)
+		return false;
+	return slash == NULL || check_cidr(slash, len - alen - 1, family == AF_INET ? 32 : 128);
+}
+
+static bool check_term(const char *t, size_t len, bool *redirect, bool *exp, const char **error_r)
+{
+	size_t i = 0;
+
+	/* A modifier: name "=" macro-string. */
+	const char *eq = memchr(t, '=', len);
+	const char *colon = memchr(t, ':', len);
+	const char *slash = memchr(t, '/', len);
+	if (eq != NULL && (colon == NULL || eq < colon) && (slash == NULL || eq < slash)) {
+		size_t nlen = (size_t)(eq - t);
+		bool macro_end;
+		if (nlen == 0 || !is_alpha(t[0])) {
+			*error_r = "bad modifier name";
+			return false;
+		}
+		for (size_t k = 1; k < nlen; k++)
+			if (!is_alnum(t[k]) && !strchr("-_.", t[k])) {
+				*error_r = "bad modifier name";
+				return false;
+			}
+		const char *v = eq + 1;
+		size_t vlen = len - nlen - 1;
+		if (nlen == 8 && g_ascii_strncasecmp(t, "redirect", 8) == 0) {
+			if (*redirect) {
+				*error_r = "more than one redirect=";
+				return false;
+			}
+			*redirect = true;
+			if (!check_domain_spec(v, vlen)) {
+				*error_r = "bad redirect= domain";
+				return false;
+			}
+		} else if (nlen == 3 && g_ascii_strncasecmp(t, "exp", 3) == 0) {
+			if (*exp) {
+				*error_r = "more than one exp=";
+				return false;
+			}
+			*exp = true;
+			if (!check_domain_spec(v, vlen)) {
+				*error_r = "bad exp= domain";
+				return false;
+			}
+		} else if (!check_macro_string(v, vlen, false, &macro_end)) {
+			*error_r = "bad macro in modifier";
+			return false;
+		}
+		return true;
+	}
+	if (strchr("+-~?", t[0]))
+		i++;
+	const char *m = t + i;
+	size_t mlen = len - i;
+	static const char *const names[] = { "all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists" };
+	size_t n;
+	for (n = 0; n < G_N_ELEMENTS(names); n++) {
+		size_t k = strlen(names[n]);
+		if (mlen >= k && g_ascii_strncasecmp(m, names[n], k) == 0 &&
+		    (mlen == k || m[k] == ':' || m[k] == '/'))
+			break;
+	}
+	const char *arg = n < G_N_ELEMENTS(names) ? m + strlen(names[n]) : NULL;
+	size_t alen = arg != NULL ? mlen - strlen(names[n]) : 0;
+	bool ok;
+	switch (n) {
+	case 0: ok = alen == 0; break;                                          /* all */
+	case 1: case 7: ok = alen > 1 && arg[0] == ':' && check_domain_spec(arg + 1, alen - 1); break;
+	case 2: case 3: ok = check_a_mx(arg, alen); break;                      /* a, mx */
+	case 4: ok = alen == 0 || (arg[0] == ':' && check_domain_spec(arg + 1, alen - 1)); break;
+	case 5: ok = check_ip(arg, alen, AF_INET); break;
+	case 6: ok = check_ip(arg, alen, AF_INET6); break;
+	default: ok = false; break;
+	}
+	if (!ok)
+		*error_r = n < G_N_ELEMENTS(names) ? "bad mechanism argument" : "unknown mechanism";
+	return ok;
+}
+
+int spf_record_check(const char *record, const char **error_r)
+{
+	size_t len = strlen(record);
+	bool redirect = false, exp = false;
+
+	if (len > SPF_RECORD_MAX) {
+		*error_r = "record too long";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)record[i] >= 0x80 || ((unsigned char)record[i] < 0x20)) {
+			*error_r = "non-ASCII or control character in record";
+			return -1;
+		}
+	}
+	if (len < 6 || g_ascii_strncasecmp(record, "v=spf1", 6) != 0 || (len > 6 && record[6] != ' ')) {
+		*error_r = "not an SPF record";
+		return -1;
+	}
+	for (size_t i = 6; i < len;) {
+		while (i < len && record[i] == ' ')
+			i++;
+		size_t start = i;
+		while (i < len && record[i] != ' ')
+			i++;
+		if (i > start && !check_term(record + start, i - start, &redirect, &exp, error_r))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- record rewrite: no exp=, redirect= last ---- */
+
+static char *spf_record_rewrite(const char *record)
+{
+	GString *out = g_string_new("v=spf1");
+	char *redirect = NULL;
+	gchar **terms = g_strsplit(record + 6, " ", -1);
+
+	for (gchar **t = terms; *t != NULL; t++) {
+		if (**t == '\0' || g_ascii_strncasecmp(*t, "exp=", 4) == 0)
+			continue;
+		if (g_ascii_strncasecmp(*t, "redirect=", 9) == 0) {
+			redirect = g_strdup(*t);
+			continue;
+		}
+		g_string_append_printf(out, " %s", *t);
+	}
+	if (redirect != NULL) {
+		/* RFC 7208 6.1: redirect is ignored when the record has "all". */
+		bool has_all = false;
+		for (gchar **t = terms; *t != NULL; t++) {
+			const char *m = strchr("+-~?", **t) && **t ? *t + 1 : *t;
+			if (g_ascii_strcasecmp(m, "all") == 0)
+				has_all = true;
+		}
+		if (!has_all)
+			g_string_append_printf(out, " %s", redirect);
+		g_free(redirect);
+	}
+	g_strfreev(terms);
+	return g_string_free(out, FALSE);
+}
+
+/* ---- the DNS layer ---- */
+
+static bool is_spf_record(const char *txt, size_t len)
+{
+	return len >= 6 && g_ascii_strncasecmp(txt, "v=spf1", 6) == 0 && (len == 6 || txt[6] == ' ');
+}
+
+/* A name in uncompressed wire format to dotted text; false if malformed. */
+static bool wire_name(const unsigned char *p, size_t len, char *out, size_t size)
+{
+	size_t o = 0, i = 0;
+
+	while (i < len && p[i] != 0) {
+		size_t l = p[i++];
+		if (l > 63 || i + l > len || o + l + 2 > size)
+			return false;
+		if (o > 0)
+			out[o++] = '.';
+		memcpy(out + o, p + i, l);
+		o += l;
+		i += l;
+	}
+	out[o] = '\0';
+	return i < len;
+}
+
+static void eval_track_host(struct spf_eval *ev, const char *name)
+{
+	if (ev->host_count < SPF_TRACKED_NAMES_MAX)
+		ev->hosts[ev->host_count++] = g_ascii_strdown(name, -1);
+}
+
+static bool eval_tracked_host(const struct spf_eval *ev, const char *name)
+{
+	for (size_t i = 0; i < ev->host_count; i++)
+		if (g_ascii_strcasecmp(ev->hosts[i], name) == 0)
+			return true;
+	return false;
+}
+
+static bool is_reverse_name(const char *name)
+{
+	size_t len = strlen(name);
+	return (len > 13 && g_ascii_strcasecmp(name + len - 13, ".in-addr.arpa") == 0) ||
+	       (len > 9 && g_ascii_strcasecmp(name + len - 9, ".ip6.arpa") == 0);
+}
+
+/* Count the lookup against the RFC limits; false once they are passed. */
+static bool eval_count(struct spf_eval *ev, const char *name, ns_type type)
+{
+	bool counts;
+
+	switch (type) {
+	case ns_t_txt:
+		counts = ev->txt_lookups++ > 0;          /* the first is the record itself */
+		break;
+	case ns_t_mx:
+		counts = true;
+		break;
+	case ns_t_ptr:
+		counts = is_reverse_name(name);
+		break;
+	default:                                     /* A / AAAA: free for MX and PTR host names */
+		counts = !eval_tracked_host(ev, name);
+		break;
+	}
+	if (counts && ++ev->mechanisms > SPF_DNS_MECHANISMS_MAX && ev->perm == NULL)
+		ev->perm = "too many DNS lookups (more than 10)";
+	return ev->perm == NULL;
+}
+
+static SPF_dns_rr_t *rr_status(SPF_dns_server_t *layer, const char *domain, ns_type type, SPF_dns_stat_t st)
+{
+	return SPF_dns_rr_new_init(layer, domain, type, 0, st);
+}
+
+/* Fill one libspf2 record from rdata; false when malformed (then skipped). */
+static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char *data, size_t len,
+		    struct spf_eval *ev)
+{
+	char name[NS_MAXDNAME];
+
+	switch (type) {
+	case ns_t_a:
+		if (len != 4 || SPF_dns_rr_buf_realloc(rr, idx, sizeof(struct in_addr)) != SPF_E_SUCCESS)
+			return false;
+		memcpy(&rr->rr[idx]->a, data, 4);
+		return true;
+	case ns_t_aaaa:
+		if (len != 16 || SPF_dns_rr_buf_realloc(rr, idx, sizeof(struct in6_addr)) != SPF_E_SUCCESS)
+			return false;
+		memcpy(&rr->rr[idx]->aaaa, data, 16);
+		return true;
+	case ns_t_mx:
+	case ns_t_ptr: {
+		size_t skip = type == ns_t_mx ? 2 : 0;
+		if (len <= skip || !wire_name(data + skip, len - skip, name, sizeof(name)))
+			return false;
+		if (SPF_dns_rr_buf_realloc(rr, idx, strlen(name) + 1) != SPF_E_SUCCESS)
+			return false;
+		strcpy(type == ns_t_mx ? rr->rr[idx]->mx : rr->rr[idx]->ptr, name);
+		eval_track_host(ev, name);
+		return true;
+	}
+	case ns_t_txt: {
+		GString *txt = g_string_new(NULL);
+		for (size_t i = 0; i < len;) {
+			size_t l = data[i++];
+			if (i + l > len)
+				break;
+			g_string_append_len(txt, (const char *)data + i, (gssize)l);
+			i += l;
+		}
+		char *text = txt->str;
+		char *rewritten = NULL;
+		if (is_spf_record(txt->str, txt->len)) {
+			const char *error = NULL;
+			if (memchr(txt->str, '\0', txt->len) != NULL) {
+				error = "NUL byte in record";
+			} else if (spf_record_check(txt->str, &error) == 0) {
+				error = NULL;
+			}
+			if (error != NULL) {
+				if (ev->perm == NULL)
+					ev->perm = error;
+				text = SPF_EMPTY_RECORD;
+			} else {
+				text = rewritten = spf_record_rewrite(txt->str);
+			}
+		}
+		bool ok = SPF_dns_rr_buf_realloc(rr, idx, strlen(text) + 1) == SPF_E_SUCCESS;
+		if (ok)
+			strcpy(rr->rr[idx]->txt, text);
+		g_free(rewritten);
+		g_string_free(txt, TRUE);
+		return ok;
+	}
+	default:
+		return false;
+	}
+}
+
+static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type, int should_cache)
+{
+	struct spf_checker *c = layer->hook;
+	struct spf_eval *ev = spf_current;
+	struct dns_answer *answer = NULL;
+
+	if (ev == NULL || !eval_count(ev, domain, type))
+		return rr_status(layer, domain, type, NO_DATA);
+	c->dns.query(c->dns.ctx, domain, type, &answer);
+	if (answer == NULL || answer->status == DNS_TEMPFAIL) {
+		ev->dns_error = true;
+		c->dns.free_answer(c->dns.ctx, &answer);
+		return rr_status(layer, domain, type, TRY_AGAIN);
+	}
+	if (answer->status != DNS_OK) {
+		/* A void lookup; the record lookup of the checked domain itself is not one. */
+		if (!(type == ns_t_txt && ev->txt_lookups == 1) && ++ev->voids > SPF_VOID_LOOKUPS_MAX && ev->perm == NULL)
+			ev->perm = "too many void DNS lookups (more than 2)";
+		SPF_dns_stat_t st = answer->status == DNS_NXDOMAIN ? HOST_NOT_FOUND : NO_DATA;
+		c->dns.free_answer(c->dns.ctx, &answer);
+		return rr_status(layer, domain, type, st);
+	}
+	if (type == ns_t_mx && answer->count > SPF_MX_NAMES_MAX && ev->perm == NULL)
+		ev->perm = "too many MX names (more than 10)";
+	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(layer, domain, type, 0, NETDB_SUCCESS);
+	int n = 0;
+	for (size_t i = 0; rr != NULL && i < answer->count; i++)
+		if (rr_fill(rr, n, type, answer->data[i], answer->len[i], ev))
+			n++;
+	if (rr != NULL) {
+		rr->num_rr = n;
+		if (n == 0)
+			rr->herrno = NO_DATA;
+	}
+	c->dns.free_answer(c->dns.ctx, &answer);
+	return rr;
+}
+
+static int resolver_source_query(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r)
+{
+	return resolver_query(ctx, name, rrtype, answer_r);
+}
+
+static void resolver_source_free(void *ctx, struct dns_answer **answer)
+{
+	dns_answer_free(answer);
+}
+
+void spf_dns_for_resolver(struct resolver *resolver, struct spf_dns *dns_r)
+{
+	dns_r->query = resolver_source_query;
+	dns_r->free_answer = resolver_source_free;
+	dns_r->ctx = resolver;
+}
+
+/* ---- libspf2 message handlers: never abort ---- */
+
+static void spf_error_unwind(const char *file, int line, const char *msg) __attribute__((noreturn));
+static void spf_error_unwind(const char *file, int line, const char *msg)
+{
+	log_error("libspf2: %s (%s:%d)", msg != NULL ? msg : "?", file != NULL ? file : "?", line);
+	if (spf_current != NULL)
+		siglongjmp(spf_current->abort_jmp, 1);
+	/* Outside an evaluation (set-up): nothing to unwind to; end this thread's work. */
+	pthread_exit(NULL);
+}
+
+static void spf_log_quiet(const char *file, int line, const char *msg)
+{
+	log_debug("libspf2: %s", msg != NULL ? msg : "?");
+}
+
+int spf_checker_new(const struct spf_dns *dns, const char *receiver, struct spf_checker **checker_r,
+		    char **error_r)
+{
+	struct spf_checker *c = g_new0(struct spf_checker, 1);
+
+	SPF_error_handler = spf_error_unwind;
+	SPF_warning_handler = spf_log_quiet;
+	SPF_info_handler = spf_log_quiet;
+	SPF_debug_handler = spf_log_quiet;
+	c->dns = *dns;
+	c->receiver = g_strdup(receiver != NULL ? receiver : "localhost");
+	c->layer.destroy = NULL;          /* owned here, not by libspf2 */
+	c->layer.lookup = spf_layer_lookup;
+	c->layer.name = "lmtpfilter";
+	c->layer.hook = c;
+	c->server = SPF_server_new_dns(&c->layer, 0);
+	if (c->server == NULL || SPF_server_set_rec_dom(c->server, c->receiver) != SPF_E_SUCCESS) {
+		*error_r = g_strdup("libspf2: cannot create the SPF server");
+		spf_checker_free(&c);
+		return -1;
+	}
+	*checker_r = c;
+	return 0;
+}
+
+void spf_checker_free(struct spf_checker **checkerp)
+{
+	struct spf_checker *c = *checkerp;
+
+	if (c == NULL)
+		return;
+	if (c->server != NULL)
+		SPF_server_free(c->server);
+	g_free(c->receiver);
+	g_free(c);
+	*checkerp = NULL;
+}
+
+static enum verdict map_result(SPF_result_t result, SPF_errcode_t err, const struct spf_eval *ev)
+{
+	if (ev->perm != NULL)
+		return VERDICT_PERMERROR;
+	switch (result) {
+	case SPF_RESULT_PASS: return VERDICT_PASS;
+	case SPF_RESULT_FAIL: return VERDICT_FAIL;
+	case SPF_RESULT_SOFTFAIL: return VERDICT_SOFTFAIL;
+	case SPF_RESULT_NEUTRAL: return VERDICT_NEUTRAL;
+	case SPF_RESULT_NONE: return VERDICT_NONE;
+	case SPF_RESULT_TEMPERROR: return VERDICT_TEMPERROR;
+	case SPF_RESULT_PERMERROR: return VERDICT_PERMERROR;
+	default:
+		/* INVALID: a DNS failure, or a record that did not compile. */
+		return err == SPF_E_DNS_ERROR || ev->dns_error ? VERDICT_TEMPERROR : VERDICT_PERMERROR;
+	}
+}
+
+static void outcome_init(struct spf_outcome *o, const char *identity, const char *sender)
+{
+	memset(o, 0, sizeof(*o));
+	o->identity = identity;
+	g_strlcpy(o->sender, sender, sizeof(o->sender));
+	const char *at = strrchr(sender, '@');
+	g_strlcpy(o->domain, at != NULL ? at + 1 : sender, sizeof(o->domain));
+}
+
+/* One evaluation of sender (user@domain) for the client. */
+static void spf_evaluate(struct spf_checker *c, const char *ip, const char *helo, const char *sender,
+			 struct spf_outcome *out)
+{
+	struct spf_eval ev = { .checker = c };
+	SPF_request_t *req = SPF_request_new(c->server);
+	SPF_response_t *resp = NULL;
+	SPF_errcode_t err;
+
+	if (strchr(ip, ':') != NULL)
+		err = SPF_request_set_ipv6_str(req, ip);
+	else
+		err = SPF_request_set_ipv4_str(req, ip);
+	if (err != SPF_E_SUCCESS) {
+		out->result = VERDICT_PERMERROR;
+		g_strlcpy(out->reason, "bad client address", sizeof(out->reason));
+		SPF_request_free(req);
+		return;
+	}
+	if (helo[0] != '\0')
+		SPF_request_set_helo_dom(req, helo);
+	SPF_request_set_env_from(req, sender);
+
+	spf_current = &ev;
+	if (sigsetjmp(ev.abort_jmp, 0) == 0) {
+		err = SPF_request_query_mailfrom(req, &resp);
+		out->result = map_result(resp != NULL ? SPF_response_result(resp) : SPF_RESULT_INVALID, err, &ev);
+		if (ev.perm != NULL)
+			g_strlcpy(out->reason, ev.perm, sizeof(out->reason));
+		else if (out->result == VERDICT_TEMPERROR)
+			g_strlcpy(out->reason, "DNS lookup failed", sizeof(out->reason));
+		else if (out->result == VERDICT_PERMERROR)
+			g_strlcpy(out->reason, SPF_strerror(resp != NULL ? SPF_response_errcode(resp) : err),
+				  sizeof(out->reason));
+	} else {
+		/* libspf2 reported an internal error: unwound here, partial state leaked. */
+		resp = NULL;
+		out->result = VERDICT_TEMPERROR;
+		g_strlcpy(out->reason, "internal SPF error", sizeof(out->reason));
+	}
+	spf_current = NULL;
+	if (resp != NULL)
+		SPF_response_free(resp);
+	SPF_request_free(req);
+	for (size_t i = 0; i < ev.host_count; i++)
+		g_free(ev.hosts[i]);
+}
+
+/* The client address as libspf2 wants it: IPv4-mapped IPv6 as IPv4. */
+static const char *spf_client_ip(const char *ip, char *buf, size_t size)
+{
+	struct in6_addr a6;
+
+	if (g_ascii_strncasecmp(ip, "IPv6:", 5) == 0)
+		ip += 5;
+	if (inet_pton(AF_INET6, ip, &a6) == 1 && IN6_IS_ADDR_V4MAPPED(&a6)) {
+		inet_ntop(AF_INET, &a6.s6_addr[12], buf, (socklen_t)size);
+		return buf;
+	}
+	return ip;
+}
+
+int spf_check(struct spf_checker *checker, const char *client_ip, const char *helo, const char *mail_from,
+	      struct spf_outcome *mailfrom_r, struct spf_outcome *helo_r)
+{
+	char ipbuf[INET_ADDRSTRLEN];
+	char *postmaster = NULL;
+	const char *ip = spf_client_ip(client_ip != NULL ? client_ip : "", ipbuf, sizeof(ipbuf));
+
+	helo = helo != NULL ? helo : "";
+	mail_from = mail_from != NULL ? mail_from : "";
+	if (mail_from[0] == '\0') {
+		postmaster = g_strconcat("postmaster@", helo, NULL);
+		outcome_init(mailfrom_r, "helo", postmaster);
+	} else {
+		outcome_init(mailfrom_r, "mailfrom", mail_from);
+	}
+	outcome_init(helo_r, "helo", helo);
+	const char *at = strrchr(mailfrom_r->sender, '@');
+	if (at == NULL || at[1] == '\0' || strchr(at + 1, '.') == NULL) {
+		/* No domain to ask (a bare local part, or a HELO that is no domain). */
+		mailfrom_r->result = VERDICT_NONE;
+		g_strlcpy(mailfrom_r->reason, "no domain to check", sizeof(mailfrom_r->reason));
+		g_free(postmaster);
+		return mailfrom_r->sender[0] == '\0' ? -1 : 0;
+	}
+	spf_evaluate(checker, ip, helo, mailfrom_r->sender, mailfrom_r);
+	if (postmaster != NULL)
+		*helo_r = *mailfrom_r;
+	g_free(postmaster);
+	return 0;
+}
