@@ -16,6 +16,8 @@
 
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/message_view.h"
+#include "lmtpfilter/reply.h"
+#include "mime/trail.h"
 
 struct spool;
 struct engine;
@@ -32,7 +34,14 @@ struct tx_facts {
 	const struct xforward *xforward; /* NULL when absent or not trusted */
 	const char *peer;                /* the connecting client, for the log */
 	struct spool *spool;
+	const struct conn_facts *cli;    /* facts given on the command line (check), else NULL */
 };
+
+/* filter_engine_init - build the shared checkers (resolver, SPF, DKIM,
+ * DMARC) once, before any worker thread exists. */
+int filter_engine_init(struct engine *engine, const struct config *config, char **error_r);
+void filter_engine_deinit(struct engine *engine);
+
 
 /* Per-transaction state of the checks (verdicts computed lazily, once). */
 struct filter_tx;
@@ -41,10 +50,23 @@ struct filter_tx *filter_tx_new(struct engine *engine, const struct config *conf
 void filter_tx_free(struct filter_tx **ftx);
 
 /* filter_prepare - the bytes for recipients with this policy, into view.
- * Returns 0; -1 with *error_r when the message cannot be prepared (the
- * recipients then get a temporary failure). */
+ * Returns 0; -1 with *fail_r set to the reply those recipients get when
+ * the message cannot be prepared. */
 int filter_prepare(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
-		   const char **error_r);
+		   struct lmtp_reply *fail_r);
+
+/* filter_evaluate - run the checks of the set (enum check_flags) that have
+ * not run yet for this transaction. */
+void filter_evaluate(struct filter_tx *ftx, unsigned checks);
+/* filter_render_headers - our header fields for the check set (g_free). */
+char *filter_render_headers(struct filter_tx *ftx, unsigned checks);
+
+/* filter_json - the verdicts as one JSON object, with headers as its
+ * "headers" member (g_free). */
+char *filter_json(struct filter_tx *ftx, unsigned checks, const char *headers);
+/* filter_header_length - bytes of the original header block (with its
+ * empty line). */
+size_t filter_header_length(struct filter_tx *ftx);
 
 /* filter_log_fields - " spf=… dkim=… dmarc=…" for the transaction log line
  * (empty when no check ran). */

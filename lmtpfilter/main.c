@@ -4,8 +4,10 @@
  *
  * Exit codes: 0 ok, 1 bad configuration or usage, 2 runtime failure.
  */
+#include "lmtpfilter/check.h"
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/engine.h"
+#include "lmtpfilter/filter.h"
 #include "lmtpfilter/log.h"
 #include "lmtpfilter/server.h"
 
@@ -30,6 +32,9 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: lmtpfilter [-c FILE] [-s] [-d]          run the daemon in the foreground\n"
 		"       lmtpfilter [-c FILE] -t                 check the configuration\n"
+		"       lmtpfilter [-c FILE] check [--client-ip IP] [--helo NAME] [--mail-from ADDR]\n"
+		"                  [--rcpt ADDR]... [--json] [MSG|-]\n"
+		"                                               evaluate one stored message\n"
 		"       lmtpfilter --version                    print versions\n"
 		"options:\n"
 		"  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -62,12 +67,15 @@ static int run_daemon(const char *file)
 		g_free(error);
 		return 1;
 	}
-	if (engine_init(&engine, config, &error) < 0) {
+	if (engine_init(&engine, config, &error) < 0 || filter_engine_init(&engine, engine.config, &error) < 0) {
 		log_error("%s", error);
 		g_free(error);
+		filter_engine_deinit(&engine);
+		engine_deinit(&engine);
 		return 2;
 	}
 	int rc = server_run(&engine, file);
+	filter_engine_deinit(&engine);
 	engine_deinit(&engine);
 	return rc;
 }
@@ -113,6 +121,10 @@ int main(int argc, char **argv)
 			use_syslog = true;
 		} else if (strcmp(a, "-d") == 0) {
 			debug = true;
+		} else if (strcmp(a, "check") == 0) {
+			log_open(false, debug);
+			g_mime_init();
+			return check_main(file, argc - i, argv + i);
 		} else {
 			fprintf(stderr, "lmtpfilter: unknown argument \"%s\"\n", a);
 			usage(stderr);
@@ -120,6 +132,7 @@ int main(int argc, char **argv)
 		}
 	}
 	log_open(use_syslog, debug);
+	g_mime_init();
 	if (test)
 		return check_config(file);
 	return run_daemon(file);

@@ -412,18 +412,14 @@ static void data_deliver(struct session *s, struct filter_tx *ftx)
 		if (group->accepted == 0)
 			continue;
 		struct lmtp_reply *replies = g_new0(struct lmtp_reply, group->accepted);
-		const char *error = NULL;
 		message_view_init(&view);
 		if (group->failed) {
 			for (size_t i = 0; i < group->accepted; i++)
 				downstream_fail_reply(s->ds[g], &replies[i]);
-		} else if (filter_prepare(ftx, group->policy, &view, &error) < 0) {
-			log_warning("peer=%s error=\"cannot prepare message: %s\"", s->peer, error);
-			for (size_t i = 0; i < group->accepted; i++) {
-				replies[i].code = 451;
-				g_strlcpy(replies[i].enhanced, "4.3.0", sizeof(replies[i].enhanced));
-				g_strlcpy(replies[i].text, "Temporary failure while processing the message", sizeof(replies[i].text));
-			}
+		} else if (filter_prepare(ftx, group->policy, &view, &replies[0]) < 0) {
+			log_warning("peer=%s error=\"cannot prepare message: %s\"", s->peer, replies[0].text);
+			for (size_t i = 1; i < group->accepted; i++)
+				replies[i] = replies[0];
 			(void)downstream_rset(s->ds[g]);
 		} else if (downstream_data(s->ds[g], &view, s->spool, replies, group->accepted) < 0) {
 			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[g]->error);

@@ -1,0 +1,266 @@
+/*
+ * check - "lmtpfilter check": evaluate one stored message with the daemon's
+ * engine and print the rewritten header block, or the verdict as JSON
+ *
+ * The message is read into a spool the way DATA is (a bare LF becomes
+ * CRLF), evaluated with the checks of the first --rcpt's domain (or of
+ * [defaults]) whatever that domain's mode, and printed with the line ends
+ * it came with. Without --client-ip the facts come from the Received trail.
+ */
+#include "lmtpfilter/check.h"
+#include "lmtpfilter/config.h"
+#include "lmtpfilter/engine.h"
+#include "lmtpfilter/filter.h"
+#include "lmtpfilter/message_view.h"
+#include "lmtpfilter/spool.h"
+#include "mime/header_block.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK_READ_CHUNK 65536
+
+struct check_options {
+	char *client_ip, *helo, *mail_from;
+	char **rcpts;
+	gboolean json;
+	char **args;
+};
+
+/* Read fd into the spool, turning bare LF into CRLF; *had_crlf_r tells
+ * whether the input used CRLF (for printing it back the same way). */
+static int check_read(int fd, struct spool *spool, bool *had_crlf_r, const char **error_r)
+{
+	char buf[CHECK_READ_CHUNK];
+	bool last_cr = false;
+
+	*had_crlf_r = false;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*error_r = g_strerror(errno);
+			return -1;
+		}
+		if (n == 0)
+			return spool_finish(spool, error_r);
+		size_t start = 0;
+		for (size_t i = 0; i < (size_t)n; i++) {
+			if (buf[i] != '\n')
+				continue;
+			bool cr = i > 0 ? buf[i - 1] == '\r' : last_cr;
+			if (cr) {
+				*had_crlf_r = true;
+				continue;
+			}
+			if (spool_append(spool, buf + start, i - start, error_r) < 0 ||
+			    spool_append(spool, "\r\n", 2, error_r) < 0)
+				return -1;
+			start = i + 1;
+		}
+		if (spool_append(spool, buf + start, (size_t)n - start, error_r) < 0)
+			return -1;
+		last_cr = buf[n - 1] == '\r';
+	}
+}
+
+/* Print text, with CRLF turned into LF unless the input had CRLF. */
+static void check_print(GString *out, const char *text, size_t len, bool crlf)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (!crlf && text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
+			continue;
+		g_string_append_c(out, text[i]);
+	}
+}
+
+/* The rewritten header block: the view clipped at the original header's end. */
+static char *check_header_text(struct filter_tx *ftx, const struct message_view *view, struct spool *spool, bool crlf)
+{
+	uint64_t end = filter_header_length(ftx);
+	GString *out = g_string_new(NULL);
+	const char *error;
+
+	for (size_t i = 0; i < view->count; i++) {
+		const struct view_segment *seg = &view->segs[i];
+		if (seg->text != NULL) {
+			check_print(out, seg->text, seg->length, crlf);
+			continue;
+		}
+		if (seg->offset >= end)
+			continue;
+		uint64_t len = MIN(seg->length, end - seg->offset);
+		char *buf = g_malloc(len + 1);
+		ssize_t n = spool_read(spool, seg->offset, buf, len, &error);
+		if (n > 0)
+			check_print(out, buf, (size_t)n, crlf);
+		g_free(buf);
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* The envelope sender when not given: the Return-Path of a stored message. */
+static char *check_return_path(struct spool *spool)
+{
+	const char *block, *error;
+	size_t len;
+	int complete;
+	struct header_block *hb = NULL;
+	char *from = NULL;
+
+	if (spool_header_block(spool, &block, &len, &complete, &error) < 0 ||
+	    header_block_parse(block, len, &hb, &error) < 0)
+		return g_strdup("");
+	for (size_t i = 0; i < hb->count && from == NULL; i++) {
+		if (!header_name_is(&hb->headers[i], "Return-Path"))
+			continue;
+		char *v = header_value_unfold(&hb->headers[i]);
+		char *lt = strchr(v, '<'), *gt = lt != NULL ? strchr(lt, '>') : NULL;
+		from = lt != NULL && gt != NULL ? g_strndup(lt + 1, (size_t)(gt - lt - 1)) : g_strdup(g_strstrip(v));
+		g_free(v);
+	}
+	header_block_free(&hb);
+	return from != NULL ? from : g_strdup("");
+}
+
+static int check_parse_options(int argc, char **argv, struct check_options *o)
+{
+	GOptionEntry entries[] = {
+		{ "client-ip", 0, 0, G_OPTION_ARG_STRING, &o->client_ip, "the connecting client's address", "IP" },
+		{ "helo", 0, 0, G_OPTION_ARG_STRING, &o->helo, "the client's HELO name", "NAME" },
+		{ "mail-from", 0, 0, G_OPTION_ARG_STRING, &o->mail_from, "the envelope sender (default: Return-Path)", "ADDR" },
+		{ "rcpt", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->rcpts, "a recipient (the first one's domain picks the checks)", "ADDR" },
+		{ "json", 0, 0, G_OPTION_ARG_NONE, &o->json, "print the verdict as JSON", NULL },
+		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o->args, NULL, "[MSG|-]" },
+		{ NULL, 0, 0, 0, NULL, NULL, NULL },
+	};
+	GOptionContext *ctx = g_option_context_new("[MSG|-] - evaluate one stored message");
+	GError *error = NULL;
+
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	bool ok = g_option_context_parse(ctx, &argc, &argv, &error);
+	g_option_context_free(ctx);
+	if (!ok) {
+		fprintf(stderr, "lmtpfilter check: %s\n", error->message);
+		g_error_free(error);
+		return -1;
+	}
+	if (o->args != NULL && g_strv_length(o->args) > 1) {
+		fprintf(stderr, "lmtpfilter check: one message at a time\n");
+		return -1;
+	}
+	if (o->client_ip != NULL) {
+		unsigned char addr[16];
+		if (inet_pton(AF_INET, o->client_ip, addr) != 1 && inet_pton(AF_INET6, o->client_ip, addr) != 1) {
+			fprintf(stderr, "lmtpfilter check: --client-ip: not an IP address: %s\n", o->client_ip);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void check_options_free(struct check_options *o)
+{
+	g_free(o->client_ip);
+	g_free(o->helo);
+	g_free(o->mail_from);
+	g_strfreev(o->rcpts);
+	g_strfreev(o->args);
+}
+
+static int check_run(struct engine *engine, struct config *config, struct check_options *o)
+{
+	const char *path = o->args != NULL && o->args[0] != NULL ? o->args[0] : "-";
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	const char *error = NULL;
+	bool crlf;
+
+	if (fd == -1) {
+		fprintf(stderr, "lmtpfilter check: %s: %s\n", path, g_strerror(errno));
+		return 2;
+	}
+	struct spool *spool = spool_new(config->spool_dir, config->spool_memory_limit);
+	int r = check_read(fd, spool, &crlf, &error);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (r < 0) {
+		fprintf(stderr, "lmtpfilter check: %s: %s\n", path, error);
+		spool_free(&spool);
+		return 2;
+	}
+
+	struct conn_facts cli = { .source = FACTS_OPTIONS };
+	if (o->client_ip != NULL) {
+		g_strlcpy(cli.client_ip, o->client_ip, sizeof(cli.client_ip));
+		g_strlcpy(cli.helo, o->helo != NULL ? o->helo : "", sizeof(cli.helo));
+	}
+	char *mail_from = o->mail_from != NULL ? g_strdup(o->mail_from) : check_return_path(spool);
+	struct tx_facts facts = { .mail_from = mail_from, .peer = "check", .spool = spool,
+				  .cli = o->client_ip != NULL ? &cli : NULL };
+	const struct domain_policy *found = o->rcpts != NULL && o->rcpts[0] != NULL
+		? config_policy_for(config, o->rcpts[0]) : &config->defaults;
+	/* An administrator asking wants the verdict whatever the mode. */
+	struct domain_policy policy = { .domain = found->domain, .mode = DOMAIN_MODE_ANNOTATE, .checks = found->checks };
+
+	struct filter_tx *ftx = filter_tx_new(engine, config, &facts);
+	struct message_view view;
+	struct lmtp_reply fail;
+	message_view_init(&view);
+	int rc = 0;
+	if (filter_prepare(ftx, &policy, &view, &fail) < 0) {
+		fprintf(stderr, "lmtpfilter check: %s\n", fail.text);
+		rc = 2;
+	} else {
+		char *headers = check_header_text(ftx, &view, spool, crlf);
+		if (o->json) {
+			char *json = filter_json(ftx, policy.checks, headers);
+			fputs(json, stdout);
+			g_free(json);
+		} else {
+			fputs(headers, stdout);
+		}
+		g_free(headers);
+	}
+	message_view_clear(&view);
+	filter_tx_free(&ftx);
+	g_free(mail_from);
+	spool_free(&spool);
+	return rc;
+}
+
+int check_main(const char *config_file, int argc, char **argv)
+{
+	struct check_options o = { 0 };
+	struct config *config;
+	struct engine engine;
+	char *error = NULL;
+
+	if (check_parse_options(argc, argv, &o) < 0) {
+		check_options_free(&o);
+		return 1;
+	}
+	if (config_load(config_file, &config, &error) < 0) {
+		fprintf(stderr, "lmtpfilter: %s\n", error);
+		g_free(error);
+		check_options_free(&o);
+		return 1;
+	}
+	int rc;
+	if (engine_init(&engine, config, &error) < 0 || filter_engine_init(&engine, config, &error) < 0) {
+		fprintf(stderr, "lmtpfilter check: %s\n", error);
+		g_free(error);
+		rc = 2;
+	} else {
+		rc = check_run(&engine, config, &o);
+	}
+	filter_engine_deinit(&engine);
+	engine_deinit(&engine);
+	check_options_free(&o);
+	return rc;
+}
