@@ -32,9 +32,11 @@
 #include <glib.h>
 #include <setjmp.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SPF_MX_NAMES_MAX 10         /* RFC 7208 4.6.4: MX names per "mx" term */
+#define SPF_PTR_NAMES_MAX 10        /* RFC 7208 4.6.4: PTR names looked at per "ptr" term */
 #define SPF_RECORD_MAX 4096         /* longest record text we accept */
 #define SPF_TRACKED_NAMES_MAX 64    /* MX / PTR host names remembered per evaluation */
 #define SPF_EMPTY_RECORD "v=spf1"
@@ -53,9 +55,15 @@ struct spf_eval {
 	unsigned mechanisms;
 	unsigned voids;
 	const char *perm;                 /* set: the result is permerror, for this reason */
+	bool client_v6;
 	bool dns_error;
 	char *hosts[SPF_TRACKED_NAMES_MAX]; /* names from MX / PTR answers: their A lookups are free */
 	size_t host_count;
+	char *any_addr[SPF_TRACKED_NAMES_MAX]; /* names of a//0-style terms (and their MX hosts) */
+	size_t any_addr_count;
+	char *any_mx[SPF_TRACKED_NAMES_MAX];   /* domains of mx//0-style terms */
+	size_t any_mx_count;
+	unsigned char client_addr[16];
 	sigjmp_buf abort_jmp;
 };
 
@@ -173,8 +181,21 @@ static bool check_dual_cidr(const char *s, size_t len)
 /* Split "name[:domain-spec][cidr]" for a / mx. */
 static bool check_a_mx(const char *arg, size_t len)
 {
-	const char *slash = memchr(arg, '/', len);
-	size_t dlen = slash != NULL ? (size_t)(slash - arg) : len;
+	/* The CIDR suffix is found from the end: a domain-spec may contain '/'. */
+	size_t dlen = len;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t i = dlen;
+		while (i > 0 && g_ascii_isdigit(arg[i - 1]))
+			i--;
+		if (i == dlen || i == 0 || arg[i - 1] != '/')
+			break;
+		dlen = i - 1;
+		if (dlen > 0 && arg[dlen - 1] == '/' && pass == 0)
+			dlen--;
+		else
+			break;
+	}
+	const char *slash = dlen < len ? arg + dlen : NULL;
 
 	if (dlen > 0) {
 		if (arg[0] != ':' || !check_domain_spec(arg + 1, dlen - 1))
@@ -309,35 +330,132 @@ int spf_record_check(const char *record, const char **error_r)
 	return 0;
 }
 
-/* ---- record rewrite: no exp=, redirect= last ---- */
+/* ---- record rewrite: what libspf2 sees ---- */
 
-static char *spf_record_rewrite(const char *record)
+/* Split a / mx arguments "[:domain][/cidr4][//cidr6]" from the end, since a
+ * domain-spec may itself contain '/' and ':'. */
+static void split_a_mx(const char *arg, GString *domain, int *cidr4, int *cidr6)
+{
+	size_t len = strlen(arg);
+	*cidr4 = *cidr6 = -1;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t i = len;
+		while (i > 0 && g_ascii_isdigit(arg[i - 1]))
+			i--;
+		if (i == len || i == 0 || arg[i - 1] != '/')
+			break;
+		int v = atoi(arg + i);
+		if (i >= 2 && arg[i - 2] == '/' && pass == 0 && *cidr6 < 0) {
+			*cidr6 = v;
+			len = i - 2;
+		} else {
+			*cidr4 = v;
+			len = i - 1;
+			break;
+		}
+	}
+	g_string_append_len(domain, arg, (gssize)len);
+}
+
+static void eval_track_host(struct spf_eval *ev, const char *name);
+
+/* Remember a name whose address records stand for "any address" (a or mx
+ * with a /0 prefix, which libspf2 refuses): see spf_layer_lookup. */
+static void eval_any_address(struct spf_eval *ev, const char *name, bool mx)
+{
+	char **list = mx ? ev->any_mx : ev->any_addr;
+	size_t *count = mx ? &ev->any_mx_count : &ev->any_addr_count;
+	if (*count < SPF_TRACKED_NAMES_MAX)
+		list[(*count)++] = g_ascii_strdown(name, -1);
+}
+
+static bool name_in(char *const *list, size_t count, const char *name)
+{
+	for (size_t i = 0; i < count; i++)
+		if (g_ascii_strcasecmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* One term for the client's address family, appended to out (or dropped).
+ * record_domain is the domain whose record this is (the default for a/mx). */
+static void rewrite_term(GString *out, const char *term, struct spf_eval *ev, const char *record_domain)
+{
+	const char *q = strchr("+-~?", *term) && *term ? term : NULL;
+	const char *m = q != NULL ? term + 1 : term;
+	char qual[2] = { q != NULL ? *q : '\0', '\0' };
+	bool client_v6 = ev->client_v6;
+
+	if (g_ascii_strncasecmp(m, "ip4:", 4) == 0 || g_ascii_strncasecmp(m, "ip6:", 4) == 0) {
+		bool v6 = m[2] == '6';
+		if (v6 != client_v6)
+			return;   /* never matches a client of the other family */
+		const char *slash = strrchr(m, '/');
+		if (slash != NULL && strcmp(slash, "/0") == 0) {
+			/* libspf2 refuses /0: the same networks as two halves. */
+			g_string_append_printf(out, v6 ? " %sip6:::/1 %sip6:8000::/1" : " %sip4:0.0.0.0/1 %sip4:128.0.0.0/1",
+					       qual, qual);
+			return;
+		}
+	} else if ((g_ascii_strncasecmp(m, "a", 1) == 0 && (m[1] == '\0' || m[1] == ':' || m[1] == '/')) ||
+		   (g_ascii_strncasecmp(m, "mx", 2) == 0 && (m[2] == '\0' || m[2] == ':' || m[2] == '/'))) {
+		bool mx = g_ascii_tolower(m[0]) == 'm';
+		GString *domain = g_string_new(NULL);
+		int cidr4, cidr6;
+		split_a_mx(m + (mx ? 2 : 1), domain, &cidr4, &cidr6);
+		int cidr = client_v6 ? cidr6 : cidr4;
+		const char *target = domain->len > 1 ? domain->str + 1 : record_domain;
+		if (cidr == 0 && strchr(target, '%') == NULL) {
+			/* A /0 prefix matches any address the name has. libspf2
+			 * refuses /0, so it gets a full-length prefix and the
+			 * lookup answers the client's own address when the name
+			 * has any address at all. */
+			eval_any_address(ev, target, mx);
+			cidr = client_v6 ? 128 : 32;
+		} else if (cidr == 0) {
+			cidr = -1;
+		}
+		g_string_append_printf(out, " %s%s%s", qual, mx ? "mx" : "a", domain->str);
+		if (cidr >= 0)
+			g_string_append_printf(out, client_v6 ? "//%d" : "/%d", cidr);
+		g_string_free(domain, TRUE);
+		return;
+	}
+	g_string_append_printf(out, " %s", term);
+}
+
+/* The record as libspf2 gets it: no exp= (never fetched), no unknown
+ * modifiers (RFC 7208 6: ignored; libspf2 rejects some valid names),
+ * redirect= last (ignored with "all", RFC 7208 6.1), and terms of the
+ * other address family left out. */
+static char *spf_record_rewrite(const char *record, struct spf_eval *ev, const char *domain)
 {
 	GString *out = g_string_new("v=spf1");
 	char *redirect = NULL;
+	bool has_all = false;
 	gchar **terms = g_strsplit(record + 6, " ", -1);
 
 	for (gchar **t = terms; *t != NULL; t++) {
-		if (**t == '\0' || g_ascii_strncasecmp(*t, "exp=", 4) == 0)
+		const char *term = *t;
+		const char *m = *term && strchr("+-~?", *term) ? term + 1 : term;
+		const char *eq = strchr(term, '=');
+		const char *sep = strpbrk(term, ":/");
+		if (*term == '\0')
 			continue;
-		if (g_ascii_strncasecmp(*t, "redirect=", 9) == 0) {
-			redirect = g_strdup(*t);
+		if (eq != NULL && (sep == NULL || eq < sep)) {
+			if (g_ascii_strncasecmp(term, "redirect=", 9) == 0) {
+				g_free(redirect);
+				redirect = g_strdup(term);
+			}
 			continue;
 		}
-		g_string_append_printf(out, " %s", *t);
+		if (g_ascii_strcasecmp(m, "all") == 0)
+			has_all = true;
+		rewrite_term(out, term, ev, domain);
 	}
-	if (redirect != NULL) {
-		/* RFC 7208 6.1: redirect is ignored when the record has "all". */
-		bool has_all = false;
-		for (gchar **t = terms; *t != NULL; t++) {
-			const char *m = strchr("+-~?", **t) && **t ? *t + 1 : *t;
-			if (g_ascii_strcasecmp(m, "all") == 0)
-				has_all = true;
-		}
-		if (!has_all)
-			g_string_append_printf(out, " %s", redirect);
-		g_free(redirect);
-	}
+	if (redirect != NULL && !has_all)
+		g_string_append_printf(out, " %s", redirect);
+	g_free(redirect);
 	g_strfreev(terms);
 	return g_string_free(out, FALSE);
 }
@@ -420,7 +538,7 @@ static SPF_dns_rr_t *rr_status(SPF_dns_server_t *layer, const char *domain, ns_t
 
 /* Fill one libspf2 record from rdata; false when malformed (then skipped). */
 static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char *data, size_t len,
-		    struct spf_eval *ev)
+		    struct spf_eval *ev, const char *owner)
 {
 	char name[NS_MAXDNAME];
 
@@ -444,6 +562,8 @@ static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char
 			return false;
 		strcpy(type == ns_t_mx ? rr->rr[idx]->mx : rr->rr[idx]->ptr, name);
 		eval_track_host(ev, name);
+		if (type == ns_t_mx && name_in(ev->any_mx, ev->any_mx_count, owner))
+			eval_any_address(ev, name, false);
 		return true;
 	}
 	case ns_t_txt: {
@@ -469,7 +589,7 @@ static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char
 					ev->perm = error;
 				text = SPF_EMPTY_RECORD;
 			} else {
-				text = rewritten = spf_record_rewrite(txt->str);
+				text = rewritten = spf_record_rewrite(txt->str, ev, owner);
 			}
 		}
 		bool ok = SPF_dns_rr_buf_realloc(rr, idx, strlen(text) + 1) == SPF_E_SUCCESS;
@@ -510,9 +630,18 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *layer, const char *domai
 		ev->perm = "too many MX names (more than 10)";
 	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(layer, domain, type, 0, NETDB_SUCCESS);
 	int n = 0;
-	for (size_t i = 0; rr != NULL && i < answer->count; i++)
-		if (rr_fill(rr, n, type, answer->data[i], answer->len[i], ev))
+	/* RFC 7208 5.5: only the first 10 PTR names are looked at. */
+	size_t count = type == ns_t_ptr ? MIN(answer->count, SPF_PTR_NAMES_MAX) : answer->count;
+	for (size_t i = 0; rr != NULL && i < count; i++)
+		if (rr_fill(rr, n, type, answer->data[i], answer->len[i], ev, domain))
 			n++;
+	if (rr != NULL && n > 0 && (type == ns_t_a || type == ns_t_aaaa) &&
+	    (type == ns_t_aaaa) == ev->client_v6 && name_in(ev->any_addr, ev->any_addr_count, domain)) {
+		/* A /0 term: any address of the name matches, so answer the client's. */
+		memcpy(type == ns_t_a ? (void *)&rr->rr[0]->a : (void *)&rr->rr[0]->aaaa, ev->client_addr,
+		       type == ns_t_a ? 4 : 16);
+		n = 1;
+	}
 	if (rr != NULL) {
 		rr->num_rr = n;
 		if (n == 0)
@@ -572,6 +701,13 @@ int spf_checker_new(const struct spf_dns *dns, const char *receiver, struct spf_
 	c->layer.name = "lmtpfilter";
 	c->layer.hook = c;
 	c->server = SPF_server_new_dns(&c->layer, 0);
+	/* The limits are ours (counted across includes); libspf2's own, per
+	 * record, must never be the tighter ones. */
+	if (c->server != NULL) {
+		c->server->max_dns_mech = 1000;
+		c->server->max_dns_ptr = 1000;
+		c->server->max_dns_mx = 1000;
+	}
 	if (c->server == NULL || SPF_server_set_rec_dom(c->server, c->receiver) != SPF_E_SUCCESS) {
 		*error_r = g_strdup("libspf2: cannot create the SPF server");
 		spf_checker_free(&c);
@@ -630,7 +766,10 @@ static void spf_evaluate(struct spf_checker *c, const char *ip, const char *helo
 	SPF_response_t *resp = NULL;
 	SPF_errcode_t err;
 
-	if (strchr(ip, ':') != NULL)
+	ev.client_v6 = strchr(ip, ':') != NULL;
+	if (inet_pton(ev.client_v6 ? AF_INET6 : AF_INET, ip, ev.client_addr) != 1)
+		memset(ev.client_addr, 0, sizeof(ev.client_addr));
+	if (ev.client_v6)
 		err = SPF_request_set_ipv6_str(req, ip);
 	else
 		err = SPF_request_set_ipv4_str(req, ip);
@@ -667,6 +806,10 @@ static void spf_evaluate(struct spf_checker *c, const char *ip, const char *helo
 	SPF_request_free(req);
 	for (size_t i = 0; i < ev.host_count; i++)
 		g_free(ev.hosts[i]);
+	for (size_t i = 0; i < ev.any_addr_count; i++)
+		g_free(ev.any_addr[i]);
+	for (size_t i = 0; i < ev.any_mx_count; i++)
+		g_free(ev.any_mx[i]);
 }
 
 /* The client address as libspf2 wants it: IPv4-mapped IPv6 as IPv4. */
