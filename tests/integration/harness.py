@@ -12,6 +12,14 @@ the test's cleanups, also when the test fails:
   Lmtpfilter(tmpdir, downstream, **config)
       the daemon under test, config written from keyword arguments
   LmtpClient(address)             raw LMTP client: send bytes, read replies
+  NetworkNamespaces(client_addresses, server_address)
+      two private network namespaces joined by a veth pair: a client with
+      real outside addresses (184.72.226.23...) and a server side (root only)
+  Postfix(tmpdir, lmtp_address, smtp_address, netns=...)
+      a private Postfix 3.7 instance: smtpd on smtp_address, virtual domains
+      handed over LMTP with XFORWARD; queue() and flush()
+  swaks(server, mail_from, rcpts, message, helo, source=, netns=)
+      one SMTP transaction from a given source address and namespace
 
 Addresses are "unix:PATH" or "inet:HOST:PORT" strings, the same syntax as the
 daemon's configuration, so "through lmtpfilter" and "straight to Dovecot"
@@ -594,6 +602,326 @@ class Unbound:
         self.proc = None
 
 
+class NetworkNamespaces:
+    """Two private network namespaces joined by a veth pair, so that a test
+    client has a real outside address and a server sees it as its peer:
+
+      client namespace  CLIENT_ADDRESSES (184.72.226.23, 192.0.2.10, ...)
+      server namespace  server_address (203.0.113.1): Postfix's smtpd
+
+    Nothing is added to the host's own network (no address, route or link),
+    so concurrent runs cannot collide; unix sockets still join the two sides
+    (Postfix in the server namespace delivers to lmtpfilter's unix socket).
+    Names are unique per process and instance. Needs root (CAP_SYS_ADMIN).
+    Every process left in either namespace is killed, by pid, on stop()."""
+
+    _counter = 0
+    CLIENT_LINK = "veth-client"
+    SERVER_LINK = "veth-server"
+
+    def __init__(self, client_addresses=("184.72.226.23",), server_address="203.0.113.1"):
+        NetworkNamespaces._counter += 1
+        base = "lmtpf-%d-%d" % (os.getpid(), NetworkNamespaces._counter)
+        self.client = base + "-client"
+        self.server = base + "-server"
+        self.client_addresses = list(client_addresses)
+        self.server_address = server_address
+        self.created = []
+
+    @staticmethod
+    def _ip(*args):
+        r = subprocess.run(["ip"] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("ip %s: %s" % (" ".join(args), r.stdout.strip()))
+        return r.stdout
+
+    def start(self):
+        try:
+            for ns in (self.client, self.server):
+                self._ip("netns", "add", ns)
+                self.created.append(ns)
+                self._ip("-n", ns, "link", "set", "lo", "up")
+            self._ip("link", "add", self.CLIENT_LINK, "netns", self.client, "type", "veth",
+                     "peer", "name", self.SERVER_LINK, "netns", self.server)
+            for addr in self.client_addresses:
+                self._ip("-n", self.client, "addr", "add", addr + "/32", "dev", self.CLIENT_LINK)
+            self._ip("-n", self.server, "addr", "add", self.server_address + "/32",
+                     "dev", self.SERVER_LINK)
+            for ns, link in ((self.client, self.CLIENT_LINK), (self.server, self.SERVER_LINK)):
+                self._ip("-n", ns, "link", "set", link, "up")
+            self._ip("-n", self.client, "route", "add", self.server_address + "/32",
+                     "dev", self.CLIENT_LINK)
+            for addr in self.client_addresses:
+                self._ip("-n", self.server, "route", "add", addr + "/32", "dev", self.SERVER_LINK)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def pids(self, ns):
+        r = subprocess.run(["ip", "netns", "pids", ns], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+        return [int(p) for p in r.stdout.split() if p.isdigit()]
+
+    def exec_args(self, ns, argv):
+        """argv run inside namespace ns."""
+        return ["ip", "netns", "exec", ns] + list(argv)
+
+    def stop(self):
+        """Kill whatever still runs inside, then delete the namespaces (the
+        veth pair goes with them)."""
+        for ns in self.created:
+            pids = self.pids(ns)
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while self.pids(ns) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        for ns in reversed(self.created):
+            subprocess.run(["ip", "netns", "delete", ns], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        self.created = []
+
+
+def namespaces_available():
+    """None if network namespaces can be made here, else the reason."""
+    if os.getuid() != 0:
+        return "network namespaces need root"
+    if shutil.which("ip") is None:
+        return "ip (iproute2) is not installed"
+    probe = NetworkNamespaces()
+    try:
+        probe.start()
+    except (RuntimeError, OSError) as e:
+        return str(e)
+    finally:
+        probe.stop()
+    return None
+
+
+class Postfix:
+    """A private Postfix 3.7 instance in tmpdir: smtpd on `smtp_address`
+    ("HOST:PORT"), mail for `domains` handed to `lmtp_address` (a
+    "unix:PATH" of lmtpfilter or Dovecot) with XFORWARD. With `netns`
+    (a namespace name) the whole instance runs inside that network
+    namespace. No DNS lookups, no reverse lookups; log in maillog_path.
+    `settings` are extra main.cf lines."""
+
+    _counter = 0
+    HOSTNAME = "mail.example.com"
+
+    def __init__(self, tmpdir, lmtp_address, smtp_address, domains=(DEFAULT_DOMAIN,),
+                 netns=None, settings=()):
+        Postfix._counter += 1
+        self.dir = os.path.join(tmpdir, "postfix%d" % Postfix._counter)
+        self.config_dir = os.path.join(self.dir, "etc")
+        self.queue_dir = os.path.join(self.dir, "queue")
+        self.data_dir = os.path.join(self.dir, "data")
+        self.maillog_path = os.path.join(self.dir, "maillog")
+        self.smtp_address = smtp_address
+        self.smtp_host, _, port = smtp_address.rpartition(":")
+        self.smtp_port = int(port)
+        self.netns = netns
+        self.running_ = False
+        if not lmtp_address.startswith("unix:"):
+            raise ValueError("Postfix here delivers to unix sockets only: " + lmtp_address)
+        for d in (self.config_dir, self.queue_dir, self.data_dir):
+            os.makedirs(d)
+        # Postfix's unprivileged daemons must reach the maillog directory and
+        # lmtpfilter's socket.
+        for d in (tmpdir, self.dir):
+            os.chmod(d, 0o755)
+        pw = pwd.getpwnam("postfix")
+        os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+        main_cf = [
+            "compatibility_level = 3.6",
+            "queue_directory = " + self.queue_dir,
+            "data_directory = " + self.data_dir,
+            "meta_directory = /etc/postfix",
+            "command_directory = /usr/sbin",
+            "daemon_directory = /usr/lib/postfix/sbin",
+            "mail_owner = postfix",
+            "setgid_group = postdrop",
+            "myhostname = " + self.HOSTNAME,
+            "mydomain = example.com",
+            "myorigin = $myhostname",
+            "mydestination =",
+            "relay_domains =",
+            "local_recipient_maps =",
+            "alias_maps =",
+            "alias_database =",
+            "inet_protocols = ipv4",
+            "inet_interfaces = " + self.smtp_host,
+            "mynetworks = 127.0.0.0/8",
+            "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+            "virtual_mailbox_domains = " + " ".join(domains),
+            "virtual_mailbox_maps = static:ok",
+            "virtual_transport = lmtp:" + lmtp_address,
+            "lmtp_send_xforward_command = yes",
+            "disable_dns_lookups = yes",
+            "smtp_dns_support_level = disabled",
+            "lmtp_dns_support_level = disabled",
+            "smtpd_peername_lookup = no",
+            "smtputf8_enable = no",
+            "biff = no",
+            "maillog_file = " + self.maillog_path,
+            "maillog_file_prefixes = " + self.dir,
+            # A deferred message waits for flush(), not for a timer.
+            "queue_run_delay = 3600s",
+            "minimal_backoff_time = 3600s",
+            "maximal_backoff_time = 3600s",
+        ] + list(settings)
+        with open(os.path.join(self.config_dir, "main.cf"), "w") as f:
+            f.write("\n".join(main_cf) + "\n")
+        services = [
+            ("%s inet" % smtp_address, "n - n - - smtpd"),
+            ("pickup fifo", "n - n 60 1 pickup"),
+            ("cleanup unix", "n - n - 0 cleanup"),
+            ("qmgr fifo", "n - n 300 1 qmgr"),
+            ("rewrite unix", "- - n - - trivial-rewrite"),
+            ("bounce unix", "- - n - 0 bounce"),
+            ("defer unix", "- - n - 0 bounce"),
+            ("trace unix", "- - n - 0 bounce"),
+            ("verify unix", "- - n - 1 verify"),
+            ("flush unix", "n - n 1000? 0 flush"),
+            ("proxymap unix", "- - n - - proxymap"),
+            ("showq unix", "n - n - - showq"),
+            ("error unix", "- - n - - error"),
+            ("retry unix", "- - n - - error"),
+            ("discard unix", "- - n - - discard"),
+            ("smtp unix", "- - n - - smtp"),
+            ("lmtp unix", "- - n - - lmtp"),
+            ("anvil unix", "- - n - 1 anvil"),
+            ("scache unix", "- - n - 1 scache"),
+            ("postlog unix-dgram", "n - n - 1 postlogd"),
+        ]
+        with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
+            for name, rest in services:
+                f.write("%-28s %s\n" % (name, rest))
+
+    def _command(self, *argv, check=True):
+        args = list(argv)
+        if self.netns:
+            args = ["ip", "netns", "exec", self.netns] + args
+        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError("%s: exit %d\n%s\nmaillog:\n%s"
+                               % (" ".join(args), r.returncode, r.stdout, self.log()))
+        return r
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.queue_dir, "pid", "master.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def start(self):
+        """Start the master; returns once it listens (first start also
+        creates the queue, 2-3 s)."""
+        self._command("postfix", "-c", self.config_dir, "start")
+        self.running_ = True
+        try:
+            wait_for(lambda: "daemon started" in self.log(), START_TIMEOUT * 2,
+                     "Postfix's master")
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError("Postfix did not start:\n" + self.log())
+        return self
+
+    def stop(self):
+        """postfix stop and wait for the master to exit (SIGKILL after the
+        timeout). Its children leave with it."""
+        if not self.running_:
+            return
+        pid = self.master_pid()
+        self._command("postfix", "-c", self.config_dir, "stop", check=False)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while pid is not None and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.running_ = False
+
+    def queue(self):
+        """The messages in the queue: a list of dicts as postqueue -j prints
+        them (queue_name, queue_id, sender, recipients with delay_reason)."""
+        import json
+        r = self._command("postqueue", "-c", self.config_dir, "-j")
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def flush(self):
+        """Deliver everything in the queue now (postqueue -f)."""
+        self._command("postqueue", "-c", self.config_dir, "-f")
+
+    def log(self):
+        try:
+            with open(self.maillog_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self, containing=""):
+        return [l for l in self.log().splitlines() if containing in l]
+
+    def wait_log(self, containing, timeout=10.0, count=1):
+        wait_for(lambda: len(self.log_lines(containing)) >= count, timeout,
+                 "maillog line with %r; maillog:\n%s" % (containing, self.log()))
+        return self.log_lines(containing)
+
+
+class SmtpResult:
+    """What swaks did: exit status, its transcript, and the queue id from
+    the final "250 ... queued as ID" reply (None if not queued)."""
+
+    def __init__(self, returncode, transcript):
+        self.returncode = returncode
+        self.transcript = transcript
+        import re
+        m = re.search(r"<-\s+250 .*queued as ([0-9A-Za-z]+)", transcript)
+        self.queue_id = m.group(1) if m else None
+
+    def __repr__(self):
+        return "SmtpResult(%d, %r)" % (self.returncode, self.transcript[-2000:])
+
+
+def swaks(server, mail_from, rcpts, message, helo, source=None, netns=None,
+          timeout=REPLY_TIMEOUT):
+    """Send message bytes over SMTP with swaks to server "HOST:PORT", from
+    the local address `source`, inside network namespace `netns` if given."""
+    args = ["swaks", "--server", server, "--helo", helo, "--from", mail_from,
+            "--to", ",".join(rcpts), "--data", "-", "--timeout", str(int(timeout))]
+    if source:
+        args += ["--local-interface", source]
+    if netns:
+        args = ["ip", "netns", "exec", netns] + args
+    if isinstance(message, str):
+        message = message.encode()
+    # swaks ends the data with CRLF "." CRLF itself.
+    if message.endswith(b"\r\n"):
+        message = message[:-2]
+    r = subprocess.run(args, input=message, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=timeout + 10)
+    return SmtpResult(r.returncode, r.stdout.decode("utf-8", "replace"))
+
+
 class SilentDns:
     """A bound UDP (and TCP) loopback port that never answers: queries time out."""
 
@@ -697,6 +1025,7 @@ class Lmtpfilter:
     def __init__(self, tmpdir, downstream, defaults=None, domains=None, listen=None,
                  **config):
         self.dir = tempfile.mkdtemp(prefix="lmtpfilter", dir=tmpdir)
+        os.chmod(self.dir, 0o755)   # an MTA running as another user reaches the socket
         self.socket_path = os.path.join(self.dir, "filter.sock")
         self.address = "unix:" + self.socket_path
         self.config_path = os.path.join(self.dir, "lmtpfilter.conf")
@@ -869,6 +1198,18 @@ class HarnessTestCase(unittest.TestCase):
         u = Unbound(self.tmpdir, zone_lines)
         self.addCleanup(u.stop)
         return u.start()
+
+    def start_namespaces(self, client_addresses=("184.72.226.23",),
+                         server_address="203.0.113.1"):
+        ns = NetworkNamespaces(client_addresses, server_address)
+        self.addCleanup(ns.stop)
+        return ns.start()
+
+    def start_postfix(self, lmtp_address, smtp_address, **kw):
+        p = Postfix(self.tmpdir, lmtp_address, smtp_address, **kw)
+        self.addCleanup(p.stop)
+        self.addCleanup(self._dump_on_failure, "Postfix maillog", p.log)
+        return p.start()
 
     def client(self, address, lhlo=True, **kw):
         c = LmtpClient(address, **kw)
