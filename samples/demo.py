@@ -1,29 +1,49 @@
 #!/usr/bin/python3
-"""The lmtpfilter demo: a private DNS (unbound), Dovecot with the sample
-quarantine Sieve script, lmtpfilter with the sample configuration; the
-sample messages are delivered the way Postfix hands them over (LMTP with
-XFORWARD naming the real client) and the demo shows where each landed."""
+"""The lmtpfilter demo: a private DNS (unbound) with the sample zones,
+Dovecot with the sample quarantine Sieve script as sieve_before, lmtpfilter
+with samples/lmtpfilter.conf (paths replaced for a temporary directory) and,
+where network namespaces can be made (root), a private Postfix in front:
+each sample message is sent over SMTP with swaks from its sender's outside
+address, Postfix hands it to lmtpfilter with XFORWARD. Where that is not
+possible the messages are handed to lmtpfilter directly, the way Postfix
+does it (LMTP with XFORWARD), and the demo says so.
+
+It prints where each message landed and its Authentication-Results, then
+stops everything it started and removes its temporary directory, also on
+errors and Ctrl-C.
+
+Usage: samples/demo.py [PATH_TO_LMTPFILTER_BINARY]   (samples/demo builds it)"""
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import dkim_sign  # noqa: E402
 import harness    # noqa: E402
 
-# Who sends each sample message: the client that handed it to us.
+SERVER_ADDRESS = "203.0.113.1"     # Postfix's smtpd, in its own network namespace
+DELIVERY_TIMEOUT = 30.0            # seconds from "queued" to delivered
+DOMAINS = ("example.com", "example.net")
+USERS = ("owner@example.com", "bob@example.net")
+
+# Each sample message: envelope sender, recipient, the client that hands it
+# to us (address, HELO), and what it shows.
 MESSAGES = [
     ("01-spoof.eml", "owner@example.com", "owner@example.com", "184.72.226.23", "www.wormly.com",
-     "the seed's spoof: our own address in From:, sent from an outside server"),
-    ("02-legitimate.eml", "alice@partner.example.org", "owner@example.com", "192.0.2.10", "mx.partner.example.org",
-     "a legitimate message from a partner's own server"),
-    ("03-newsletter.eml", "bounces@news.example.net", "owner@example.com", "198.51.100.20", "out.news.example.net",
-     "a DKIM-signed newsletter"),
+     "the seed's spoof: our own address in From:, sent from an outside server,\n"
+     "   carrying a forged spf=pass with our authserv-id"),
+    ("02-legitimate.eml", "alice@partner.example.org", "owner@example.com", "192.0.2.10",
+     "mx.partner.example.org", "a legitimate message from a partner's own server"),
+    ("03-newsletter.eml", "bounces@news.example.net", "owner@example.com", "198.51.100.20",
+     "out.news.example.net", "a newsletter, DKIM-signed just now with a key published in the demo's DNS"),
     ("04-other-domain.eml", "someone@example.org", "bob@example.net", "184.72.226.23", "www.wormly.com",
-     "a message for example.net, a domain that has not opted in"),
+     "a message for example.net, a domain that has not opted in (mode = off)"),
 ]
 
 
@@ -47,14 +67,35 @@ def zone(news_key_txt):
     ]
 
 
+ZONE_SUMMARY = """\
+  example.com          SPF v=spf1 ip4:192.0.2.0/24 ~all, DMARC p=reject
+  partner.example.org  SPF v=spf1 ip4:192.0.2.10 -all, DMARC p=quarantine
+  news.example.net     SPF v=spf1 ip4:198.51.100.20 -all, DMARC p=none, DKIM key news._domainkey
+  example.org          SPF v=spf1 -all"""
+
+
 def sample_config(path, **replace):
     """The sample configuration with the demo's paths and servers."""
     with open(os.path.join(HERE, "lmtpfilter.conf")) as f:
         text = f.read()
     for key, value in replace.items():
-        text = re.sub(r"(?m)^%s[ \t]*=.*$" % key, "%s = %s" % (key, value), text)
+        text, n = re.subn(r"(?m)^%s[ \t]*=.*$" % key, "%s = %s" % (key, value), text)
+        if n != 1:
+            raise RuntimeError("samples/lmtpfilter.conf has no single %s line" % key)
     with open(path, "w") as f:
         f.write(text)
+
+
+def without_received(msg):
+    """The message without its leading Received lines: the samples carry the
+    one Postfix would have written; a real Postfix writes its own."""
+    lines = msg.split(b"\r\n")
+    i = 0
+    while i < len(lines) and lines[i].lower().startswith(b"received:"):
+        i += 1
+        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+            i += 1
+    return b"\r\n".join(lines[i:])
 
 
 def headers_of(stored):
@@ -72,57 +113,179 @@ def headers_of(stored):
     return fields
 
 
-def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build", "lmtpfilter", "lmtpfilter")
-    os.environ["LMTPFILTER_BIN"] = binary
-    tmp = tempfile.mkdtemp(prefix="lmtpfilter-demo-")
-    started = []
-    try:
+def message_id(msg):
+    m = re.search(rb"(?im)^message-id:[ \t]*(<[^>]*>)", msg)
+    return m.group(1) if m else None
+
+
+def where_stored(dovecot, mid):
+    """[(user/folder, stored bytes)] of every copy with this Message-ID."""
+    found = []
+    for user in USERS:
+        for folder in ("INBOX", "Quarantine"):
+            for stored in dovecot.messages(user, folder):
+                if message_id(stored) == mid:
+                    found.append(("%s/%s" % (user, folder), stored))
+    return found
+
+
+class Demo:
+    def __init__(self, binary):
+        os.environ["LMTPFILTER_BIN"] = binary
+        self.tmp = tempfile.mkdtemp(prefix="lmtpfilter-demo-")
+        self.started = []
+        self.postfix = None
+        self.ns = None
+
+    def start(self, thing):
+        thing.start()
+        self.started.append(thing)
+        return thing
+
+    def cleanup(self):
+        for thing in reversed(self.started):
+            try:
+                thing.stop()
+            except Exception as e:  # keep stopping the others
+                print("demo: stopping %s: %s" % (type(thing).__name__, e), file=sys.stderr)
+        self.started = []
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_postfix(self):
+        """Namespaces and Postfix; None on success, else why not."""
+        reason = harness.namespaces_available()
+        if reason:
+            return reason
+        try:
+            clients = sorted({m[3] for m in MESSAGES})
+            self.ns = self.start(harness.NetworkNamespaces(clients, SERVER_ADDRESS))
+            self.postfix = self.start(harness.Postfix(
+                self.tmp, self.filter.address, "%s:25" % SERVER_ADDRESS,
+                domains=DOMAINS, netns=self.ns.server))
+        except Exception as e:
+            for thing in (self.postfix, self.ns):
+                if thing is not None and thing in self.started:
+                    thing.stop()
+                    self.started.remove(thing)
+            self.postfix = self.ns = None
+            return str(e).strip().splitlines()[0]
+        return None
+
+    def run(self):
+        t0 = time.monotonic()
         key = dkim_sign.rsa_key(2048)
-        dns = harness.Unbound(tmp, zone(key.txt)).start()
-        started.append(dns)
-        dovecot = harness.Dovecot(tmp, users=("owner@example.com", "bob@example.net"),
-                                  sieve_before=os.path.join(HERE, "sieve", "quarantine.sieve")).start()
-        started.append(dovecot)
-        filt = harness.Lmtpfilter(tmp, dovecot.address)
-        sample_config(filt.config_path, listen=filt.address, downstream=dovecot.address,
-                      dns_servers=dns.server, spool_dir=filt.dir, dns_timeout=3)
-        filt.start()
-        started.append(filt)
-        print("lmtpfilter demo: DNS on %s, Dovecot (sample quarantine.sieve), lmtpfilter with samples/lmtpfilter.conf"
-              % dns.server)
-        print("Messages are handed over as Postfix does it: LMTP with XFORWARD naming the real client.\n")
+        dns = self.start(harness.Unbound(self.tmp, zone(key.txt)))
+        self.dovecot = self.start(harness.Dovecot(
+            self.tmp, users=USERS, sieve_before=os.path.join(HERE, "sieve", "quarantine.sieve")))
+        self.filter = harness.Lmtpfilter(self.tmp, self.dovecot.address)
+        # The sample configuration; only paths and servers change. The socket
+        # is 0666 because the demo's Postfix runs as user postfix and the
+        # socket lives in a private temporary directory.
+        sample_config(self.filter.config_path, listen=self.filter.address,
+                      listen_mode="0666", downstream=self.dovecot.address,
+                      dns_servers=dns.server, spool_dir=self.filter.dir, dns_timeout=3)
+        self.start(self.filter)
+        why_not = self.start_postfix()
+
+        print("lmtpfilter demo (temporary directory %s)" % self.tmp)
+        print("  DNS       unbound on %s with the sample zones:" % dns.server)
+        print(ZONE_SUMMARY)
+        print("  Dovecot   LMTP, sieve_before = samples/sieve/quarantine.sieve")
+        print("  lmtpfilter  samples/lmtpfilter.conf: authserv_id mail.example.com,"
+              " example.com opted in (annotate), everything else off")
+        if self.postfix:
+            print("  Postfix   private instance on %s:25 in its own network namespace,"
+                  " virtual_transport = lmtp:unix:(lmtpfilter's socket),"
+                  " lmtp_send_xforward_command = yes" % SERVER_ADDRESS)
+            print("  Each message is sent with swaks over SMTP from its sender's outside address.")
+        else:
+            print("  Postfix   NOT used: %s" % why_not)
+            print("  Instead each message is handed to lmtpfilter the way Postfix does it:"
+                  " LMTP with XFORWARD naming the real client.")
+        print("  (started in %.1f s)\n" % (time.monotonic() - t0))
+
         for name, sender, rcpt, ip, helo, what in MESSAGES:
             with open(os.path.join(HERE, "messages", name), "rb") as f:
                 msg = harness.crlf(f.read().decode())
+            if self.postfix:
+                msg = without_received(msg)
             if "newsletter" in name:
                 msg = dkim_sign.sign(msg, key, "news.example.net", "news")
-            c = harness.LmtpClient(filt.address)
+            print("== %s: %s" % (name, what))
+            print("   MAIL FROM:<%s> RCPT TO:<%s>, client %s, HELO %s" % (sender, rcpt, ip, helo))
+            if self.postfix:
+                ident, outcome = self.send_smtp(sender, rcpt, msg, ip, helo)
+            else:
+                ident, outcome = self.send_lmtp(name, sender, rcpt, msg, ip, helo)
+            print("   " + outcome)
+            if ident is None:
+                print()
+                continue
+            for place, stored in where_stored(self.dovecot, message_id(msg)):
+                fields = headers_of(stored)
+                ar = [f for f in fields if f.lower().startswith("authentication-results:")]
+                print("   landed in %s" % place)
+                if ar:
+                    print("   " + ar[0].replace("\n", "\n   "))
+                else:
+                    print("   (no Authentication-Results: delivered unchanged)")
+            print()
+
+        print("lmtpfilter's transaction log:")
+        for line in self.filter.log_lines("ident="):
+            print("  " + line)
+        print("\nDemo finished in %.1f s; stopping everything it started." % (time.monotonic() - t0))
+        return 0
+
+    def send_smtp(self, sender, rcpt, msg, ip, helo):
+        r = harness.swaks("%s:25" % SERVER_ADDRESS, sender, [rcpt], msg, helo,
+                          source=ip, netns=self.ns.client)
+        if r.queue_id is None:
+            return None, "Postfix did not accept it:\n" + r.transcript
+        self.postfix.wait_log("%s: removed" % r.queue_id, DELIVERY_TIMEOUT)
+        status = [l for l in self.postfix.log_lines("%s: to=" % r.queue_id)]
+        sent = re.search(r"status=(\S+ \(.*\))", status[-1]) if status else None
+        return r.queue_id, "Postfix queue id %s, delivery %s" % (
+            r.queue_id, sent.group(1) if sent else "?")
+
+    def send_lmtp(self, name, sender, rcpt, msg, ip, helo):
+        ident = name.split("-")[0]
+        c = harness.LmtpClient(self.filter.address)
+        try:
             c.lhlo("mail.example.com")
             _, rcpt_replies, data_replies = c.transaction(
                 sender, [rcpt], msg,
                 xforward=[{"NAME": "unknown", "ADDR": ip, "PORT": "25"},
-                          {"PROTO": "ESMTP", "HELO": helo, "IDENT": name.split("-")[0], "SOURCE": "REMOTE"}])
+                          {"PROTO": "ESMTP", "HELO": helo, "IDENT": ident, "SOURCE": "REMOTE"}])
             c.quit()
-            reply = (data_replies or rcpt_replies)[0]
-            print("== %s: %s" % (name, what))
-            print("   from %s via %s (HELO %s), to %s: %s" % (sender, ip, helo, rcpt, reply))
-        for user in ("owner@example.com", "bob@example.net"):
-            for folder in ("INBOX", "Quarantine"):
-                for stored in dovecot.messages(user, folder):
-                    fields = headers_of(stored)
-                    subject = next((f for f in fields if f.lower().startswith("subject:")), "Subject: ?")
-                    ar = [f for f in fields if f.lower().startswith("authentication-results:")]
-                    print("\n%s/%s  %s" % (user, folder, subject))
-                    print("\n".join(ar) if ar else "   (no Authentication-Results: delivered unchanged)")
-        print("\nTransaction log:")
-        for line in filt.log_lines("ident="):
-            print("  " + line)
-        return 0
+        finally:
+            c.close()
+        reply = (data_replies or rcpt_replies)[0]
+        return (ident if reply.code == 250 else None), "lmtpfilter replied: " + reply.lines[-1]
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build", "lmtpfilter", "lmtpfilter")
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
+    demo = Demo(os.path.abspath(binary))
+    try:
+        return demo.run()
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted; stopping everything it started", file=sys.stderr)
+        return 130
+    except Exception:
+        print("\ndemo: failed:", file=sys.stderr)
+        traceback.print_exc()
+        return 1
     finally:
-        for s in reversed(started):
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        # A second Ctrl-C must not leave half of it running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        demo.cleanup()
 
 
 if __name__ == "__main__":
