@@ -67,6 +67,7 @@ static int run_daemon(const char *file)
 		g_free(error);
 		return 1;
 	}
+	server_block_signals();
 	if (engine_init(&engine, config, &error) < 0 || filter_engine_init(&engine, engine.config, &error) < 0) {
 		log_error("%s", error);
 		g_free(error);

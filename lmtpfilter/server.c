@@ -286,6 +286,24 @@ static void server_drain(struct engine *engine)
 		log_warning("exiting with %u session(s) still running after %d s", left, SERVER_SHUTDOWN_GRACE);
 }
 
+static void server_signal_mask(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+}
+
+void server_block_signals(void)
+{
+	sigset_t mask;
+
+	server_signal_mask(&mask);
+	/* Threads inherit the blocked mask: only the signalfd sees these. */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 int server_run(struct engine *engine, const char *config_file)
 {
 	struct listener ls[SERVER_LISTEN_MAX];
@@ -293,13 +311,8 @@ int server_run(struct engine *engine, const char *config_file)
 	char *error = NULL;
 	sigset_t mask;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	/* Threads inherit the blocked mask: only the signalfd sees these. */
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	server_block_signals();
+	server_signal_mask(&mask);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 
 	struct config *config = engine_config(engine);

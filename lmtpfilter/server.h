@@ -12,4 +12,9 @@ struct engine;
  * connections. Returns the process exit code. */
 int server_run(struct engine *engine, const char *config_file);
 
+/* server_block_signals - block SIGTERM, SIGINT and SIGHUP (and ignore
+ * SIGPIPE) in the calling thread; call before any thread is created so
+ * that every thread inherits it and only server_run's signalfd sees them. */
+void server_block_signals(void);
+
 #endif
