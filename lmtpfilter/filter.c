@@ -91,6 +91,8 @@ void filter_engine_deinit(struct engine *engine)
 
 	if (c == NULL)
 		return;
+	if (c->resolver != NULL)
+		log_info("resolver dns_queries=%lu", resolver_queries_sent(c->resolver));
 	dmarc_checker_free(&c->dmarc);
 	dkim_verifier_free(&c->dkim);
 	spf_checker_free(&c->spf);
