@@ -287,11 +287,11 @@ static void render_spf(struct filter_tx *ftx, struct authres *ar, GString *out)
 
 	if (c->authenticated) {
 		authres_add(ar, "auth", VERDICT_PASS, NULL, "smtp.auth", c->auth_user[0] ? c->auth_user : NULL, NULL);
-		snprintf(comment, sizeof(comment), "%s: authenticated submission, SPF not applied", id);
+		snprintf(comment, sizeof(comment), "authenticated submission, SPF not applied");
 	} else if (c->source == FACTS_NONE) {
-		snprintf(comment, sizeof(comment), "%s: no trustworthy connection facts: %s", id, c->reason);
+		snprintf(comment, sizeof(comment), "no trustworthy connection facts: %s", c->reason);
 	} else if (c->all_trusted) {
-		snprintf(comment, sizeof(comment), "%s: locally generated: %s", id, c->reason);
+		snprintf(comment, sizeof(comment), "locally generated: %s", c->reason);
 	}
 	if (!ftx->spf_ran) {
 		char arc[200];
