@@ -1,0 +1,102 @@
+"""lmtpfilter check: the daemon's engine on one stored message, with the
+facts from the options or from the Received trail."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+import harness
+
+ZONE = [
+    'local-zone: "example.org." static',
+    "local-data: 'example.org. TXT \"v=spf1 ip4:192.0.2.0/24 -all\"'",
+    "local-data: '_dmarc.example.org. TXT \"v=DMARC1; p=reject\"'",
+]
+
+MESSAGE = (
+    "Received: from www.wormly.com (unknown [184.72.226.23])\n"
+    "\tby mail.example.com (Postfix) with ESMTP id 4Xcheck01\n"
+    "\tfor <alice@example.com>; Sat, 28 Nov 2026 09:00:00 +0000\n"
+    "Authentication-Results: mail.example.com; spf=pass smtp.mailfrom=user@example.org\n"
+    "From: User <user@example.org>\n"
+    "To: alice@example.com\n"
+    "Subject: check\n"
+    "\n"
+    "body\n"
+)
+
+
+class CheckTest(harness.HarnessTestCase):
+    def setUp(self):
+        super().setUp()
+        self.dns = self.start_unbound(ZONE)
+        self.conf = os.path.join(self.tmpdir, "lmtpfilter.conf")
+        with open(self.conf, "w") as f:
+            f.write("[lmtpfilter]\nauthserv_id = mail.example.com\nmta_hostnames = mail.example.com\n"
+                    "dns_servers = %s\ndns_timeout = 3\nspool_dir = %s\n"
+                    "[defaults]\nmode = off\n" % (self.dns.server, self.tmpdir))
+        self.msg = os.path.join(self.tmpdir, "msg.eml")
+        with open(self.msg, "w") as f:
+            f.write(MESSAGE)
+
+    def check(self, *args, stdin=None):
+        return subprocess.run([harness.lmtpfilter_binary(), "-c", self.conf, "check"] + list(args),
+                              input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+
+    def test_json_with_facts_from_options(self):
+        r = self.check("--client-ip", "184.72.226.23", "--helo", "www.wormly.com",
+                       "--mail-from", "user@example.org", "--json", self.msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        v = json.loads(r.stdout)
+        self.assertEqual(v["facts"]["source"], "options")
+        self.assertEqual(v["facts"]["client_ip"], "184.72.226.23")
+        self.assertEqual(v["spf"]["result"], "fail")
+        self.assertEqual(v["spf"]["domain"], "example.org")
+        self.assertEqual(v["dkim"], [])
+        self.assertEqual(v["dmarc"]["result"], "fail")
+        self.assertEqual(v["dmarc"]["policy"], "reject")
+        self.assertEqual(v["dmarc"]["aligned_by"], "")
+        self.assertIn("Authentication-Results: mail.example.com;", v["headers"])
+
+    def test_authorised_client_passes_and_dmarc_aligns_by_spf(self):
+        r = self.check("--client-ip", "192.0.2.7", "--helo", "mx.example.org",
+                       "--mail-from", "user@example.org", "--json", self.msg)
+        v = json.loads(r.stdout)
+        self.assertEqual(v["spf"]["result"], "pass")
+        self.assertEqual(v["dmarc"]["result"], "pass")
+        self.assertTrue(v["dmarc"]["spf_aligned"])
+        self.assertEqual(v["dmarc"]["aligned_by"], "spf:example.org")
+
+    def test_header_block_from_the_trail(self):
+        # No --client-ip: the facts come from our own Received line; the
+        # forged result with our id is renamed; the message's LF line ends kept.
+        r = self.check("--mail-from", "user@example.org", self.msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertTrue(out.startswith("Authentication-Results: mail.example.com;\n"), out)
+        self.assertIn("spf=fail smtp.mailfrom=user@example.org smtp.helo=www.wormly.com", out)
+        self.assertIn("client-ip=184.72.226.23", out)
+        self.assertIn("\nX-Original-Authentication-Results: mail.example.com; spf=pass", out)
+        self.assertNotIn("\r", out)
+        self.assertTrue(out.endswith("Subject: check\n\n"), out)
+        self.assertNotIn("body", out)
+
+    def test_stdin_and_return_path(self):
+        r = self.check("--json", "-", stdin="Return-Path: <user@example.org>\n" + MESSAGE)
+        v = json.loads(r.stdout)
+        self.assertEqual(v["facts"]["source"], "trail")
+        self.assertEqual(v["spf"]["sender"], "user@example.org")
+        self.assertEqual(v["spf"]["result"], "fail")
+
+    def test_bad_usage(self):
+        r = self.check("--client-ip", "not-an-ip", self.msg)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--client-ip", r.stderr)
+        r = self.check(os.path.join(self.tmpdir, "missing.eml"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("missing.eml", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
