@@ -1,0 +1,657 @@
+/*
+ * test_dkim - DKIM verification results, per signature
+ *
+ * Messages in tests/unit/data/dkim/ were signed by dkimpy (make_fixtures.py
+ * there regenerates them). The first group reads keys from keys.txt with
+ * libopendkim's file method and a fixed clock; the second serves the same
+ * keys from a real unbound on a free loopback port through our resolver,
+ * plus a server that refuses and one that never answers (temperror).
+ * Expected header.b= values are read from each message's own DKIM-Signature
+ * fields, so the assertions hold for any regenerated fixture set.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "lmtpfilter/dkim.h"
+#include "lmtpfilter/resolver.h"
+
+/* make_fixtures.py signs with t=1700000000. */
+#define SIGN_TIME 1700000000u
+#define VERIFY_TIME (SIGN_TIME + 100)
+#define UNBOUND_START_MS 10000
+#define DNS_TIMEOUT_MS 3000
+#define SILENT_TIMEOUT_MS 500
+#define TXT_STRING_MAX 255
+
+static char *data_dir;
+static struct dkim_verifier *file_verifier;
+
+/* ---- reading messages ----------------------------------------------------- */
+
+struct mem_reader {
+	const char *data;
+	size_t len;
+	size_t calls;
+	size_t largest_read;
+};
+
+static ssize_t mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
+{
+	struct mem_reader *m = ctx;
+
+	m->calls++;
+	if (len > m->largest_read)
+		m->largest_read = len;
+	if (offset >= m->len)
+		return 0;
+	if (len > m->len - offset)
+		len = m->len - offset;
+	memcpy(buf, m->data + offset, len);
+	return (ssize_t)len;
+}
+
+static ssize_t failing_read(void *ctx, uint64_t offset, void *buf, size_t len)
+{
+	return -1;
+}
+
+static GBytes *load(const char *name)
+{
+	char *path = g_build_filename(data_dir, name, NULL);
+	GError *error = NULL;
+	char *data;
+	gsize len;
+
+	if (!g_file_get_contents(path, &data, &len, &error))
+		g_error("%s: %s", path, error->message);
+	g_free(path);
+	return g_bytes_new_take(data, len);
+}
+
+static void verify_bytes(struct dkim_verifier *v, const void *data, size_t len,
+			 struct dkim_outcome *out, struct mem_reader *reader)
+{
+	struct mem_reader local = { 0 };
+	char *error = NULL;
+
+	if (reader == NULL)
+		reader = &local;
+	reader->data = data;
+	reader->len = len;
+	if (dkim_verify_message(v, mem_read, reader, len, out, &error) < 0)
+		g_error("dkim_verify_message: %s", error);
+}
+
+static GBytes *verify_file(struct dkim_verifier *v, const char *name, struct dkim_outcome *out)
+{
+	GBytes *msg = load(name);
+	gsize len;
+	const char *data = g_bytes_get_data(msg, &len);
+
+	verify_bytes(v, data, len, out, NULL);
+	return msg;
+}
+
+/* expected_b - the first 8 characters of b= of the index-th DKIM-Signature
+ * (0 = topmost), found independently of libopendkim. */
+static char *expected_b(GBytes *msg, size_t index)
+{
+	gsize len;
+	const char *data = g_bytes_get_data(msg, &len);
+	char *text = g_strndup(data, len);
+	char *end = strstr(text, "\r\n\r\n");
+	GRegex *field = g_regex_new("^DKIM-Signature:((?:[^\r]|\r\n[ \t])*)",
+				    G_REGEX_MULTILINE | G_REGEX_CASELESS, 0, NULL);
+	GMatchInfo *match = NULL;
+	char *result = NULL;
+	size_t n = 0;
+
+	if (end != NULL)
+		*end = '\0';
+	g_regex_match(field, text, 0, &match);
+	for (; g_match_info_matches(match); g_match_info_next(match, NULL), n++) {
+		char *value, **tags;
+
+		if (n != index)
+			continue;
+		value = g_match_info_fetch(match, 1);
+		tags = g_strsplit(value, ";", -1);
+		for (char **t = tags; *t != NULL && result == NULL; t++) {
+			char *tag = g_strstrip(*t);
+			GString *b;
+
+			if (tag[0] != 'b' || !(tag[1] == '=' || g_ascii_isspace(tag[1])))
+				continue;
+			b = g_string_new(NULL);
+			for (const char *p = strchr(tag, '=') + 1; *p != '\0' && b->len < 8; p++) {
+				if (!g_ascii_isspace(*p))
+					g_string_append_c(b, *p);
+			}
+			result = g_string_free(b, FALSE);
+		}
+		g_strfreev(tags);
+		g_free(value);
+	}
+	g_match_info_free(match);
+	g_regex_unref(field);
+	g_free(text);
+	g_assert_nonnull(result);
+	return result;
+}
+
+static void assert_sig(const struct dkim_outcome *out, size_t i, GBytes *msg,
+		       enum verdict result, const char *domain, const char *selector,
+		       const char *algorithm)
+{
+	const struct dkim_sig_result *s = &out->sigs[i];
+	char *b = expected_b(msg, i);
+
+	g_assert_cmpuint(i, <, out->count);
+	g_assert_cmpstr(verdict_name(s->result), ==, verdict_name(result));
+	g_assert_cmpstr(s->domain, ==, domain);
+	g_assert_cmpstr(s->selector, ==, selector);
+	g_assert_cmpstr(s->algorithm, ==, algorithm);
+	g_assert_cmpuint(strlen(b), ==, 8);
+	g_assert_cmpstr(s->b, ==, b);
+	g_assert_cmpstr(s->reason, !=, "");
+	g_free(b);
+}
+
+/* check_one - a message with exactly one signature. */
+static void check_one(struct dkim_verifier *v, const char *file, enum verdict result,
+		      const char *domain, const char *selector, const char *algorithm,
+		      const char *reason)
+{
+	struct dkim_outcome out;
+	GBytes *msg = verify_file(v, file, &out);
+
+	g_assert_cmpuint(out.count, ==, 1);
+	g_assert_cmpuint(out.ignored, ==, 0);
+	assert_sig(&out, 0, msg, result, domain, selector, algorithm);
+	if (reason != NULL)
+		g_assert_cmpstr(out.sigs[0].reason, ==, reason);
+	g_bytes_unref(msg);
+}
+
+/* ---- key file, fixed clock ---------------------------------------------- */
+
+static void test_rsa_relaxed(void)
+{
+	struct dkim_outcome out;
+	GBytes *msg;
+
+	check_one(file_verifier, "rsa_relaxed.eml", VERDICT_PASS, "example.org", "rsa",
+		  "rsa-sha256", "2048-bit key");
+	msg = verify_file(file_verifier, "rsa_relaxed.eml", &out);
+	g_assert_cmpstr(out.sigs[0].identity, ==, "@example.org");
+	g_bytes_unref(msg);
+}
+
+static void test_rsa_simple(void)
+{
+	check_one(file_verifier, "rsa_simple.eml", VERDICT_PASS, "example.org", "rsa",
+		  "rsa-sha256", "2048-bit key");
+}
+
+static void test_ed25519(void)
+{
+	check_one(file_verifier, "ed25519.eml", VERDICT_PASS, "example.org", "ed",
+		  "ed25519-sha256", NULL);
+}
+
+/* l=: text appended after signing (a list footer) does not break it, even
+ * when the message is far larger than one read. */
+static void test_length(void)
+{
+	GBytes *msg = load("length.eml");
+	gsize len;
+	const char *data = g_bytes_get_data(msg, &len);
+	GString *big = g_string_new_len(data, len);
+	struct mem_reader reader = { 0 };
+	struct dkim_outcome out;
+
+	check_one(file_verifier, "length.eml", VERDICT_PASS, "example.org", "rsa",
+		  "rsa-sha256", NULL);
+	while (big->len < 4 * DKIM_CHUNK_SIZE)
+		g_string_append(big, "more footer text added by a list after signing\r\n");
+	verify_bytes(file_verifier, big->str, big->len, &out, &reader);
+	g_assert_cmpuint(out.count, ==, 1);
+	assert_sig(&out, 0, msg, VERDICT_PASS, "example.org", "rsa", "rsa-sha256");
+	/* streamed in bounded pieces, never handed over whole */
+	g_assert_cmpuint(reader.largest_read, <=, DKIM_CHUNK_SIZE);
+	g_assert_cmpuint(reader.calls, >=, 4);
+	g_string_free(big, TRUE);
+	g_bytes_unref(msg);
+}
+
+static void test_length_tampered_signed_part(void)
+{
+	GBytes *msg = load("length.eml");
+	gsize len;
+	const void *original = g_bytes_get_data(msg, &len);
+	char *data = g_memdup2(original, len);
+	char *hit = g_strstr_len(data, (gssize)len, "figures are below");
+	struct dkim_outcome out;
+
+	g_assert_nonnull(hit);
+	hit[0] = 'F';
+	verify_bytes(file_verifier, data, len, &out, NULL);
+	g_assert_cmpuint(out.count, ==, 1);
+	assert_sig(&out, 0, msg, VERDICT_FAIL, "example.org", "rsa", "rsa-sha256");
+	g_assert_cmpstr(out.sigs[0].reason, ==, "body hash mismatch");
+	g_free(data);
+	g_bytes_unref(msg);
+}
+
+static void test_two_signatures(void)
+{
+	struct dkim_outcome out;
+	GBytes *msg = verify_file(file_verifier, "two_sigs.eml", &out);
+
+	g_assert_cmpuint(out.count, ==, 2);
+	g_assert_cmpuint(out.ignored, ==, 0);
+	/* header order: the bad example.net one was added last, on top */
+	assert_sig(&out, 0, msg, VERDICT_FAIL, "example.net", "net", "rsa-sha256");
+	g_assert_cmpstr(out.sigs[0].reason, ==, "signature did not verify");
+	assert_sig(&out, 1, msg, VERDICT_PASS, "example.org", "rsa", "rsa-sha256");
+	g_bytes_unref(msg);
+}
+
+static void test_body_tampered(void)
+{
+	check_one(file_verifier, "body_tampered.eml", VERDICT_FAIL, "example.org", "rsa",
+		  "rsa-sha256", "body hash mismatch");
+}
+
+static void test_header_tampered(void)
+{
+	check_one(file_verifier, "header_tampered.eml", VERDICT_FAIL, "example.org", "rsa",
+		  "rsa-sha256", "signature did not verify");
+}
+
+static void test_no_key(void)
+{
+	check_one(file_verifier, "nokey.eml", VERDICT_PERMERROR, "example.org", "nokey",
+		  "rsa-sha256", NULL);
+}
+
+static void test_revoked(void)
+{
+	check_one(file_verifier, "revoked.eml", VERDICT_PERMERROR, "example.org", "revoked",
+		  "rsa-sha256", NULL);
+}
+
+static void test_weak_key(void)
+{
+	check_one(file_verifier, "weak.eml", VERDICT_POLICY, "example.org", "weak",
+		  "rsa-sha256", "512-bit key, under 1024 bits");
+}
+
+static void test_malformed(void)
+{
+	check_one(file_verifier, "malformed.eml", VERDICT_PERMERROR, "example.org", "rsa",
+		  "rsa-sha256", NULL);
+}
+
+static void test_unsigned(void)
+{
+	struct dkim_outcome out;
+	GBytes *msg = verify_file(file_verifier, "unsigned.eml", &out);
+
+	g_assert_cmpuint(out.count, ==, 0);
+	g_assert_cmpuint(out.ignored, ==, 0);
+	g_bytes_unref(msg);
+}
+
+/* The daemon always sees CRLF; `check` on a stored file may see LF. */
+static void test_line_endings(void)
+{
+	const char *files[] = { "rsa_relaxed.eml", "rsa_simple.eml", "ed25519.eml" };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+		GBytes *msg = load(files[i]);
+		gsize len;
+		const char *data = g_bytes_get_data(msg, &len);
+		char *crlf = g_strndup(data, len);
+		char **lines = g_strsplit(crlf, "\r\n", -1);
+		char *lf = g_strjoinv("\n", lines);
+		struct dkim_outcome out;
+
+		g_assert_nonnull(strstr(crlf, "\r\n"));
+		verify_bytes(file_verifier, crlf, len, &out, NULL);
+		g_assert_cmpuint(out.count, ==, 1);
+		g_assert_cmpint(out.sigs[0].result, ==, VERDICT_PASS);
+		verify_bytes(file_verifier, lf, strlen(lf), &out, NULL);
+		g_assert_cmpuint(out.count, ==, 1);
+		g_assert_cmpint(out.sigs[0].result, ==, VERDICT_PASS);
+		g_free(lf);
+		g_strfreev(lines);
+		g_free(crlf);
+		g_bytes_unref(msg);
+	}
+}
+
+static void test_signature_limit(void)
+{
+	struct dkim_outcome out;
+	GBytes *msg = verify_file(file_verifier, "many.eml", &out);
+
+	g_assert_cmpuint(out.count, ==, DKIM_SIGNATURES_MAX);
+	g_assert_cmpuint(out.ignored, ==, 10 - DKIM_SIGNATURES_MAX);
+	for (size_t i = 0; i < out.count; i++) {
+		/* make_fixtures.py signed user0 first, so user9 is on top */
+		char *identity = g_strdup_printf("user%zu@example.org", 9 - i);
+
+		assert_sig(&out, i, msg, VERDICT_PASS, "example.org", "rsa", "rsa-sha256");
+		g_assert_cmpstr(out.sigs[i].identity, ==, identity);
+		g_free(identity);
+	}
+	g_bytes_unref(msg);
+}
+
+/* Inputs that are not a proper message never crash and never pass. */
+static void test_garbage(void)
+{
+	static const char *inputs[] = {
+		"",
+		"\r\n",
+		"no header here",
+		"DKIM-Signature:\r\n\r\nbody\r\n",
+		"DKIM-Signature: v=1; a=rsa-sha256; d=; s=; b=; bh=; h=\r\n\r\n",
+		"DKIM-Signature: \x01\x02\xff; d=example.org\r\nFrom: a@example.org\r\n\r\nx\r\n",
+		"From: a@example.org\r\nDKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=rsa;"
+		" c=relaxed/relaxed; h=from; bh=AAAA; b=AAAA\r\n",
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(inputs); i++) {
+		struct dkim_outcome out;
+
+		verify_bytes(file_verifier, inputs[i], strlen(inputs[i]), &out, NULL);
+		g_assert_cmpuint(out.count, <=, 1);
+		for (size_t s = 0; s < out.count; s++)
+			g_assert_cmpint(out.sigs[s].result, !=, VERDICT_PASS);
+	}
+}
+
+static void test_read_error(void)
+{
+	struct dkim_outcome out;
+	char *error = NULL;
+
+	g_assert_cmpint(dkim_verify_message(file_verifier, failing_read, NULL, 100, &out, &error),
+			==, -1);
+	g_assert_nonnull(error);
+	g_assert_cmpuint(out.count, ==, 0);
+	g_free(error);
+}
+
+static void test_needs_keys(void)
+{
+	struct dkim_verifier *v = NULL;
+	char *error = NULL;
+
+	g_assert_cmpint(dkim_verifier_new(NULL, NULL, &v, &error), ==, -1);
+	g_assert_null(v);
+	g_assert_nonnull(error);
+	g_free(error);
+	dkim_verifier_free(&v);
+}
+
+/* ---- through our resolver and a real unbound ----------------------------- */
+
+struct unbound {
+	GPid pid;
+	char *dir;
+	int port;
+};
+
+static int free_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int port;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static gboolean tcp_port_open(int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	gboolean ok;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* zone_from_keys - local-data lines for the records of keys.txt, TXT
+ * strings split at 255 characters; example.net is left out (refused: a
+ * refuse zone still answers its own local-data). */
+static void zone_from_keys(GString *conf)
+{
+	char *path = g_build_filename(data_dir, "keys.txt", NULL);
+	char *text, **lines;
+
+	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+	lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l != NULL; l++) {
+		char *space = strchr(*l, ' ');
+		const char *value;
+		size_t len;
+
+		if (**l == '\0' || **l == '#' || space == NULL)
+			continue;
+		*space = '\0';
+		if (g_str_has_suffix(*l, ".example.net"))
+			continue;
+		value = space + 1;
+		len = strlen(value);
+		g_string_append_printf(conf, "  local-data: '%s. 60 IN TXT", *l);
+		for (size_t off = 0; off < len; off += TXT_STRING_MAX)
+			g_string_append_printf(conf, " \"%.*s\"", (int)MIN(TXT_STRING_MAX, len - off),
+					       value + off);
+		if (len == 0)
+			g_string_append(conf, " \"\"");
+		g_string_append(conf, "'\n");
+	}
+	g_strfreev(lines);
+	g_free(text);
+	g_free(path);
+}
+
+static void unbound_start(struct unbound *u)
+{
+	char *argv[] = { "unbound", "-d", "-c", NULL, NULL };
+	GString *conf = g_string_new(NULL);
+	GError *error = NULL;
+	char *path;
+	gint64 deadline;
+
+	u->dir = g_dir_make_tmp("test_dkim.XXXXXX", &error);
+	g_assert_no_error(error);
+	u->port = free_port();
+	g_string_append_printf(conf,
+		"server:\n  interface: 127.0.0.1\n  port: %d\n  username: \"\"\n"
+		"  chroot: \"\"\n  directory: \"%s\"\n  pidfile: \"\"\n  do-daemonize: no\n"
+		"  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  do-ip6: no\n"
+		"  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n"
+		"  local-zone: \".\" static\n  local-zone: \"example.net.\" refuse\n",
+		u->port, u->dir);
+	zone_from_keys(conf);
+	path = g_build_filename(u->dir, "unbound.conf", NULL);
+	g_assert_true(g_file_set_contents(path, conf->str, (gssize)conf->len, NULL));
+	argv[3] = path;
+	g_assert_true(g_spawn_async(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
+				    NULL, NULL, &u->pid, &error));
+	g_assert_no_error(error);
+	deadline = g_get_monotonic_time() + UNBOUND_START_MS * 1000;
+	while (!tcp_port_open(u->port)) {
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		g_assert_cmpint(waitpid(u->pid, NULL, WNOHANG), ==, 0);
+		g_usleep(20000);
+	}
+	g_free(path);
+	g_string_free(conf, TRUE);
+}
+
+static void unbound_stop(struct unbound *u)
+{
+	char *path = g_build_filename(u->dir, "unbound.conf", NULL);
+
+	kill(u->pid, SIGTERM);
+	waitpid(u->pid, NULL, 0);
+	g_spawn_close_pid(u->pid);
+	g_unlink(path);
+	g_rmdir(u->dir);
+	g_free(path);
+	g_free(u->dir);
+}
+
+static struct dkim_verifier *dns_verifier(int port, unsigned timeout_ms, struct resolver **r_r)
+{
+	char *server = g_strdup_printf("127.0.0.1@%d", port);
+	char *servers[] = { server };
+	struct dkim_verifier_options opts = { .fixed_time = VERIFY_TIME };
+	struct dkim_verifier *v = NULL;
+	char *error = NULL;
+
+	if (resolver_new(servers, 1, timeout_ms, r_r, &error) < 0)
+		g_error("resolver_new: %s", error);
+	if (dkim_verifier_new(*r_r, &opts, &v, &error) < 0)
+		g_error("dkim_verifier_new: %s", error);
+	g_free(server);
+	return v;
+}
+
+static void test_dns(void)
+{
+	struct unbound u;
+	struct resolver *r = NULL;
+	struct dkim_verifier *v;
+	struct dkim_outcome out;
+	GBytes *msg;
+
+	unbound_start(&u);
+	v = dns_verifier(u.port, DNS_TIMEOUT_MS, &r);
+
+	check_one(v, "rsa_relaxed.eml", VERDICT_PASS, "example.org", "rsa", "rsa-sha256",
+		  "2048-bit key");
+	check_one(v, "rsa_simple.eml", VERDICT_PASS, "example.org", "rsa", "rsa-sha256", NULL);
+	check_one(v, "ed25519.eml", VERDICT_PASS, "example.org", "ed", "ed25519-sha256", NULL);
+	check_one(v, "length.eml", VERDICT_PASS, "example.org", "rsa", "rsa-sha256", NULL);
+	check_one(v, "body_tampered.eml", VERDICT_FAIL, "example.org", "rsa", "rsa-sha256",
+		  "body hash mismatch");
+	check_one(v, "header_tampered.eml", VERDICT_FAIL, "example.org", "rsa", "rsa-sha256",
+		  "signature did not verify");
+	/* NXDOMAIN is an answer: permerror, not temperror */
+	check_one(v, "nokey.eml", VERDICT_PERMERROR, "example.org", "nokey", "rsa-sha256", NULL);
+	check_one(v, "revoked.eml", VERDICT_PERMERROR, "example.org", "revoked", "rsa-sha256",
+		  NULL);
+	check_one(v, "weak.eml", VERDICT_POLICY, "example.org", "weak", "rsa-sha256",
+		  "512-bit key, under 1024 bits");
+	check_one(v, "malformed.eml", VERDICT_PERMERROR, "example.org", "rsa", "rsa-sha256",
+		  NULL);
+
+	/* example.net is refused by the server: that signature is a
+	 * temporary error, the other one still passes */
+	msg = verify_file(v, "two_sigs.eml", &out);
+	g_assert_cmpuint(out.count, ==, 2);
+	assert_sig(&out, 0, msg, VERDICT_TEMPERROR, "example.net", "net", "rsa-sha256");
+	assert_sig(&out, 1, msg, VERDICT_PASS, "example.org", "rsa", "rsa-sha256");
+	g_bytes_unref(msg);
+
+	dkim_verifier_free(&v);
+	g_assert_null(v);
+	resolver_free(&r);
+	unbound_stop(&u);
+}
+
+/* A server that never answers: temperror after the resolver's deadline. */
+static void test_dns_timeout(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct resolver *r = NULL;
+	struct dkim_verifier *v;
+	gint64 start;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
+	v = dns_verifier(ntohs(sin.sin_port), SILENT_TIMEOUT_MS, &r);
+
+	start = g_get_monotonic_time();
+	check_one(v, "rsa_relaxed.eml", VERDICT_TEMPERROR, "example.org", "rsa", "rsa-sha256",
+		  "key lookup failed");
+	g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * SILENT_TIMEOUT_MS * 1000);
+
+	dkim_verifier_free(&v);
+	resolver_free(&r);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	const char *source = g_getenv("LMTPFILTER_SOURCE_DIR");
+	struct dkim_verifier_options opts = { .fixed_time = VERIFY_TIME };
+	char *keys, *error = NULL;
+	int rc;
+
+	g_test_init(&argc, &argv, NULL);
+	if (source != NULL) {
+		data_dir = g_build_filename(source, "tests", "unit", "data", "dkim", NULL);
+	} else {
+		char *dir = g_path_get_dirname(__FILE__);
+
+		data_dir = g_build_filename(dir, "data", "dkim", NULL);
+		g_free(dir);
+	}
+	keys = g_build_filename(data_dir, "keys.txt", NULL);
+	opts.key_file = keys;
+	if (dkim_verifier_new(NULL, &opts, &file_verifier, &error) < 0)
+		g_error("dkim_verifier_new: %s", error);
+
+	g_test_add_func("/dkim/rsa-relaxed", test_rsa_relaxed);
+	g_test_add_func("/dkim/rsa-simple", test_rsa_simple);
+	g_test_add_func("/dkim/ed25519", test_ed25519);
+	g_test_add_func("/dkim/length", test_length);
+	g_test_add_func("/dkim/length-tampered-signed-part", test_length_tampered_signed_part);
+	g_test_add_func("/dkim/two-signatures", test_two_signatures);
+	g_test_add_func("/dkim/body-tampered", test_body_tampered);
+	g_test_add_func("/dkim/header-tampered", test_header_tampered);
+	g_test_add_func("/dkim/no-key", test_no_key);
+	g_test_add_func("/dkim/revoked", test_revoked);
+	g_test_add_func("/dkim/weak-key", test_weak_key);
+	g_test_add_func("/dkim/malformed", test_malformed);
+	g_test_add_func("/dkim/unsigned", test_unsigned);
+	g_test_add_func("/dkim/line-endings", test_line_endings);
+	g_test_add_func("/dkim/signature-limit", test_signature_limit);
+	g_test_add_func("/dkim/garbage", test_garbage);
+	g_test_add_func("/dkim/read-error", test_read_error);
+	g_test_add_func("/dkim/needs-keys", test_needs_keys);
+	g_test_add_func("/dkim/dns", test_dns);
+	g_test_add_func("/dkim/dns-timeout", test_dns_timeout);
+	rc = g_test_run();
+
+	dkim_verifier_free(&file_verifier);
+	g_free(keys);
+	g_free(data_dir);
+	return rc;
+}
