@@ -1,0 +1,179 @@
+"""DMARC in annotate mode, end to end: records and keys in the test
+unbound, lmtpfilter in front of the real Dovecot whose sieve_before is the
+sample quarantine script. Each test asserts the exact dmarc= entry (result,
+p=/sp=/dis= comment, header.from) and the folder the message landed in."""
+import os
+import unittest
+
+import annotate_util as au
+import dkim_sign
+import harness
+
+PARTNER_CLIENT = "192.0.2.10"          # in every test domain's SPF range
+SPF_RANGE = "v=spf1 ip4:192.0.2.0/24 -all"
+SLOW_DMARC = "_dmarc.slow.example.org"  # never answered
+SPOOF_SAMPLE = os.path.join(au.SAMPLES, "messages", "01-spoof.eml")
+
+
+class DmarcTest(au.EnvTestCase):
+    USERS = ("alice@example.com", "owner@example.com")
+    SIEVE = au.QUARANTINE_SIEVE
+    SILENT_ZONES = (SLOW_DMARC,)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = dkim_sign.rsa_key(1024)
+        cls.ZONE = [
+            'local-zone: "example.org." static',
+            au.txt_record("example.org", SPF_RANGE),
+            au.txt_record("_dmarc.example.org", "v=DMARC1; p=reject"),
+            au.dkim_key_record("rsa", "example.org", cls.key.txt),
+            'local-zone: "example.net." static',
+            au.txt_record("example.net", SPF_RANGE),
+            au.txt_record("_dmarc.example.net", "v=DMARC1; p=quarantine; adkim=s; aspf=s"),
+            au.dkim_key_record("rsa", "example.net", cls.key.txt),
+            'local-zone: "example.biz." static',
+            au.txt_record("example.biz", SPF_RANGE),
+            'local-zone: "example.info." static',
+            au.txt_record("example.info", SPF_RANGE),
+            au.txt_record("_dmarc.example.info", "v=DMARC1; p=none"),
+            'local-zone: "example.co.uk." static',
+            au.txt_record("_dmarc.example.co.uk", "v=DMARC1; p=reject; sp=quarantine"),
+            'local-zone: "example.com." static',
+            au.txt_record("example.com", "v=spf1 ip4:192.0.2.0/24 ~all"),
+            au.txt_record("_dmarc.example.com", "v=DMARC1; p=reject"),
+            'local-zone: "wormly.com." static',
+        ]
+        super().setUpClass()
+
+    def run_case(self, mail_from, from_domain=None, client=PARTNER_CLIENT, helo="mx.example.org",
+                 sign_domain=None, from_header=None, rcpt="alice@example.com", raw=None,
+                 mid=None):
+        mid = mid or au.marker("dmarc")
+        if raw is None:
+            raw = au.make_message(mail_from, rcpt, mid=mid,
+                                  from_header=from_header if from_header is not None
+                                  else "From: <user@%s>\n" % from_domain)
+        if sign_domain:
+            raw = dkim_sign.sign(raw, self.key, sign_domain, "rsa")
+        self.send(raw, mail_from, rcpts=(rcpt,), xfwd=au.xforward(client, helo))
+        return mid, raw
+
+    def assertDmarc(self, mid, result, comment, header_from, folder, rcpt="alice@example.com"):
+        d = self.delivered(mid, rcpt, folder)
+        dmarc = d.dmarc
+        self.assertIsNotNone(dmarc, d.ar_value)
+        self.assertEqual(dmarc.result, result, d.ar_value)
+        if comment is not None:
+            self.assertEqual(d.comment("dmarc"), comment, d.ar_value)
+        else:
+            self.assertTrue(d.comment("dmarc"), "no reason given: " + d.ar_value)
+        self.assertEqual(au.props(dmarc),
+                         {"header.from": header_from} if header_from else {}, d.ar_value)
+        return d
+
+    def test_aligned_spf_pass(self):
+        mid, raw = self.run_case("user@example.org", "example.org")
+        d = self.assertDmarc(mid, "pass", "p=reject dis=none", "example.org", "INBOX")
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
+        self.assertOurHeaders(d, raw)
+
+    def test_aligned_dkim_pass_with_spf_fail(self):
+        # A forwarder kept the envelope: SPF fails, the author's signature
+        # still aligns. DMARC passes; the sample script still files the
+        # message into Quarantine on its spf=fail rule.
+        mid, raw = self.run_case("user@example.org", "example.org", client=au.SEED_CLIENT,
+                                 helo=au.SEED_HELO, sign_domain="example.org")
+        d = self.assertDmarc(mid, "pass", "p=reject dis=none", "example.org", "Quarantine")
+        self.assertEqual(d.spf.result, "fail", d.ar_value)
+        self.assertEqual([r.result for r in d.dkim], ["pass"], d.ar_value)
+
+    def test_aligned_dkim_pass_unaligned_spf_pass(self):
+        # Mailing-list style: the envelope is the list's domain.
+        mid, raw = self.run_case("list-bounces@example.biz", "example.org",
+                                 sign_domain="example.org")
+        d = self.assertDmarc(mid, "pass", "p=reject dis=none", "example.org", "INBOX")
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
+
+    def test_relaxed_alignment_of_a_subdomain(self):
+        with self.subTest("spf"):
+            mid, _ = self.run_case("bounce@example.org", "news.example.org")
+            self.assertDmarc(mid, "pass", "p=reject dis=none", "news.example.org", "INBOX")
+        with self.subTest("dkim"):
+            mid, _ = self.run_case("list-bounces@example.biz", "news.example.org",
+                                   sign_domain="example.org")
+            self.assertDmarc(mid, "pass", "p=reject dis=none", "news.example.org", "INBOX")
+
+    def test_strict_alignment_with_a_subdomain_fails(self):
+        # example.net: adkim=s aspf=s, p=quarantine.
+        mid, _ = self.run_case("user@example.net", "news.example.net", sign_domain="example.net")
+        d = self.assertDmarc(mid, "fail", "p=quarantine dis=quarantine", "news.example.net",
+                             "Quarantine")
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
+        self.assertEqual([r.result for r in d.dkim], ["pass"], d.ar_value)
+
+    def test_strict_alignment_with_the_same_domain_passes(self):
+        mid, _ = self.run_case("user@example.net", "example.net")
+        self.assertDmarc(mid, "pass", "p=quarantine dis=none", "example.net", "INBOX")
+
+    def test_no_record_is_none(self):
+        mid, _ = self.run_case("user@example.biz", "example.biz")
+        self.assertDmarc(mid, "none", None, "example.biz", "INBOX")
+
+    def test_p_none_failing_is_fail_and_not_quarantined(self):
+        mid, _ = self.run_case("user@example.org", "example.info")
+        d = self.assertDmarc(mid, "fail", "p=none dis=none", "example.info", "INBOX")
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
+
+    def test_organisational_domain_record_via_the_public_suffix_list(self):
+        # No record at _dmarc.a.b.example.co.uk: the one of example.co.uk
+        # (co.uk is a public suffix) applies, with its sp=.
+        mid, _ = self.run_case("user@example.org", "a.b.example.co.uk")
+        self.assertDmarc(mid, "fail", "p=reject sp=quarantine dis=quarantine",
+                         "a.b.example.co.uk", "Quarantine")
+
+    def test_multiple_from_is_permerror(self):
+        with self.subTest("two From fields"):
+            mid, _ = self.run_case("user@example.org",
+                                   from_header="From: <user@example.org>\nFrom: <user@example.com>\n")
+            self.assertDmarc(mid, "permerror", None, None, "INBOX")
+        with self.subTest("two addresses in different domains"):
+            mid, _ = self.run_case("user@example.org",
+                                   from_header="From: <user@example.org>, <owner@example.com>\n")
+            self.assertDmarc(mid, "permerror", None, None, "INBOX")
+
+    def test_no_from_is_permerror(self):
+        mid, _ = self.run_case("user@example.org", from_header="")
+        self.assertDmarc(mid, "permerror", None, None, "INBOX")
+
+    def test_dns_timeout_on_dmarc_record_is_temperror_and_delivered(self):
+        (mid, _), elapsed = au.timed(self.run_case, "user@example.org", "slow.example.org")
+        d = self.assertDmarc(mid, "temperror", None, "slow.example.org", "INBOX")
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
+        self.assertLess(elapsed, au.DNS_TIMEOUT + au.DELIVERY_SLACK,
+                        "delivery took %.1f s" % elapsed)
+
+    def test_seed_self_addressed_spoof_lands_in_quarantine_through_dmarc(self):
+        # example.com: SPF ~all (softfail, not quarantined by itself),
+        # DMARC p=reject. The sample message also carries a forged
+        # "spf=pass" with our id and the Received line our Postfix wrote.
+        with open(SPOOF_SAMPLE, "rb") as f:
+            sample = harness.crlf(f.read())
+        for how in ("xforward", "trail"):
+            with self.subTest(how):
+                mid = au.marker("spoof")
+                raw = sample.replace(b"<seed-spoof@www.wormly.com>",
+                                     ("<%s@test.example>" % mid).encode())
+                self.assertNotEqual(raw, sample)
+                xfwd = au.xforward(au.SEED_CLIENT, au.SEED_HELO) if how == "xforward" else None
+                self.send(raw, "owner@example.com", rcpts=("owner@example.com",), xfwd=xfwd)
+                d = self.assertDmarc(mid, "fail", "p=reject dis=reject", "example.com",
+                                     "Quarantine", rcpt="owner@example.com")
+                self.assertEqual(d.spf.result, "softfail", d.ar_value)
+                self.assertEqual(au.props(d.spf).get("smtp.mailfrom"), "owner@example.com")
+                self.assertEqual(d.rspf[2].get("client-ip"), au.SEED_CLIENT, d.rspf_value)
+                self.assertOurHeaders(d, raw, renamed=[b"Authentication-Results: mail.example.com"])
+
+
+if __name__ == "__main__":
+    unittest.main()
