@@ -168,6 +168,43 @@ class SpfTest(SpfTestBase):
                 self.assertEqual(pairs.get("helo"), au.SEED_HELO, d.rspf_value)
                 self.assertEqual(pairs.get("client-ip"), client, d.rspf_value)
 
+    def test_ipv6_client_from_xforward(self):
+        mid = au.marker("v6")
+        msg = au.make_message("user@example.org", mid=mid)
+        self.send(msg, "user@example.org", xfwd=au.xforward("IPv6:2001:db8::25", au.SEED_HELO))
+        d = self.delivered(mid)
+        self.assertOurHeaders(d, msg)
+        self.assertSpf(d, "fail", "user@example.org", au.SEED_HELO, "2001:db8::25")
+
+    def test_ipv4_mapped_address_in_the_trail_is_the_ipv4_client(self):
+        # example.org authorises 192.0.2.0/24: the mapped form must match it.
+        mid = au.marker("mapped")
+        trail = au.postfix_received("mx.example.org", "IPv6:::ffff:192.0.2.10",
+                                    qid="4Xmapped1")
+        msg = au.make_message("user@example.org", mid=mid, top=trail)
+        self.send(msg, "user@example.org")
+        d = self.delivered(mid)
+        self.assertOurHeaders(d, msg)
+        self.assertSpf(d, "pass", "user@example.org", "mx.example.org", AUTHORISED_CLIENT)
+
+    def test_facts_do_not_leak_between_transactions_on_one_connection(self):
+        # Postfix reuses the connection: RSET, fresh XFORWARD, next message.
+        mids = [au.marker("reuse"), au.marker("reuse")]
+        clients = [(au.SEED_CLIENT, au.SEED_HELO, "fail"),
+                   (AUTHORISED_CLIENT, "mx.example.org", "pass")]
+        msgs = [au.make_message("user@example.org", mid=m) for m in mids]
+        c = self.client(self.env.filter.address)
+        for msg, (client, helo, _) in zip(msgs, clients):
+            self.assertReply(c.command("RSET"), 250)
+            mail, rcpts, data = c.transaction("user@example.org", ["alice@example.com"], msg,
+                                              xforward=au.xforward(client, helo))
+            self.assertEqual([r.code for r in data], [250], data)
+        c.quit()
+        for mid, msg, (client, helo, result) in zip(mids, msgs, clients):
+            d = self.delivered(mid)
+            self.assertOurHeaders(d, msg)
+            self.assertSpf(d, result, "user@example.org", helo, client)
+
     def test_not_opted_in_domain_gets_the_original_bytes(self):
         mid = au.marker("optout")
         forged = ("Authentication-Results: mail.example.com; spf=pass\n"
