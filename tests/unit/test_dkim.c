@@ -367,8 +367,8 @@ static void test_garbage(void)
 		"DKIM-Signature:\r\n\r\nbody\r\n",
 		"DKIM-Signature: v=1; a=rsa-sha256; d=; s=; b=; bh=; h=\r\n\r\n",
 		"DKIM-Signature: \x01\x02\xff; d=example.org\r\nFrom: a@example.org\r\n\r\nx\r\n",
-		"From: a@example.org\r\nDKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=rsa;"
-		" c=relaxed/relaxed; h=from; bh=AAAA; b=AAAA\r\n",
+		("From: a@example.org\r\nDKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=rsa;"
+		 " c=relaxed/relaxed; h=from; bh=AAAA; b=AAAA\r\n"),
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(inputs); i++) {
