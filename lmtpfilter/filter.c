@@ -219,9 +219,13 @@ static void filter_dkim(struct filter_tx *ftx)
 	ftx->dkim_done = true;
 	if (dkim_verify_message(checks->dkim, dkim_spool_read, ftx->facts.spool, spool_size(ftx->facts.spool),
 				&ftx->dkim, &error) < 0) {
+		/* Not "none": there may be signatures we could not check. */
 		log_warning("dkim error=\"%s\"", error != NULL ? error : "?");
+		memset(&ftx->dkim, 0, sizeof(ftx->dkim));
+		ftx->dkim.count = 1;
+		ftx->dkim.sigs[0].result = VERDICT_TEMPERROR;
+		g_strlcpy(ftx->dkim.sigs[0].reason, "verification failed", sizeof(ftx->dkim.sigs[0].reason));
 		g_free(error);
-		ftx->dkim.count = 0;
 	}
 }
 
