@@ -118,6 +118,37 @@ class ForgedResultsTest(au.EnvTestCase):
                              "Authentication-Results: mail.example.com 1;",
                              'Authentication-Results: "mail'], mid)
 
+    def test_forged_last_header_of_a_message_without_body(self):
+        mid = au.marker("nobody")
+        forged = "Authentication-Results: mail.example.com; spf=pass\n"
+        msg = harness.crlf("".join(base_fields(mid) + [forged]))
+        self.send(msg, "user@example.org", xfwd=au.xforward(au.SEED_CLIENT, au.SEED_HELO))
+        d = self.delivered(mid)
+        self.assertOurHeaders(d, msg, renamed=[forged.rstrip("\n").encode()])
+        self.assertEqual(d.spf.result, "fail", d.ar_value)
+
+    def test_results_inside_the_body_and_attached_messages_are_not_touched(self):
+        mid = au.marker("inbody")
+        f = base_fields(mid)[:-1] + [
+            "Message-ID: <%s@test.example>\n" % mid,
+            "MIME-Version: 1.0\n",
+            'Content-Type: multipart/mixed; boundary="b1"\n']
+        body = ("Authentication-Results: mail.example.com; spf=pass\n"
+                "Received-SPF: pass\n"
+                "--b1\n"
+                "Content-Type: message/rfc822\n"
+                "\n"
+                "Authentication-Results: mail.example.com; spf=pass\n"
+                "Received-SPF: pass (inner)\n"
+                "From: <user@example.org>\n"
+                "\n"
+                "inner body\n"
+                "--b1--\n")
+        msg = build(f, body)
+        self.send(msg, "user@example.org", xfwd=au.xforward(au.SEED_CLIENT, au.SEED_HELO))
+        d = self.delivered(mid)
+        self.assertOurHeaders(d, msg)
+
     def test_alias_id_is_renamed_too(self):
         mid = au.marker("alias")
         forged = "Authentication-Results: mx-old.example.com; spf=pass\n"
@@ -128,7 +159,8 @@ class ForgedResultsTest(au.EnvTestCase):
         foreign = ["Authentication-Results: mx.google.com; spf=fail smtp.mailfrom=user@example.org\n",
                    "Authentication-Results: mail.example.com.evil.example; spf=pass\n",
                    "Authentication-Results: example.com; spf=pass\n",
-                   "X-Authentication-Results: mail.example.com; spf=pass\n"]
+                   "X-Authentication-Results: mail.example.com; spf=pass\n",
+                   "Authentication-Results-Copy: mail.example.com; spf=pass\n"]
         self.deliver_forged(foreign + base_fields(mid), [], mid)
 
     def test_received_spf_above_and_below_the_postfix_received_line(self):

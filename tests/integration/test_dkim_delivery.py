@@ -281,6 +281,15 @@ class DkimDeliveryTest(au.EnvTestCase):
                 m = raw.replace(mid.encode(), (mid + canon[0]).encode())
                 self.check_valid(self.sign(m, "rsa", canon=canon), mid + canon[0], ["rsa"])
 
+    def test_message_above_the_spool_memory_limit_still_verifies(self):
+        # 3 MB: spooled to a file (spool_memory_limit is 1 MB by default).
+        mid = au.marker("big")
+        body = "".join("%07d the quick brown fox jumps over the lazy dog, again and again\n" % i
+                       for i in range(50000))
+        msg = self.message(mid, body=body)
+        self.assertGreater(len(msg), 3 * 1024 * 1024)
+        self.check_valid(self.sign(msg, "rsa", canon="simple/simple"), mid, ["rsa"])
+
     def test_signature_still_verifies_when_forged_results_are_renamed(self):
         # The forged header sits outside h=: renaming it keeps the signature.
         mid = au.marker("forged")
