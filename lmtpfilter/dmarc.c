@@ -355,7 +355,7 @@ static int dmarc_from_domain(const struct dmarc_input *in, struct dmarc_outcome 
 		return -1;
 	}
 	if (scan.other[0] != '\0') {
-		dmarc_reason(out, "From addresses in different domains (%s, %s)",
+		dmarc_reason(out, "From addresses in different domains: %s, %s",
 			     scan.domain, scan.other);
 		return -1;
 	}
