@@ -132,7 +132,6 @@ static size_t enhanced_len(const char *text, size_t len, char cls)
 
 int reply_parse_line(const char *line, size_t len, struct lmtp_reply *reply_r)
 {
-	const char *text;
 	size_t text_len, elen;
 
 	memset(reply_r, 0, sizeof(*reply_r));
@@ -149,20 +148,21 @@ int reply_parse_line(const char *line, size_t len, struct lmtp_reply *reply_r)
 	if (len == REPLY_CODE_LEN)
 		return 0;
 
-	text = line + REPLY_CODE_LEN + 1;
+	/* control characters become spaces first, as reply_format would make
+	 * them, so a relayed reply means what we parsed */
 	text_len = len - REPLY_CODE_LEN - 1;
-	elen = enhanced_len(text, text_len, line[0]);
-	if (elen > 0) {
-		memcpy(reply_r->enhanced, text, elen);
-		reply_r->enhanced[elen] = '\0';
-		text += elen;
-		text_len -= elen;
-		if (text_len > 0) {  /* the space after the code */
-			text++;
-			text_len--;
-		}
+	for (size_t i = 0; i < text_len; i++) {
+		unsigned char c = (unsigned char)line[REPLY_CODE_LEN + 1 + i];
+		reply_r->text[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
 	}
-	memcpy(reply_r->text, text, text_len);
 	reply_r->text[text_len] = '\0';
+	elen = enhanced_len(reply_r->text, text_len, line[0]);
+	if (elen > 0) {
+		memcpy(reply_r->enhanced, reply_r->text, elen);
+		reply_r->enhanced[elen] = '\0';
+		if (elen < text_len)  /* the space after the code */
+			elen++;
+		memmove(reply_r->text, reply_r->text + elen, text_len - elen + 1);
+	}
 	return 0;
 }

@@ -38,7 +38,8 @@ struct lmtp_reply {
 /* reply_parse_line - parse one reply line (without CRLF): "250-…", "250 …"
  * or a bare "250"; sets last. An enhanced status code (class.subject.detail)
  * at the start of the text is split off when its class (2, 4 or 5) matches
- * the code's first digit; otherwise the text is kept whole. Returns 0, or
+ * the code's first digit; otherwise the text is kept whole. Control
+ * characters in the text become spaces. Returns 0, or
  * -1 for a malformed line: no 3-digit code in 200..599, a character other
  * than ' ' or '-' after it, a NUL, CR or LF, or more than REPLY_LINE_MAX
  * bytes. */

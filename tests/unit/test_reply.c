@@ -156,6 +156,8 @@ static const struct parse_case parse_cases[] = {
 	  "<u@example.com> Temporary internal error", true },
 	{ "550 5.1.1", 0, 550, "5.1.1", "", true },
 	{ "550 5.100.100 x", 0, 550, "5.100.100", "x", true },
+	/* control characters in the text become spaces */
+	{ "250 2.1.0\tOk\x01", 0, 250, "2.1.0", "Ok ", true },
 	/* enhanced code class must match the reply code */
 	{ "250 5.1.1 odd", 0, 250, "", "5.1.1 odd", true },
 	{ "550 2.0.0 odd", 0, 550, "", "2.0.0 odd", true },
