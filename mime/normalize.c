@@ -4,7 +4,9 @@
  * Owns nothing: it reads a parsed header block and returns edits.
  * The authserv-id is read as RFC 8601 defines it: CFWS, then a value
  * (token or quoted-string), then optional CFWS and a version, then ';'.
- * Comments may nest; folding is whitespace.
+ * Comments may nest (up to NORMALIZE_COMMENT_DEPTH_MAX); folding is
+ * whitespace. A field that does not follow that grammar is renamed whatever
+ * its id: some reader might take it for ours.
  */
 #include "mime/normalize.h"
 
@@ -13,7 +15,8 @@
 
 #define NORMALIZE_COMMENT_DEPTH_MAX 32
 
-/* Skip whitespace, line ends and (nested) comments; returns the new position. */
+/* skip_cfws - skip whitespace, line ends and (nested) comments from i;
+ * returns the new position (len for a comment nested too deep). */
 static size_t skip_cfws(const char *s, size_t len, size_t i)
 {
 	while (i < len) {
@@ -38,10 +41,18 @@ static size_t skip_cfws(const char *s, size_t len, size_t i)
 	return i;
 }
 
-char *normalize_authserv_id(const char *s, size_t len)
+/* is_token_char - an RFC 2045 token character; 8-bit bytes count too, so
+ * a UTF-8 id (RFC 8616) is read whole. */
+static bool is_token_char(unsigned char c)
+{
+	return c >= 0x80 || (c > ' ' && c != 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL);
+}
+
+char *normalize_authserv_id(const char *s, size_t len, bool *well_formed_r)
 {
 	size_t i = skip_cfws(s, len, 0);
 	GString *id = g_string_new(NULL);
+	bool well_formed = true;
 
 	if (i < len && s[i] == '"') {
 		for (i++; i < len && s[i] != '"'; i++) {
@@ -50,11 +61,27 @@ char *normalize_authserv_id(const char *s, size_t len)
 			if (s[i] != '\r' && s[i] != '\n')
 				g_string_append_c(id, s[i]);
 		}
+		if (i < len)
+			i++;
+		else
+			well_formed = false;   /* no closing quote */
 	} else {
-		/* A token ends at whitespace, a comment, ';' or a special. */
-		for (; i < len && !strchr(" \t\r\n(;\"", s[i]) && s[i] != '\0'; i++)
+		for (; i < len && is_token_char((unsigned char)s[i]); i++)
 			g_string_append_c(id, s[i]);
 	}
+	/* Then [CFWS version] [CFWS] ";" - anything else is garbled. */
+	i = skip_cfws(s, len, i);
+	if (i < len && g_ascii_isdigit(s[i])) {
+		while (i < len && g_ascii_isdigit(s[i]))
+			i++;
+		i = skip_cfws(s, len, i);
+	}
+	if (i >= len || s[i] != ';')
+		well_formed = false;
+	if (id->len == 0)
+		well_formed = false;
+	if (well_formed_r != NULL)
+		*well_formed_r = well_formed;
 	if (id->len == 0) {
 		g_string_free(id, TRUE);
 		return NULL;
@@ -62,14 +89,18 @@ char *normalize_authserv_id(const char *s, size_t len)
 	return g_string_free(id, FALSE);
 }
 
-static bool is_ours(const char *id, const char *authserv_id, char *const *aliases, size_t alias_count)
+/* is_ours - ours when the id (as a lenient reader would take it) is ours or
+ * an alias, or when the field is garbled: a reader that guesses might take it
+ * for ours, while renaming a foreign result nobody can parse loses nothing. */
+static bool is_ours(const char *id, bool well_formed, const char *authserv_id, char *const *aliases,
+		    size_t alias_count)
 {
-	if (id == NULL)
-		return true;   /* unreadable: might be ours */
+	if (id == NULL || !well_formed)
+		return true;
 	if (authserv_id != NULL && g_ascii_strcasecmp(id, authserv_id) == 0)
 		return true;
 	for (size_t i = 0; i < alias_count; i++)
-		if (g_ascii_strcasecmp(id, aliases[i]) == 0)
+		if (aliases[i] != NULL && g_ascii_strcasecmp(id, aliases[i]) == 0)
 			return true;
 	return false;
 }
@@ -85,8 +116,9 @@ int normalize_find(const struct header_block *block, const char *authserv_id, ch
 		if (header_name_is(h, "Received-SPF")) {
 			rename = true;
 		} else if (header_name_is(h, "Authentication-Results")) {
-			char *id = normalize_authserv_id(h->value, h->value_len);
-			rename = is_ours(id, authserv_id, aliases, alias_count);
+			bool well_formed;
+			char *id = normalize_authserv_id(h->value, h->value_len, &well_formed);
+			rename = is_ours(id, well_formed, authserv_id, aliases, alias_count);
 			g_free(id);
 		}
 		if (rename) {

@@ -9,6 +9,7 @@
 #ifndef LMTPFILTER_MIME_NORMALIZE_H
 #define LMTPFILTER_MIME_NORMALIZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "mime/header_block.h"
@@ -22,16 +23,22 @@ struct normalize_edit {
 };
 
 /* normalize_find - the edits for block, in increasing offset order, in a
- * g_malloc'd array (*edits_r, g_free it; NULL when count is 0). An
- * Authentication-Results whose authserv-id cannot be read at all is renamed
- * too: it might be ours, and a renamed foreign result loses nothing.
- * Returns the count (>= 0). */
+ * g_malloc'd array (*edits_r, g_free it; NULL when count is 0). Header
+ * names match case-insensitively ("authentication-results :" too); the
+ * authserv-id may be folded, quoted, behind comments, or carry a version.
+ * An Authentication-Results that does not parse as "[CFWS] id [CFWS
+ * version] [CFWS] ;" is renamed whatever id it seems to have: a lenient
+ * reader (a Sieve :matches, a MUA) might take it for ours, and renaming a
+ * foreign result nobody can parse loses nothing. aliases may be NULL when
+ * alias_count is 0. Returns the count (>= 0). */
 int normalize_find(const struct header_block *block, const char *authserv_id, char *const *aliases,
 		   size_t alias_count, struct normalize_edit **edits_r, size_t *count_r);
 
 /* normalize_authserv_id - the authserv-id of an Authentication-Results
- * value (comments and folding skipped, version dropped), g_malloc'd, or
- * NULL when there is none. */
-char *normalize_authserv_id(const char *value, size_t len);
+ * value (comments and folding skipped, quotes removed, version dropped),
+ * g_malloc'd, or NULL when there is none. *well_formed_r (if not NULL) is
+ * set to whether the value starts as RFC 8601 says: id, optional version,
+ * then ';'. */
+char *normalize_authserv_id(const char *value, size_t len, bool *well_formed_r);
 
 #endif

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		last = edits[i].offset;
 	}
 	for (size_t i = 0; i < block->count; i++) {
-		char *id = normalize_authserv_id(block->headers[i].value, block->headers[i].value_len);
+		char *id = normalize_authserv_id(block->headers[i].value, block->headers[i].value_len, NULL);
 		g_free(id);
 	}
 	g_free(edits);

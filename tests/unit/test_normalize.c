@@ -74,6 +74,35 @@ static const struct {
 	{ "after-junk-line",
 	  "From: a@b\r\nthis line has no colon\r\nAuthentication-Results: mail.example.com; spf=pass\r\n\r\n",
 	  "From: a@b\r\nthis line has no colon\r\nX-Original-Authentication-Results: mail.example.com; spf=pass\r\n\r\n" },
+	{ "garbled-ours-renamed",
+	  "Authentication-Results: mail.example.com/trusted; spf=pass\r\n\r\n",
+	  "X-Original-Authentication-Results: mail.example.com/trusted; spf=pass\r\n\r\n" },
+	{ "garbled-no-semicolon-renamed",
+	  "Authentication-Results: mail.example.com spf=pass\r\n\r\n",
+	  "X-Original-Authentication-Results: mail.example.com spf=pass\r\n\r\n" },
+	{ "garbled-foreign-renamed",
+	  "Authentication-Results: mx.google.com dkim=pass\r\n\r\n",
+	  "X-Original-Authentication-Results: mx.google.com dkim=pass\r\n\r\n" },
+	{ "unclosed-quote-renamed",
+	  "Authentication-Results: \"mail.example.com; spf=pass\r\n\r\n",
+	  "X-Original-Authentication-Results: \"mail.example.com; spf=pass\r\n\r\n" },
+	{ "empty-value-renamed",
+	  "Authentication-Results:\r\nFrom: a@b\r\n\r\n",
+	  "X-Original-Authentication-Results:\r\nFrom: a@b\r\n\r\n" },
+	{ "comment-glued-to-id",
+	  "Authentication-Results: mail.example.com(x);spf=pass\r\n\r\n",
+	  "X-Original-Authentication-Results: mail.example.com(x);spf=pass\r\n\r\n" },
+	{ "foreign-none-kept",
+	  "Authentication-Results: mx.other.example 1; none\r\n\r\n",
+	  "Authentication-Results: mx.other.example 1; none\r\n\r\n" },
+	{ "foreign-utf8-kept",
+	  "Authentication-Results: mx.b\xc3\xbc" "cher.example; spf=pass\r\n\r\n",
+	  "Authentication-Results: mx.b\xc3\xbc" "cher.example; spf=pass\r\n\r\n" },
+	{ "several-mixed",
+	  "Received-SPF: pass\r\nAuthentication-Results: mx.google.com; spf=pass\r\nFrom: a@b\r\n"
+	  "Authentication-Results: mail.example.com; dmarc=pass\r\n\r\n",
+	  "X-Original-Received-SPF: pass\r\nAuthentication-Results: mx.google.com; spf=pass\r\nFrom: a@b\r\n"
+	  "X-Original-Authentication-Results: mail.example.com; dmarc=pass\r\n\r\n" },
 	{ "already-renamed-kept",
 	  "X-Original-Authentication-Results: mail.example.com; spf=pass\r\n\r\n",
 	  "X-Original-Authentication-Results: mail.example.com; spf=pass\r\n\r\n" },
@@ -106,11 +135,36 @@ static void test_deep_in_a_long_trail(void)
 
 static void test_authserv_id(void)
 {
-	char *id = normalize_authserv_id(" (c) mx.example.org 1 ; spf=pass", 32);
+	bool ok = false;
+	char *id = normalize_authserv_id(" (c) mx.example.org 1 ; spf=pass", 32, &ok);
 	g_assert_cmpstr(id, ==, "mx.example.org");
+	g_assert_true(ok);
 	g_free(id);
-	g_assert_null(normalize_authserv_id("  ; spf=pass", 12));
-	g_assert_null(normalize_authserv_id("((((", 4));
+	id = normalize_authserv_id(" mx.example.org@x; spf=pass", 27, &ok);
+	g_assert_cmpstr(id, ==, "mx.example.org");
+	g_assert_false(ok);
+	g_free(id);
+	ok = true;
+	g_assert_null(normalize_authserv_id("  ; spf=pass", 12, &ok));
+	g_assert_false(ok);
+	g_assert_null(normalize_authserv_id("((((", 4, NULL));
+}
+
+static void test_no_aliases(void)
+{
+	const char *in = "Authentication-Results: mail.example.com; spf=pass\r\n"
+			 "Authentication-Results: mx2.example.com; spf=pass\r\n\r\n";
+	struct header_block *block = NULL;
+	struct normalize_edit *edits = NULL;
+	size_t count = 0;
+	const char *error = NULL;
+
+	g_assert_cmpint(header_block_parse(in, strlen(in), &block, &error), ==, 0);
+	g_assert_cmpint(normalize_find(block, "mail.example.com", NULL, 0, &edits, &count), ==, 1);
+	g_assert_cmpuint(count, ==, 1);
+	g_assert_cmpuint(edits[0].offset, ==, 0);
+	g_free(edits);
+	header_block_free(&block);
 }
 
 int main(int argc, char **argv)
@@ -119,5 +173,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/normalize/table", test_table);
 	g_test_add_func("/normalize/deep-in-a-long-trail", test_deep_in_a_long_trail);
 	g_test_add_func("/normalize/authserv-id", test_authserv_id);
+	g_test_add_func("/normalize/no-aliases", test_no_aliases);
 	return g_test_run();
 }
