@@ -14,7 +14,10 @@ require ["fileinto", "mailbox", "regex", "variables", "envelope"];
 set "authserv" "mail\\.example\\.com";
 
 # Per-user opt-out: recipients listed here never get quarantined by this
-# script (their own Sieve rules still run).
+# script (their own Sieve rules still run). For many users, or users managed
+# in a directory, see optout-user.sieve: a per-user sieve_before instead.
+# A user's own script cannot undo the quarantine: once this script files a
+# message, Dovecot runs no further script for it.
 if envelope :is "to" ["optout@example.com"] {
     keep;
     stop;
@@ -28,6 +31,8 @@ if header :regex "Authentication-Results"
 }
 
 # DMARC: the From: domain asks for quarantine or reject and the message failed.
+# A failure under p=none (dis=none) stays in INBOX: that domain only asked
+# for reports.
 if header :regex "Authentication-Results"
         "^[[:space:]]*${authserv}[[:space:]]*;(.*;)?[[:space:]]*dmarc=fail[[:space:]]*\\([^)]*dis=(quarantine|reject)" {
     fileinto :create "Quarantine";

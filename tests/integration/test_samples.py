@@ -1,6 +1,10 @@
-"""The shipped samples are valid: the configuration passes -t, the Sieve
-scripts compile with Dovecot's sievec."""
+"""The shipped samples are valid and do what they say: the configuration
+passes -t and names every key, the Sieve scripts compile with Dovecot's
+sievec, and the quarantine script files exactly the messages whose OUR
+Authentication-Results fails (run with Pigeonhole's sieve-test)."""
 import os
+import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -9,6 +13,124 @@ import unittest
 import harness
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "samples")
+
+# The keys of the configuration (SPEC.md, "Configuration").
+CONFIG_KEYS = ["listen", "listen_mode", "downstream", "authserv_id", "authserv_id_aliases", "mta_hostnames",
+               "trusted_networks", "xforward", "dns_servers", "dns_timeout", "max_message_size",
+               "max_connections", "max_recipients", "timeout", "spool_dir", "spool_memory_limit", "mode",
+               "checks"]
+
+OURS = ("Authentication-Results: mail.example.com;\n"
+        "\tspf={spf} smtp.mailfrom=owner@example.com smtp.helo=www.wormly.com;\n"
+        "\tdkim=none (message not signed);\n"
+        "\tdmarc={dmarc} header.from=example.com\n")
+MESSAGE_TAIL = ("From: Owner <owner@example.com>\nTo: owner@example.com\nSubject: test\n"
+                "Message-ID: <t@example.com>\n\nbody\n")
+
+
+class SieveBehaviourTest(unittest.TestCase):
+    """quarantine.sieve and optout-user.sieve run by sieve-test: which
+    messages would be filed into Quarantine."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        # sieve-test refuses to act as root: run it as nobody.
+        self.user = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
+        os.chmod(self.dir, 0o777)
+
+    def run_sieve(self, script_text, message, rcpt="owner@example.com", before=None):
+        n = len(os.listdir(self.dir))
+        script = os.path.join(self.dir, "s%d.sieve" % n)
+        with open(script, "w") as f:
+            f.write(script_text)
+        msg = os.path.join(self.dir, "m%d.eml" % n)
+        with open(msg, "w") as f:
+            f.write(message)
+        cmd = ["sieve-test", "-c", "/dev/null", "-o", "mail_location=maildir:" + os.path.join(self.dir, "Maildir"),
+               "-r", rcpt, "-a", rcpt]
+        if before is not None:
+            cmd += ["-s", before]
+        cmd += [script, msg]
+        env = dict(os.environ, HOME=self.dir)
+        kwargs = {}
+        if self.user is not None:
+            uid, gid = self.user.pw_uid, self.user.pw_gid
+
+            def drop():
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+            kwargs["preexec_fn"] = drop
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                           cwd=self.dir, **kwargs)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("final result: success", r.stdout)
+        return r.stdout
+
+    def quarantine_script(self):
+        with open(os.path.join(SAMPLES, "sieve", "quarantine.sieve")) as f:
+            return f.read()
+
+    def assertQuarantined(self, out, expected):
+        got = "store message in folder: Quarantine" in out
+        self.assertEqual(got, expected, out)
+        if not expected:
+            self.assertIn("store message in folder: INBOX", out)
+
+    def test_our_spf_fail_is_quarantined(self):
+        out = self.run_sieve(self.quarantine_script(),
+                             OURS.format(spf="fail", dmarc="pass") + MESSAGE_TAIL)
+        self.assertQuarantined(out, True)
+
+    def test_our_dmarc_fail_with_reject_policy_is_quarantined(self):
+        out = self.run_sieve(self.quarantine_script(),
+                             OURS.format(spf="softfail", dmarc="fail (p=reject dis=reject)") + MESSAGE_TAIL)
+        self.assertQuarantined(out, True)
+
+    def test_dmarc_fail_under_p_none_stays(self):
+        out = self.run_sieve(self.quarantine_script(),
+                             OURS.format(spf="softfail", dmarc="fail (p=none dis=none)") + MESSAGE_TAIL)
+        self.assertQuarantined(out, False)
+
+    def test_pass_stays(self):
+        out = self.run_sieve(self.quarantine_script(),
+                             OURS.format(spf="pass", dmarc="pass (p=reject dis=none)") + MESSAGE_TAIL)
+        self.assertQuarantined(out, False)
+
+    def test_foreign_and_renamed_failures_are_ignored(self):
+        msg = (OURS.format(spf="pass", dmarc="pass (p=reject dis=none)")
+               + "X-Original-Authentication-Results: mail.example.com; spf=fail smtp.mailfrom=owner@example.com\n"
+               + "Authentication-Results: mx.other.example; spf=fail smtp.mailfrom=owner@example.com;\n"
+               + "\tdmarc=fail (p=reject dis=reject) header.from=example.com\n"
+               + MESSAGE_TAIL)
+        self.assertQuarantined(self.run_sieve(self.quarantine_script(), msg), False)
+
+    def test_listed_opt_out_recipient_stays(self):
+        out = self.run_sieve(self.quarantine_script(), OURS.format(spf="fail", dmarc="fail (p=reject dis=reject)")
+                             + MESSAGE_TAIL, rcpt="optout@example.com")
+        self.assertQuarantined(out, False)
+
+    def test_authserv_id_is_changed_in_one_place(self):
+        text = self.quarantine_script()
+        self.assertEqual(text.count("mail\\\\.example\\\\.com"), 1)
+        text = text.replace("mail\\\\.example\\\\.com", "mx\\\\.example\\\\.org")
+        failing = OURS.format(spf="fail", dmarc="fail (p=reject dis=reject)")
+        self.assertQuarantined(self.run_sieve(text, failing + MESSAGE_TAIL), False)
+        self.assertQuarantined(self.run_sieve(text, failing.replace("mail.example.com;", "mx.example.org;")
+                                              + MESSAGE_TAIL), True)
+
+    def test_optout_user_script_quarantines_nothing_and_lets_the_user_script_run(self):
+        with open(os.path.join(SAMPLES, "sieve", "optout-user.sieve")) as f:
+            before_text = f.read()
+        before = os.path.join(self.dir, "optout-user.sieve")
+        with open(before, "w") as f:
+            f.write(before_text)
+        user = 'require ["fileinto", "mailbox"];\nfileinto :create "Mine";\n'
+        out = self.run_sieve(user, OURS.format(spf="fail", dmarc="fail (p=reject dis=reject)") + MESSAGE_TAIL,
+                             before=before)
+        self.assertNotIn("Quarantine", out)
+        self.assertIn("store message in folder: Mine", out)
 
 
 class SamplesTest(unittest.TestCase):
@@ -37,6 +159,21 @@ class SamplesTest(unittest.TestCase):
                 shutil.copyfile(src, dst)
                 r = subprocess.run(["sievec", dst], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 self.assertEqual(r.returncode, 0, name + ": " + r.stdout)
+
+    def test_sample_config_names_every_key(self):
+        with open(os.path.join(SAMPLES, "lmtpfilter.conf")) as f:
+            text = f.read()
+        keys = set(re.findall(r"^([a-z_]+) *=", text, re.M))
+        groups = re.findall(r"^\[([^]]+)\]", text, re.M)
+        self.assertEqual(groups, ["lmtpfilter", "defaults", "domain example.com"])
+        self.assertLessEqual(set(CONFIG_KEYS), keys)
+        self.assertRegex(text, r"\[domain example.com\]\n(;.*\n)*mode = annotate\n")
+        # Every key is explained by a comment line right above it.
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"^([a-z_]+) *=", line)
+            if m:
+                self.assertTrue(lines[i - 1].startswith(";"), line)
 
     def test_version(self):
         r = subprocess.run([harness.lmtpfilter_binary(), "--version"], stdout=subprocess.PIPE, text=True)
