@@ -202,6 +202,19 @@ static void peer_describe(const struct config *config, const struct listener *l,
 	*trusted_r = config_is_trusted_ip(config, host);
 }
 
+/* Turn a connection away with a 421 (never blocking) and forget it. */
+static void server_refuse(struct worker *w, const char *reply, const char *why)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "421 4.3.2 %s, try again later\r\n", reply);
+	ssize_t r = send(w->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	(void)r;
+	log_warning("peer=%s error=\"%s\"", w->peer, why);
+	close(w->fd);
+	g_free(w);
+}
+
 static void server_accept(struct engine *engine, const struct listener *l)
 {
 	struct sockaddr_storage ss;
@@ -226,12 +239,7 @@ static void server_accept(struct engine *engine, const struct listener *l)
 	pthread_mutex_unlock(&active_lock);
 	config_unref(&config);
 	if (full) {
-		static const char busy[] = "421 4.3.2 Too many connections, try again later\r\n";
-		ssize_t r = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-		(void)r;
-		log_warning("peer=%s error=\"too many connections\"", w->peer);
-		close(fd);
-		g_free(w);
+		server_refuse(w, "Too many connections", "too many connections");
 		return;
 	}
 	pthread_attr_t attr;
@@ -240,12 +248,7 @@ static void server_accept(struct engine *engine, const struct listener *l)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SERVER_THREAD_STACK);
 	if (pthread_create(&thread, &attr, worker_main, w) != 0) {
-		static const char fail[] = "421 4.3.2 Cannot start a session, try again later\r\n";
-		ssize_t r = send(fd, fail, sizeof(fail) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-		(void)r;
-		log_error("peer=%s error=\"cannot create thread\"", w->peer);
-		close(fd);
-		g_free(w);
+		server_refuse(w, "Cannot start a session", "cannot create thread");
 		pthread_mutex_lock(&active_lock);
 		active_sessions--;
 		pthread_mutex_unlock(&active_lock);
