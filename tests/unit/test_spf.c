@@ -1,0 +1,386 @@
+/*
+ * test_spf - the SPF module against an in-memory DNS zone
+ *
+ * Each case sets up a few records, runs spf_check and compares the verdict:
+ * the plain results, DNS failures, record syntax errors, the RFC 7208
+ * lookup limits across includes, IPv4-mapped clients, the null sender
+ * (HELO identity), redirect placement and exp= never being fetched.
+ */
+#include <arpa/inet.h>
+#include <glib.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "lmtpfilter/spf.h"
+
+#define T_A 1
+#define T_PTR 12
+#define T_MX 15
+#define T_TXT 16
+#define T_AAAA 28
+#define T_TEMPFAIL (-1)   /* zone entry: every lookup of the name fails */
+#define TXT_CHUNK_MAX 255
+
+struct zone_entry {
+	const char *name;
+	int type;
+	const char *value;     /* A/AAAA address, TXT text, MX/PTR host name */
+};
+
+struct zone {
+	const struct zone_entry *entries;
+	GPtrArray *asked;      /* "type/name" of every query, in order */
+};
+
+static GByteArray *wire_name(const char *name)
+{
+	GByteArray *out = g_byte_array_new();
+	char **labels = g_strsplit(name, ".", -1);
+
+	for (char **l = labels; *l != NULL; l++) {
+		guint8 len = (guint8)strlen(*l);
+		if (len == 0)
+			continue;
+		g_byte_array_append(out, &len, 1);
+		g_byte_array_append(out, (const guint8 *)*l, len);
+	}
+	g_byte_array_append(out, (const guint8 *)"", 1);
+	g_strfreev(labels);
+	return out;
+}
+
+static GByteArray *rdata_for(int type, const char *value)
+{
+	GByteArray *out = g_byte_array_new();
+	guint8 addr[16];
+
+	switch (type) {
+	case T_A:
+		g_assert_cmpint(inet_pton(AF_INET, value, addr), ==, 1);
+		g_byte_array_append(out, addr, 4);
+		break;
+	case T_AAAA:
+		g_assert_cmpint(inet_pton(AF_INET6, value, addr), ==, 1);
+		g_byte_array_append(out, addr, 16);
+		break;
+	case T_TXT: {
+		size_t len = strlen(value);
+		for (size_t i = 0; i < len; i += TXT_CHUNK_MAX) {
+			guint8 n = (guint8)MIN(len - i, TXT_CHUNK_MAX);
+			g_byte_array_append(out, &n, 1);
+			g_byte_array_append(out, (const guint8 *)value + i, n);
+		}
+		break;
+	}
+	case T_MX:
+	case T_PTR: {
+		GByteArray *name = wire_name(value);
+		if (type == T_MX)
+			g_byte_array_append(out, (const guint8 *)"\x00\x0a", 2);
+		g_byte_array_append(out, name->data, name->len);
+		g_byte_array_unref(name);
+		break;
+	}
+	default:
+		g_assert_not_reached();
+	}
+	return out;
+}
+
+static bool same_name(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && g_ascii_strncasecmp(a, b, la) == 0;
+}
+
+static int zone_query(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r)
+{
+	struct zone *z = ctx;
+	struct dns_answer *a = g_new0(struct dns_answer, 1);
+	GPtrArray *data = g_ptr_array_new();
+	bool exists = false;
+
+	g_ptr_array_add(z->asked, g_strdup_printf("%d/%s", rrtype, name));
+	a->rrtype = rrtype;
+	a->status = DNS_NXDOMAIN;
+	for (const struct zone_entry *e = z->entries; e->name != NULL; e++) {
+		if (!same_name(e->name, name))
+			continue;
+		if (e->type == T_TEMPFAIL) {
+			a->status = DNS_TEMPFAIL;
+			g_ptr_array_free(data, TRUE);
+			*answer_r = a;
+			return 0;
+		}
+		exists = true;
+		if (e->type == rrtype)
+			g_ptr_array_add(data, rdata_for(rrtype, e->value));
+	}
+	if (exists)
+		a->status = data->len > 0 ? DNS_OK : DNS_NODATA;
+	a->count = data->len;
+	a->data = g_new0(unsigned char *, a->count + 1);
+	a->len = g_new0(size_t, a->count + 1);
+	for (size_t i = 0; i < a->count; i++) {
+		GByteArray *b = g_ptr_array_index(data, i);
+		a->len[i] = b->len;
+		a->data[i] = g_byte_array_free(b, FALSE);
+	}
+	g_ptr_array_free(data, TRUE);
+	*answer_r = a;
+	return 0;
+}
+
+static void zone_free_answer(void *ctx, struct dns_answer **answer)
+{
+	struct dns_answer *a = *answer;
+
+	(void)ctx;
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->count; i++)
+		g_free(a->data[i]);
+	g_free(a->data);
+	g_free(a->len);
+	g_free(a);
+	*answer = NULL;
+}
+
+/* The zone every case uses. */
+static const struct zone_entry test_zone[] = {
+	{ "ex.test", T_TXT, "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all" },
+	{ "soft.test", T_TXT, "v=spf1 ~all" },
+	{ "neutral.test", T_TXT, "v=spf1 ?all" },
+	{ "nomatch.test", T_TXT, "v=spf1 ip4:203.0.113.1" },
+	{ "nospf.test", T_A, "192.0.2.1" },
+	{ "nospf.test", T_TXT, "some other text" },
+	{ "tmp.test", T_TEMPFAIL, NULL },
+	{ "inctmp.test", T_TXT, "v=spf1 include:tmp.test -all" },
+	{ "bad.test", T_TXT, "v=spf1 foo:bar -all" },
+	{ "badlabel.test", T_TXT, "v=spf1 a:museum -all" },
+	{ "two.test", T_TXT, "v=spf1 -all" },
+	{ "two.test", T_TXT, "v=spf1 +all" },
+	/* Ten DNS terms before the match: allowed. Eleven: permerror. */
+	{ "ten.test", T_TXT, "v=spf1 a:h1.test a:h2.test a:h3.test a:h4.test a:h5.test "
+			     "a:h6.test a:h7.test a:h8.test a:h9.test mx:h10.test ip4:192.0.2.5 -all" },
+	{ "eleven.test", T_TXT, "v=spf1 a:h1.test a:h2.test a:h3.test a:h4.test a:h5.test "
+				"a:h6.test a:h7.test a:h8.test a:h9.test a:h10.test a:h11.test "
+				"ip4:192.0.2.5 -all" },
+	/* 2 includes + 5 + 5 terms inside them = 12: the count spans includes. */
+	{ "split.test", T_TXT, "v=spf1 include:i1.test include:i2.test ip4:192.0.2.5 -all" },
+	{ "i1.test", T_TXT, "v=spf1 a:h1.test a:h2.test a:h3.test a:h4.test a:h5.test" },
+	{ "i2.test", T_TXT, "v=spf1 a:h6.test a:h7.test a:h8.test a:h9.test a:h10.test" },
+	{ "h1.test", T_A, "203.0.113.1" }, { "h2.test", T_A, "203.0.113.2" },
+	{ "h3.test", T_A, "203.0.113.3" }, { "h4.test", T_A, "203.0.113.4" },
+	{ "h5.test", T_A, "203.0.113.5" }, { "h6.test", T_A, "203.0.113.6" },
+	{ "h7.test", T_A, "203.0.113.7" }, { "h8.test", T_A, "203.0.113.8" },
+	{ "h9.test", T_A, "203.0.113.9" }, { "h10.test", T_MX, "h1.test" },
+	{ "h10.test", T_A, "203.0.113.10" }, { "h11.test", T_A, "203.0.113.11" },
+	/* Void lookups: two allowed, the third is permerror. */
+	{ "void2.test", T_TXT, "v=spf1 a:v1.test a:v2.test ip4:192.0.2.5 -all" },
+	{ "void3.test", T_TXT, "v=spf1 a:v1.test a:v2.test mx:v3.test ip4:192.0.2.5 -all" },
+	{ "mail.helo.test", T_TXT, "v=spf1 ip4:192.0.2.25 -all" },
+	{ "redir.test", T_TXT, "v=spf1 redirect=two-all.test ip4:192.0.2.5" },
+	{ "two-all.test", T_TXT, "v=spf1 -all" },
+	{ "exp.test", T_TXT, "v=spf1 -all exp=explain.test" },
+	{ "explain.test", T_TXT, "Go away %{i}" },
+	{ NULL, 0, NULL },
+};
+
+struct fixture {
+	struct zone zone;
+	struct spf_checker *checker;
+};
+
+static void fixture_setup(struct fixture *f, gconstpointer data)
+{
+	struct spf_dns dns = { zone_query, zone_free_answer, &f->zone };
+	char *error = NULL;
+
+	(void)data;
+	f->zone.entries = test_zone;
+	f->zone.asked = g_ptr_array_new_with_free_func(g_free);
+	g_assert_cmpint(spf_checker_new(&dns, "mx.receiver.test", &f->checker, &error), ==, 0);
+	g_assert_null(error);
+}
+
+static void fixture_teardown(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	spf_checker_free(&f->checker);
+	g_assert_null(f->checker);
+	g_ptr_array_unref(f->zone.asked);
+}
+
+static enum verdict check(struct fixture *f, const char *ip, const char *mail_from)
+{
+	struct spf_outcome mf, helo;
+
+	g_assert_cmpint(spf_check(f->checker, ip, "mail.client.test", mail_from, &mf, &helo), ==, 0);
+	g_assert_cmpstr(mf.identity, ==, "mailfrom");
+	g_assert_cmpstr(mf.sender, ==, mail_from);
+	return mf.result;
+}
+
+static bool was_asked(const struct fixture *f, const char *name)
+{
+	for (guint i = 0; i < f->zone.asked->len; i++) {
+		const char *q = g_ptr_array_index(f->zone.asked, i);
+		if (same_name(strchr(q, '/') + 1, name))
+			return true;
+	}
+	return false;
+}
+
+static void test_results(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "192.0.2.5", "user@ex.test"), ==, VERDICT_PASS);
+	g_assert_cmpint(check(f, "2001:db8::5", "user@ex.test"), ==, VERDICT_PASS);
+	g_assert_cmpint(check(f, "198.51.100.1", "user@ex.test"), ==, VERDICT_FAIL);
+	g_assert_cmpint(check(f, "198.51.100.1", "user@soft.test"), ==, VERDICT_SOFTFAIL);
+	g_assert_cmpint(check(f, "198.51.100.1", "user@neutral.test"), ==, VERDICT_NEUTRAL);
+	/* No term matched and no all: neutral. */
+	g_assert_cmpint(check(f, "198.51.100.1", "user@nomatch.test"), ==, VERDICT_NEUTRAL);
+	g_assert_cmpint(check(f, "198.51.100.1", "user@nospf.test"), ==, VERDICT_NONE);
+	g_assert_cmpint(check(f, "198.51.100.1", "user@nowhere.test"), ==, VERDICT_NONE);
+}
+
+static void test_outcome_fields(struct fixture *f, gconstpointer data)
+{
+	struct spf_outcome mf, helo;
+
+	(void)data;
+	g_assert_cmpint(spf_check(f->checker, "198.51.100.1", "mail.client.test", "User@Ex.test", &mf, &helo), ==, 0);
+	g_assert_cmpint(mf.result, ==, VERDICT_FAIL);
+	g_assert_cmpstr(mf.domain, ==, "Ex.test");
+	g_assert_cmpstr(mf.sender, ==, "User@Ex.test");
+}
+
+static void test_temperror(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "192.0.2.5", "user@tmp.test"), ==, VERDICT_TEMPERROR);
+	g_assert_cmpint(check(f, "192.0.2.5", "user@inctmp.test"), ==, VERDICT_TEMPERROR);
+}
+
+static void test_permerror_syntax(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "192.0.2.5", "user@bad.test"), ==, VERDICT_PERMERROR);
+	g_assert_cmpint(check(f, "192.0.2.5", "user@badlabel.test"), ==, VERDICT_PERMERROR);
+	g_assert_cmpint(check(f, "192.0.2.5", "user@two.test"), ==, VERDICT_PERMERROR);
+}
+
+static void test_record_check(void)
+{
+	static const char *const good[] = {
+		"v=spf1", "v=spf1 -all", "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 ~all",
+		"v=spf1 a mx/24//64 ptr:ex.test include:_spf.ex.test ?all",
+		"v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d} -all", "v=spf1 redirect=_spf.ex.test",
+		"v=spf1 ip4:0.0.0.0/0 -all", "v=spf1 foo.bar=%{d} -all", "V=SPF1 A:EX.TEST -ALL",
+	};
+	static const char *const bad[] = {
+		"v=spf1 foo:bar", "v=spf1 a:museum", "v=spf1 a:ex.test/33", "v=spf1 ip4:192.0.2.256",
+		"v=spf1 ip4:192.0.2.1/033", "v=spf1 exists:%{q}.ex.test", "v=spf1 a:%{d.ex.test",
+		"v=spf1 redirect=a.test redirect=b.test", "v=spf1 exp=a.test exp=b.test",
+		"v=spf1 a:caf\xc3\xa9.test", "v=spf1 -redirect=ex.test", "v=spf1 1foo=bar",
+		"v=spf1 include", "v=spf1 ip6:2001:db8::/129",
+	};
+	const char *error;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+		error = NULL;
+		if (spf_record_check(good[i], &error) != 0)
+			g_error("rejected \"%s\": %s", good[i], error);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		error = NULL;
+		if (spf_record_check(bad[i], &error) == 0)
+			g_error("accepted \"%s\"", bad[i]);
+		g_assert_nonnull(error);
+	}
+}
+
+static void test_lookup_limit(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "192.0.2.5", "user@ten.test"), ==, VERDICT_PASS);
+	g_assert_cmpint(check(f, "192.0.2.5", "user@eleven.test"), ==, VERDICT_PERMERROR);
+	g_assert_cmpint(check(f, "192.0.2.5", "user@split.test"), ==, VERDICT_PERMERROR);
+}
+
+static void test_void_limit(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "192.0.2.5", "user@void2.test"), ==, VERDICT_PASS);
+	g_assert_cmpint(check(f, "192.0.2.5", "user@void3.test"), ==, VERDICT_PERMERROR);
+}
+
+static void test_ipv4_mapped(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "::ffff:192.0.2.5", "user@ex.test"), ==, VERDICT_PASS);
+	g_assert_cmpint(check(f, "::FFFF:198.51.100.1", "user@ex.test"), ==, VERDICT_FAIL);
+}
+
+static void test_null_sender(struct fixture *f, gconstpointer data)
+{
+	struct spf_outcome mf, helo;
+
+	(void)data;
+	g_assert_cmpint(spf_check(f->checker, "192.0.2.25", "mail.helo.test", "", &mf, &helo), ==, 0);
+	g_assert_cmpint(mf.result, ==, VERDICT_PASS);
+	g_assert_cmpstr(mf.sender, ==, "postmaster@mail.helo.test");
+	g_assert_cmpstr(mf.domain, ==, "mail.helo.test");
+	g_assert_cmpint(helo.result, ==, VERDICT_PASS);
+	g_assert_cmpstr(helo.identity, ==, "helo");
+
+	g_assert_cmpint(spf_check(f->checker, "198.51.100.1", "mail.helo.test", NULL, &mf, &helo), ==, 0);
+	g_assert_cmpint(mf.result, ==, VERDICT_FAIL);
+	g_assert_cmpint(helo.result, ==, VERDICT_FAIL);
+
+	/* A HELO that is no domain name has no policy to check. */
+	g_assert_cmpint(spf_check(f->checker, "192.0.2.25", "[192.0.2.25]", "", &mf, &helo), ==, 0);
+	g_assert_cmpint(mf.result, ==, VERDICT_NONE);
+}
+
+static void test_redirect_last(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	/* redirect= written first still applies only after ip4 failed to match. */
+	g_assert_cmpint(check(f, "192.0.2.5", "user@redir.test"), ==, VERDICT_PASS);
+	g_assert_cmpint(check(f, "198.51.100.1", "user@redir.test"), ==, VERDICT_FAIL);
+}
+
+static void test_no_exp_lookup(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "198.51.100.1", "user@exp.test"), ==, VERDICT_FAIL);
+	g_assert_true(was_asked(f, "exp.test"));
+	g_assert_false(was_asked(f, "explain.test"));
+}
+
+#define ADD(path, fn) g_test_add(path, struct fixture, NULL, fixture_setup, fn, fixture_teardown)
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	ADD("/spf/results", test_results);
+	ADD("/spf/outcome-fields", test_outcome_fields);
+	ADD("/spf/temperror", test_temperror);
+	ADD("/spf/permerror-syntax", test_permerror_syntax);
+	g_test_add_func("/spf/record-check", test_record_check);
+	ADD("/spf/lookup-limit", test_lookup_limit);
+	ADD("/spf/void-limit", test_void_limit);
+	ADD("/spf/ipv4-mapped", test_ipv4_mapped);
+	ADD("/spf/null-sender", test_null_sender);
+	ADD("/spf/redirect-last", test_redirect_last);
+	ADD("/spf/no-exp-lookup", test_no_exp_lookup);
+	return g_test_run();
+}
