@@ -34,19 +34,11 @@ void downstream_free(struct downstream **dsp)
 	*dsp = NULL;
 }
 
-static void synth_reply(struct lmtp_reply *reply, int code, const char *enhanced, const char *text)
-{
-	reply->code = code;
-	g_strlcpy(reply->enhanced, enhanced, sizeof(reply->enhanced));
-	g_strlcpy(reply->text, text, sizeof(reply->text));
-	reply->last = true;
-}
-
 void downstream_fail_reply(const struct downstream *ds, struct lmtp_reply *reply_r)
 {
 	GString *text = g_string_new("Mailbox delivery temporarily unavailable: ");
 	g_string_append(text, ds->error[0] ? ds->error : "downstream failure");
-	synth_reply(reply_r, 451, "4.4.1", text->str);
+	reply_set(reply_r, 451, "4.4.1", text->str);
 	g_string_free(text, TRUE);
 }
 

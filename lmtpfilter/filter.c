@@ -387,14 +387,6 @@ static void filter_set_log_fields(struct filter_tx *ftx, unsigned checks)
 	g_string_free(s, TRUE);
 }
 
-static void fail_reply(struct lmtp_reply *r, int code, const char *enhanced, const char *text)
-{
-	r->code = code;
-	g_strlcpy(r->enhanced, enhanced, sizeof(r->enhanced));
-	g_strlcpy(r->text, text, sizeof(r->text));
-	r->last = true;
-}
-
 int filter_prepare(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
 		   struct lmtp_reply *fail_r)
 {
@@ -410,17 +402,17 @@ int filter_prepare(struct filter_tx *ftx, const struct domain_policy *policy, st
 	}
 	if (filter_header(ftx, &error) < 0) {
 		log_error("cannot read the header block: %s", error != NULL ? error : "?");
-		fail_reply(fail_r, 451, "4.3.0", "Temporary failure while reading the message");
+		reply_set(fail_r, 451, "4.3.0", "Temporary failure while reading the message");
 		return -1;
 	}
 	if (!ftx->header_complete) {
 		/* Forged results past the part we can scan could not be removed. */
-		fail_reply(fail_r, 552, "5.3.4", "Message header too large");
+		reply_set(fail_r, 552, "5.3.4", "Message header too large");
 		return -1;
 	}
 	if (normalize_find(ftx->block, config->authserv_id, config->authserv_id_aliases,
 			   config->authserv_id_alias_count, &edits, &edit_count) < 0) {
-		fail_reply(fail_r, 451, "4.3.0", "Temporary failure while processing the message");
+		reply_set(fail_r, 451, "4.3.0", "Temporary failure while processing the message");
 		return -1;
 	}
 	char *headers = filter_render_headers(ftx, policy->checks);

@@ -49,7 +49,7 @@ const char *netio_status_text(enum netio_status status)
 	return "?";
 }
 
-static long long now_ms(void)
+long long netio_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -67,7 +67,7 @@ static enum netio_status netio_wait(struct netio *io, short events, long long de
 			pfd[1].events = POLLIN;
 			n = 2;
 		}
-		long long left = deadline - now_ms();
+		long long left = deadline - netio_now_ms();
 		if (left <= 0)
 			return NETIO_TIMEOUT;
 		int r = poll(pfd, n, left > 1000000 ? 1000000 : (int)left);
@@ -100,7 +100,7 @@ static enum netio_status netio_read_more(struct netio *io, bool wakeable)
 	/* Before blocking, send the replies to everything read so far. */
 	if (io->wlen > 0 && (st = netio_flush(io)) != NETIO_OK)
 		return st;
-	long long deadline = now_ms() + io->timeout_ms;
+	long long deadline = netio_now_ms() + io->timeout_ms;
 	for (;;) {
 		ssize_t n = read(io->fd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
 		if (n > 0) {
@@ -182,7 +182,7 @@ enum netio_status netio_read_line(struct netio *io, size_t max, char **line_r, s
 
 static enum netio_status netio_write_raw(struct netio *io, const char *data, size_t len)
 {
-	long long deadline = now_ms() + io->timeout_ms;
+	long long deadline = netio_now_ms() + io->timeout_ms;
 
 	while (len > 0) {
 		ssize_t n = send(io->fd, data, len, MSG_NOSIGNAL);

@@ -61,6 +61,8 @@ enum netio_status netio_printf(struct netio *io, const char *fmt, ...) __attribu
 enum netio_status netio_flush(struct netio *io);
 
 const char *netio_status_text(enum netio_status status);
+/* netio_now_ms - the monotonic clock in milliseconds (deadlines, durations). */
+long long netio_now_ms(void);
 
 /* Connect to "unix:PATH" or "inet:HOST:PORT" (see config endpoints) with a
  * deadline; returns the fd or -1 with *error_r. */

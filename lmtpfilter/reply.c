@@ -166,3 +166,11 @@ int reply_parse_line(const char *line, size_t len, struct lmtp_reply *reply_r)
 	}
 	return 0;
 }
+
+void reply_set(struct lmtp_reply *reply_r, int code, const char *enhanced, const char *text)
+{
+	reply_r->code = code;
+	g_strlcpy(reply_r->enhanced, enhanced != NULL ? enhanced : "", sizeof(reply_r->enhanced));
+	g_strlcpy(reply_r->text, text, sizeof(reply_r->text));
+	reply_r->last = true;
+}

@@ -45,4 +45,7 @@ struct lmtp_reply {
  * bytes. */
 int reply_parse_line(const char *line, size_t len, struct lmtp_reply *reply_r);
 
+/* reply_set - fill reply_r with a reply of our own (a single, last line). */
+void reply_set(struct lmtp_reply *reply_r, int code, const char *enhanced, const char *text);
+
 #endif

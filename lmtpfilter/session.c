@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SESSION_GROUPS_MAX 8       /* distinct (mode, checks) policies in one transaction */
 #define SESSION_ERRORS_MAX 20      /* bad commands before the connection is dropped */
@@ -81,13 +80,6 @@ struct session {
 	struct spool *spool;
 	struct downstream *ds[SESSION_GROUPS_MAX];
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- replies ---- */
 
@@ -150,7 +142,7 @@ static void log_transaction(struct session *s, struct filter_tx *ftx, const char
 		 s->peer, tx->xforward.addr[0] ? tx->xforward.addr : "-",
 		 log_quote(tx->mail_from, q1, sizeof(q1)), log_quote(rcpts->str, q2, sizeof(q2)),
 		 (unsigned long long)spool_size(s->spool), ftx != NULL ? filter_log_fields(ftx) : "",
-		 status, now_ms() - tx->start_ms);
+		 status, netio_now_ms() - tx->start_ms);
 	g_string_free(rcpts, TRUE);
 }
 
@@ -263,7 +255,7 @@ static void cmd_mail(struct session *s, const struct lmtp_command *cmd)
 	p = lmtp_command_param(cmd, "BODY");
 	s->tx.body8bit = p != NULL && p->value != NULL && g_ascii_strcasecmp(p->value, "8BITMIME") == 0;
 	s->tx.mail_from = g_strdup(cmd->path);
-	s->tx.start_ms = now_ms();
+	s->tx.start_ms = netio_now_ms();
 	if (session_downstream_mail(s, 0, &r) != 0) {
 		reply_relay(s, &r);
 		g_clear_pointer(&s->tx.mail_from, g_free);
@@ -287,9 +279,7 @@ static int rcpt_group(struct session *s, const char *address, size_t *group_r, s
 		}
 	}
 	if (tx->group_count == SESSION_GROUPS_MAX) {
-		snprintf(reply_r->text, sizeof(reply_r->text), "Too many different domain policies in one transaction");
-		reply_r->code = 452;
-		g_strlcpy(reply_r->enhanced, "4.5.3", sizeof(reply_r->enhanced));
+		reply_set(reply_r, 452, "4.5.3", "Too many different domain policies in one transaction");
 		return -1;
 	}
 	size_t i = tx->group_count;
@@ -442,9 +432,7 @@ static void data_reply_all(struct session *s, int code, const char *enhanced, co
 		struct recipient *r = &g_array_index(s->tx.rcpts, struct recipient, i);
 		if (!r->accepted)
 			continue;
-		r->final.code = code;
-		g_strlcpy(r->final.enhanced, enhanced, sizeof(r->final.enhanced));
-		g_strlcpy(r->final.text, text, sizeof(r->final.text));
+		reply_set(&r->final, code, enhanced, text);
 		reply(s, code, enhanced, text);
 	}
 }
