@@ -340,7 +340,27 @@ def _mail_owner():
     return os.getuid(), os.getgid()
 
 
-class Dovecot:
+class LogFile:
+    """Reading a component's log file (its path in self.log_path)."""
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self, containing=""):
+        return [l for l in self.log().splitlines() if containing in l]
+
+    def wait_log(self, containing, timeout=10.0, count=1):
+        """Wait until `count` log lines contain the text; return them."""
+        wait_for(lambda: len(self.log_lines(containing)) >= count, timeout,
+                 "log line with %r in %s:\n%s" % (containing, self.log_path, self.log()))
+        return self.log_lines(containing)
+
+
+class Dovecot(LogFile):
     """A private Dovecot LMTP instance in tmpdir."""
 
     _counter = 0
@@ -486,13 +506,6 @@ plugin {{
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
 
     def maildir(self, user, folder="INBOX"):
         local, _, domain = self._address(user).partition("@")
@@ -703,7 +716,7 @@ def namespaces_available():
     return None
 
 
-class Postfix:
+class Postfix(LogFile):
     """A private Postfix 3.7 instance in tmpdir: smtpd on `smtp_address`
     ("HOST:PORT"), mail for `domains` handed to `lmtp_address` (a
     "unix:PATH" of lmtpfilter or Dovecot) with XFORWARD. With `netns`
@@ -722,6 +735,7 @@ class Postfix:
         self.queue_dir = os.path.join(self.dir, "queue")
         self.data_dir = os.path.join(self.dir, "data")
         self.maillog_path = os.path.join(self.dir, "maillog")
+        self.log_path = self.maillog_path
         self.smtp_address = smtp_address
         self.smtp_host, _, port = smtp_address.rpartition(":")
         self.smtp_port = int(port)
@@ -871,20 +885,6 @@ class Postfix:
         """Deliver everything in the queue now (postqueue -f)."""
         self._command("postqueue", "-c", self.config_dir, "-f")
 
-    def log(self):
-        try:
-            with open(self.maillog_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def log_lines(self, containing=""):
-        return [l for l in self.log().splitlines() if containing in l]
-
-    def wait_log(self, containing, timeout=10.0, count=1):
-        wait_for(lambda: len(self.log_lines(containing)) >= count, timeout,
-                 "maillog line with %r; maillog:\n%s" % (containing, self.log()))
-        return self.log_lines(containing)
 
 
 class SmtpResult:
@@ -1017,7 +1017,7 @@ class FakeLmtpServer:
                 pass
 
 
-class Lmtpfilter:
+class Lmtpfilter(LogFile):
     """The daemon under test. Keyword arguments become [lmtpfilter] keys;
     `defaults` is a dict for [defaults] and `domains` maps a domain to a dict
     for its [domain NAME] group. Lists are joined with ';'."""
@@ -1111,21 +1111,6 @@ class Lmtpfilter:
     def pid(self):
         return self.proc.pid
 
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def log_lines(self, containing=""):
-        return [l for l in self.log().splitlines() if containing in l]
-
-    def wait_log(self, containing, timeout=10.0, count=1):
-        """Wait until `count` log lines contain the text; return them."""
-        wait_for(lambda: len(self.log_lines(containing)) >= count, timeout,
-                 "log line with %r; log:\n%s" % (containing, self.log()))
-        return self.log_lines(containing)
 
     def status(self, field):
         """/proc/PID/status value in kB (VmRSS, VmHWM...)."""
