@@ -87,6 +87,7 @@ static void start_unbound(void)
 		"  local-zone: \".\" static\n"
 		"  local-zone: \"refused.test.\" refuse\n"
 		"  local-data: \"www.example.test. 300 IN A 192.0.2.1\"\n"
+		"  local-data: \"short.example.test. 1 IN A 192.0.2.9\"\n"
 		"  local-data: 'www.example.test. 300 IN TXT \"v=spf1 \" \"-all\"'\n"
 		"  local-data: \"example.test. 300 IN MX 10 mx.example.test.\"\n"
 		"  local-data: \"mx.example.test. 300 IN AAAA 2001:db8::25\"\n"
@@ -220,6 +221,55 @@ static void test_cache_counter(void)
 	resolver_free(&r);
 }
 
+/* Answers are served from the resolver's own cache until their TTL runs
+ * out; failures are never cached. */
+static void test_answer_cache(void)
+{
+	struct resolver *r = new_resolver(server_spec, TEST_TIMEOUT_MS);
+	struct dns_answer *a, *b;
+
+	a = lookup(r, "www.example.test", T_TXT);
+	b = lookup(r, "www.example.test", T_TXT);
+	g_assert_cmpuint(resolver_queries_sent(r), ==, 1);
+	g_assert_cmpint(b->status, ==, DNS_OK);
+	g_assert_cmpuint(b->count, ==, a->count);
+	g_assert_cmpmem(b->data[0], b->len[0], a->data[0], a->len[0]);
+	g_assert_nonnull(b->packet);
+	g_assert_cmpmem(b->packet, b->packet_len, a->packet, a->packet_len);
+	dns_answer_free(&a);
+	dns_answer_free(&b);
+
+	/* negative answers too */
+	a = lookup(r, "nothing.example.test", T_A);
+	g_assert_cmpint(a->status, ==, DNS_NXDOMAIN);
+	dns_answer_free(&a);
+	a = lookup(r, "nothing.example.test", T_A);
+	g_assert_cmpint(a->status, ==, DNS_NXDOMAIN);
+	dns_answer_free(&a);
+	g_assert_cmpuint(resolver_queries_sent(r), ==, 2);
+
+	/* a failure is asked again */
+	a = lookup(r, "x.refused.test", T_TXT);
+	dns_answer_free(&a);
+	a = lookup(r, "x.refused.test", T_TXT);
+	g_assert_cmpint(a->status, ==, DNS_TEMPFAIL);
+	dns_answer_free(&a);
+	g_assert_cmpuint(resolver_queries_sent(r), ==, 4);
+
+	/* TTL 1: cached for a second, then asked again */
+	a = lookup(r, "short.example.test", T_A);
+	dns_answer_free(&a);
+	a = lookup(r, "short.example.test", T_A);
+	dns_answer_free(&a);
+	g_assert_cmpuint(resolver_queries_sent(r), ==, 5);
+	g_usleep(1100 * 1000);
+	a = lookup(r, "short.example.test", T_A);
+	g_assert_cmpint(a->status, ==, DNS_OK);
+	dns_answer_free(&a);
+	g_assert_cmpuint(resolver_queries_sent(r), ==, 6);
+	resolver_free(&r);
+}
+
 static void test_silent_server(void)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -321,6 +371,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/resolver/record-types", test_record_types);
 	g_test_add_func("/resolver/negative", test_negative);
 	g_test_add_func("/resolver/cache-counter", test_cache_counter);
+	g_test_add_func("/resolver/answer-cache", test_answer_cache);
 	g_test_add_func("/resolver/silent-server", test_silent_server);
 	g_test_add_func("/resolver/concurrent", test_concurrent);
 	g_test_add_func("/resolver/bad-arguments", test_bad_arguments);
