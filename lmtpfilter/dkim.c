@@ -1,8 +1,8 @@
 /*
  * dkim - DKIM verification with libopendkim, key lookups through our resolver
  *
- * Owns: the process's DKIM_LIB handle (options fixed at creation, then
- * shared read-only by every thread) and, per dkim_verify_message call, one DKIM
+ * Owns: the process's two DKIM_LIB handles (options fixed at creation, then
+ * shared read-only by every thread; see struct dkim_verifier) and, per dkim_verify_message call, one DKIM
  * handle and one DKIM_CHUNK_SIZE read buffer.
  * Key lookups: libopendkim's DNS hooks call resolver_query (blocking, with
  * the resolver's own deadline) and hand back its wire-format reply; a
@@ -25,6 +25,7 @@
 #include <glib.h>
 #include <opendkim/dkim.h>
 
+#include "lmtpfilter/dkim_keycache.h"
 #include "lmtpfilter/resolver.h"
 #include "lmtpfilter/spool.h"
 
@@ -37,8 +38,19 @@
 #define DKIM_DNS_RR_OVERHEAD 12
 #define DKIM_DNS_SYNTH_TTL 60
 
+/*
+ * Two library handles, identical but for DKIM_LIBFLAGS_FIXCRLF. With that
+ * flag libopendkim copies every body byte through a one-byte append call to
+ * repair bare CR and LF, which made up about half of the CPU a 100 KB
+ * message cost (tests/bench/dkim-cost). A message whose line ends are all
+ * CRLF (what LMTP delivers) comes out of the library the same either way, so it goes to `crlf`; any other message (bare LF or
+ * CR: files given to `lmtpfilter check`) goes to `fixcrlf`, and if that
+ * only shows part-way through the message, the verification starts over
+ * there.
+ */
 struct dkim_verifier {
-	DKIM_LIB *lib;
+	DKIM_LIB *crlf;
+	DKIM_LIB *fixcrlf;
 	struct resolver *resolver;
 };
 
@@ -193,39 +205,45 @@ static int dkim_set_option(DKIM_LIB *lib, int option, void *value, size_t len,
 	return 0;
 }
 
-static int dkim_configure(struct dkim_verifier *v, const struct dkim_verifier_options *opts,
-			  char **error_r)
+static int dkim_configure(DKIM_LIB *lib, struct resolver *resolver, unsigned int flags,
+			  const struct dkim_verifier_options *opts, char **error_r)
 {
-	unsigned int flags = DKIM_LIBFLAGS_FIXCRLF | DKIM_LIBFLAGS_BADSIGHANDLES;
 	uint64_t fixed_time = opts != NULL ? opts->fixed_time : 0;
 
-	if (dkim_set_option(v->lib, DKIM_OPTS_FLAGS, &flags, sizeof(flags), "flags", error_r) < 0)
+	flags |= DKIM_LIBFLAGS_BADSIGHANDLES;
+	if (!dkim_libfeature(lib, DKIM_FEATURE_ED25519) ||
+	    !dkim_libfeature(lib, DKIM_FEATURE_SHA256)) {
+		*error_r = g_strdup("libopendkim was built without ed25519 or sha256 support");
+		return -1;
+	}
+
+	if (dkim_set_option(lib, DKIM_OPTS_FLAGS, &flags, sizeof(flags), "flags", error_r) < 0)
 		return -1;
 	if (fixed_time != 0 &&
-	    dkim_set_option(v->lib, DKIM_OPTS_FIXEDTIME, &fixed_time, sizeof(fixed_time),
+	    dkim_set_option(lib, DKIM_OPTS_FIXEDTIME, &fixed_time, sizeof(fixed_time),
 			    "fixed time", error_r) < 0)
 		return -1;
 	if (opts != NULL && opts->key_file != NULL) {
 		dkim_query_t method = DKIM_QUERY_FILE;
 
-		if (dkim_set_option(v->lib, DKIM_OPTS_QUERYMETHOD, &method, sizeof(method),
+		if (dkim_set_option(lib, DKIM_OPTS_QUERYMETHOD, &method, sizeof(method),
 				    "query method", error_r) < 0 ||
-		    dkim_set_option(v->lib, DKIM_OPTS_QUERYINFO, (void *)opts->key_file,
+		    dkim_set_option(lib, DKIM_OPTS_QUERYINFO, (void *)opts->key_file,
 				    strlen(opts->key_file), "key file", error_r) < 0)
 			return -1;
 	}
-	if (dkim_set_prescreen(v->lib, dkim_prescreen) != DKIM_STAT_OK) {
+	if (dkim_set_prescreen(lib, dkim_prescreen) != DKIM_STAT_OK) {
 		*error_r = g_strdup("libopendkim: cannot set the prescreen callback");
 		return -1;
 	}
 
 	/* Our resolver, never the library's own. */
-	dkim_dns_set_init(v->lib, NULL);
-	dkim_dns_set_close(v->lib, NULL);
-	dkim_dns_set_query_service(v->lib, v->resolver);
-	dkim_dns_set_query_start(v->lib, dkim_dns_start);
-	dkim_dns_set_query_waitreply(v->lib, dkim_dns_waitreply);
-	dkim_dns_set_query_cancel(v->lib, dkim_dns_cancel);
+	dkim_dns_set_init(lib, NULL);
+	dkim_dns_set_close(lib, NULL);
+	dkim_dns_set_query_service(lib, resolver);
+	dkim_dns_set_query_start(lib, dkim_dns_start);
+	dkim_dns_set_query_waitreply(lib, dkim_dns_waitreply);
+	dkim_dns_set_query_cancel(lib, dkim_dns_cancel);
 	return 0;
 }
 
@@ -239,21 +257,18 @@ int dkim_verifier_new(struct resolver *resolver, const struct dkim_verifier_opti
 		*error_r = g_strdup("DKIM needs a resolver or a key file");
 		return -1;
 	}
+	dkim_keycache_init();
 	v = g_new0(struct dkim_verifier, 1);
 	v->resolver = resolver;
-	v->lib = dkim_init(NULL, NULL);
-	if (v->lib == NULL) {
+	v->crlf = dkim_init(NULL, NULL);
+	v->fixcrlf = dkim_init(NULL, NULL);
+	if (v->crlf == NULL || v->fixcrlf == NULL) {
 		*error_r = g_strdup("libopendkim: dkim_init failed");
-		g_free(v);
-		return -1;
-	}
-	if (!dkim_libfeature(v->lib, DKIM_FEATURE_ED25519) ||
-	    !dkim_libfeature(v->lib, DKIM_FEATURE_SHA256)) {
-		*error_r = g_strdup("libopendkim was built without ed25519 or sha256 support");
 		dkim_verifier_free(&v);
 		return -1;
 	}
-	if (dkim_configure(v, opts, error_r) < 0) {
+	if (dkim_configure(v->crlf, resolver, 0, opts, error_r) < 0 ||
+	    dkim_configure(v->fixcrlf, resolver, DKIM_LIBFLAGS_FIXCRLF, opts, error_r) < 0) {
 		dkim_verifier_free(&v);
 		return -1;
 	}
@@ -267,8 +282,10 @@ void dkim_verifier_free(struct dkim_verifier **vp)
 
 	if (v == NULL)
 		return;
-	if (v->lib != NULL)
-		dkim_close(v->lib);
+	if (v->crlf != NULL)
+		dkim_close(v->crlf);
+	if (v->fixcrlf != NULL)
+		dkim_close(v->fixcrlf);
 	g_free(v);
 	*vp = NULL;
 }
@@ -414,14 +431,50 @@ static void dkim_collect(DKIM *dkim, struct dkim_outcome *out)
 	}
 }
 
-/* dkim_feed - stream the message into the handle. Returns the last
- * library status, or -1 (with *error_r) if reading failed. */
-static int dkim_feed(DKIM *dkim, dkim_read_fn read, void *ctx, uint64_t size,
-		     DKIM_STAT *status_r, char **error_r)
+/* dkim_line_ends_clean - true if, in buf, every LF follows a CR and every
+ * CR is followed by a LF. *last is the byte before buf (0 at the start of
+ * the message) and becomes buf's last byte; a CR at the end of buf is
+ * judged with the next buffer, or by the caller at the end. */
+static bool dkim_line_ends_clean(const unsigned char *buf, size_t len, unsigned char *last)
+{
+	const unsigned char *end = buf + len;
+	const unsigned char *p;
+
+	if (len == 0)
+		return true;
+	if (*last == '\r' && buf[0] != '\n')
+		return false;
+	for (p = buf; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) {
+		if ((p == buf ? *last : p[-1]) != '\r')
+			return false;
+	}
+	for (p = buf; (p = memchr(p, '\r', (size_t)(end - p))) != NULL; p++) {
+		if (p + 1 < end && p[1] != '\n')
+			return false;
+	}
+	*last = end[-1];
+	return true;
+}
+
+enum dkim_feed_result {
+	DKIM_FEED_DONE,       /* *status_r holds the library's last status */
+	DKIM_FEED_NOT_CRLF,   /* check_crlf was set and the message is not clean CRLF */
+	DKIM_FEED_READ_ERROR, /* *error_r set */
+};
+
+/* dkim_feed - stream the message into the handle. With check_crlf, stop
+ * at the first chunk that is not clean CRLF (dkim_line_ends_clean). A
+ * message that does not end in a line end gets one, as RFC 6376 3.4.3 and
+ * 3.4.4 add it to the canonical body (libopendkim adds it itself only in
+ * relaxed canonicalisation). */
+static enum dkim_feed_result dkim_feed(DKIM *dkim, bool check_crlf, dkim_read_fn read,
+				       void *ctx, uint64_t size, DKIM_STAT *status_r,
+				       char **error_r)
 {
 	unsigned char *buf = g_malloc(DKIM_CHUNK_SIZE);
 	DKIM_STAT status = DKIM_STAT_OK;
 	uint64_t offset = 0;
+	unsigned char last = 0;
 
 	while (offset < size && status == DKIM_STAT_OK) {
 		size_t want = size - offset < DKIM_CHUNK_SIZE ? (size_t)(size - offset)
@@ -432,14 +485,23 @@ static int dkim_feed(DKIM *dkim, dkim_read_fn read, void *ctx, uint64_t size,
 			*error_r = g_strdup_printf("cannot read the message at offset %" G_GUINT64_FORMAT,
 						   offset);
 			g_free(buf);
-			return -1;
+			return DKIM_FEED_READ_ERROR;
 		}
 		if (got == 0)
 			break;
+		if (check_crlf && !dkim_line_ends_clean(buf, (size_t)got, &last)) {
+			g_free(buf);
+			return DKIM_FEED_NOT_CRLF;
+		}
+		last = buf[got - 1];
 		status = dkim_chunk(dkim, buf, (size_t)got);
 		offset += (uint64_t)got;
 	}
 	g_free(buf);
+	if (status == DKIM_STAT_OK && last == '\r')
+		status = dkim_chunk(dkim, (unsigned char *)"\n", 1);
+	else if (status == DKIM_STAT_OK && offset > 0 && last != '\n')
+		status = dkim_chunk(dkim, (unsigned char *)"\r\n", 2);
 	if (status == DKIM_STAT_OK)
 		status = dkim_chunk(dkim, NULL, 0);
 	if (status == DKIM_STAT_OK) {
@@ -448,22 +510,29 @@ static int dkim_feed(DKIM *dkim, dkim_read_fn read, void *ctx, uint64_t size,
 		status = dkim_eom(dkim, &testkey);
 	}
 	*status_r = status;
-	return 0;
+	return DKIM_FEED_DONE;
 }
 
 int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, uint64_t size,
 			struct dkim_outcome *out_r, char **error_r)
 {
 	DKIM_STAT status = DKIM_STAT_OK;
-	DKIM *dkim;
+	enum dkim_feed_result fed = DKIM_FEED_NOT_CRLF;
+	DKIM *dkim = NULL;
 
 	memset(out_r, 0, sizeof(*out_r));
-	dkim = dkim_verify(v->lib, (const unsigned char *)"lmtpfilter", NULL, &status);
-	if (dkim == NULL) {
-		*error_r = g_strdup_printf("libopendkim: %s", dkim_getresultstr(status));
-		return -1;
+	for (int pass = 0; pass < 2 && fed == DKIM_FEED_NOT_CRLF; pass++) {
+		if (dkim != NULL)
+			dkim_free(dkim);
+		dkim = dkim_verify(pass == 0 ? v->crlf : v->fixcrlf,
+				   (const unsigned char *)"lmtpfilter", NULL, &status);
+		if (dkim == NULL) {
+			*error_r = g_strdup_printf("libopendkim: %s", dkim_getresultstr(status));
+			return -1;
+		}
+		fed = dkim_feed(dkim, pass == 0, read, ctx, size, &status, error_r);
 	}
-	if (dkim_feed(dkim, read, ctx, size, &status, error_r) < 0) {
+	if (fed == DKIM_FEED_READ_ERROR) {
 		dkim_free(dkim);
 		return -1;
 	}

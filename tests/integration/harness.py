@@ -1112,6 +1112,12 @@ class Lmtpfilter(LogFile):
         return self.proc.pid
 
 
+    def cpu_seconds(self):
+        """User plus system CPU time the daemon has used so far."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def status(self, field):
         """/proc/PID/status value in kB (VmRSS, VmHWM...)."""
         with open("/proc/%d/status" % self.proc.pid) as f:

@@ -21,6 +21,7 @@
 #include <glib/gstdio.h>
 
 #include "lmtpfilter/dkim.h"
+#include "lmtpfilter/dkim_keycache.h"
 #include "lmtpfilter/resolver.h"
 
 /* make_fixtures.py signs with t=1700000000. */
@@ -41,6 +42,7 @@ struct mem_reader {
 	size_t len;
 	size_t calls;
 	size_t largest_read;
+	size_t max_read;      /* hand out at most this many bytes per call (0: no limit) */
 };
 
 static ssize_t mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
@@ -54,6 +56,8 @@ static ssize_t mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
 		return 0;
 	if (len > m->len - offset)
 		len = m->len - offset;
+	if (m->max_read > 0 && len > m->max_read)
+		len = m->max_read;
 	memcpy(buf, m->data + offset, len);
 	return (ssize_t)len;
 }
@@ -337,6 +341,112 @@ static void test_line_endings(void)
 		g_free(crlf);
 		g_bytes_unref(msg);
 	}
+}
+
+/* replace_nth_crlf - copy of text with its n-th CRLF counted from the end
+ * (0 = the last) replaced by `with`. */
+static char *replace_nth_crlf(const char *text, size_t n, const char *with)
+{
+	const char *p = text + strlen(text);
+
+	for (size_t i = 0; i <= n; i++) {
+		do {
+			g_assert_true(p > text);
+			p--;
+		} while (!(p[0] == '\r' && p[1] == '\n'));
+	}
+	return g_strdup_printf("%.*s%s%s", (int)(p - text), text, with, p + 2);
+}
+
+/*
+ * Clean CRLF messages take a faster path through the library than messages
+ * with bare line ends; a message found not to be clean part-way through is
+ * verified again on the other path. Read in 7-byte pieces, the bare LF below
+ * turns up long after verification started, and the result must be the one
+ * the whole message gets: a bare LF counts as CRLF, a missing final CRLF is
+ * supplied (RFC 6376 3.4.3, 3.4.4), and a body changed after the bare LF
+ * still fails.
+ */
+static void test_line_endings_late(void)
+{
+	const char *files[] = { "rsa_relaxed.eml", "rsa_simple.eml" };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+		GBytes *msg = load(files[i]);
+		gsize len;
+		const char *data = g_bytes_get_data(msg, &len);
+		char *crlf = g_strndup(data, len);
+		char *bare_lf = replace_nth_crlf(crlf, 2, "\n");
+		char *unterminated = g_strdup(crlf);
+		size_t end = strlen(unterminated);
+
+		while (end > 0 && (unterminated[end - 1] == '\r' || unterminated[end - 1] == '\n'))
+			unterminated[--end] = '\0';
+		char *tampered = replace_nth_crlf(bare_lf, 0, "X\r\n");
+		const struct {
+			const char *text;
+			enum verdict expect;
+		} cases[] = {
+			{ crlf, VERDICT_PASS },
+			{ bare_lf, VERDICT_PASS },
+			{ unterminated, VERDICT_PASS },
+			{ tampered, VERDICT_FAIL },
+		};
+
+		for (size_t c = 0; c < G_N_ELEMENTS(cases); c++) {
+			struct mem_reader reader = { .max_read = 7 };
+			struct dkim_outcome out;
+
+			verify_bytes(file_verifier, cases[c].text, strlen(cases[c].text), &out, &reader);
+			g_assert_cmpuint(out.count, ==, 1);
+			g_assert_cmpstr(verdict_name(out.sigs[0].result), ==,
+					verdict_name(cases[c].expect));
+			g_assert_cmpuint(reader.calls, >=, strlen(cases[c].text) / 7);
+		}
+		g_free(tampered);
+		g_free(unterminated);
+		g_free(bare_lf);
+		g_free(crlf);
+		g_bytes_unref(msg);
+	}
+}
+
+/* Parsed keys are kept across messages: the second verification with the
+ * same key is a cache hit, and a cached key still fails a tampered message. */
+static void test_key_cache(void)
+{
+	struct dkim_keycache_stats before, after;
+	struct dkim_outcome out;
+	GBytes *msg;
+
+	dkim_keycache_clear();
+	dkim_keycache_get_stats(&before);
+	msg = verify_file(file_verifier, "rsa_relaxed.eml", &out);
+	g_assert_cmpint(out.sigs[0].result, ==, VERDICT_PASS);
+	g_bytes_unref(msg);
+	dkim_keycache_get_stats(&after);
+	g_assert_cmpuint(after.misses, ==, before.misses + 1);
+	g_assert_cmpuint(after.hits, ==, before.hits);
+
+	msg = verify_file(file_verifier, "rsa_relaxed.eml", &out);
+	g_assert_cmpint(out.sigs[0].result, ==, VERDICT_PASS);
+	g_bytes_unref(msg);
+	msg = verify_file(file_verifier, "body_tampered.eml", &out);
+	g_assert_cmpint(out.sigs[0].result, ==, VERDICT_FAIL);
+	g_assert_cmpstr(out.sigs[0].selector, ==, "rsa");
+	g_bytes_unref(msg);
+	msg = verify_file(file_verifier, "header_tampered.eml", &out);
+	g_assert_cmpint(out.sigs[0].result, ==, VERDICT_FAIL);
+	g_bytes_unref(msg);
+	dkim_keycache_get_stats(&after);
+	g_assert_cmpuint(after.misses, ==, before.misses + 1);
+	g_assert_cmpuint(after.hits, ==, before.hits + 3);
+
+	/* another key is parsed on its own */
+	msg = verify_file(file_verifier, "weak.eml", &out);
+	g_bytes_unref(msg);
+	dkim_keycache_get_stats(&after);
+	g_assert_cmpuint(after.misses, ==, before.misses + 2);
 }
 
 static void test_signature_limit(void)
@@ -642,6 +752,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/dkim/malformed", test_malformed);
 	g_test_add_func("/dkim/unsigned", test_unsigned);
 	g_test_add_func("/dkim/line-endings", test_line_endings);
+	g_test_add_func("/dkim/line-endings-late", test_line_endings_late);
+	g_test_add_func("/dkim/key-cache", test_key_cache);
 	g_test_add_func("/dkim/signature-limit", test_signature_limit);
 	g_test_add_func("/dkim/garbage", test_garbage);
 	g_test_add_func("/dkim/read-error", test_read_error);
