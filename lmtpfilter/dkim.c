@@ -25,6 +25,7 @@
 #include <glib.h>
 #include <opendkim/dkim.h>
 
+#include "lmtpfilter/dkim_body.h"
 #include "lmtpfilter/dkim_keycache.h"
 #include "lmtpfilter/resolver.h"
 #include "lmtpfilter/spool.h"
@@ -52,6 +53,7 @@ struct dkim_verifier {
 	DKIM_LIB *crlf;
 	DKIM_LIB *fixcrlf;
 	struct resolver *resolver;
+	bool fast_body;         /* body hashes by dkim_body.c (struct dkim_fast_body) */
 };
 
 /* One key lookup: done synchronously in query_start, reported by waitreply. */
@@ -260,6 +262,7 @@ int dkim_verifier_new(struct resolver *resolver, const struct dkim_verifier_opti
 	dkim_keycache_init();
 	v = g_new0(struct dkim_verifier, 1);
 	v->resolver = resolver;
+	v->fast_body = opts == NULL || !opts->library_body;
 	v->crlf = dkim_init(NULL, NULL);
 	v->fixcrlf = dkim_init(NULL, NULL);
 	if (v->crlf == NULL || v->fixcrlf == NULL) {
@@ -364,11 +367,115 @@ static enum verdict dkim_passed_verdict(DKIM_SIGINFO *sig, char *reason, size_t 
 	return VERDICT_PASS;
 }
 
+/*
+ * Our own body hashes (dkim_body.c: libopendkim's relaxed body
+ * canonicalisation costs about 10 ns per byte). Used for a clean CRLF
+ * message whose signatures have no l=: libopendkim then sees the header and
+ * an empty body, so it still parses the signatures, fetches the keys and
+ * verifies the header hash (DKIM_SIGFLAG_PASSED), while the body hash it
+ * compares is that of the empty body; for a signature whose header hash
+ * verified, the body hash made here decides instead.
+ */
+struct dkim_fast_body {
+	bool active;
+	struct dkim_body_hash *hash[2][2];   /* [relaxed][sha1] */
+};
+
+static void dkim_fast_body_clear(struct dkim_fast_body *fb)
+{
+	for (int c = 0; c < 2; c++)
+		for (int a = 0; a < 2; a++)
+			dkim_body_hash_free(&fb->hash[c][a]);
+	fb->active = false;
+}
+
+/* dkim_fast_body_slot - where the hash for SIG goes; NULL if this code
+ * cannot make it (l=, unknown canonicalisation or algorithm). */
+static struct dkim_body_hash **dkim_fast_body_slot(struct dkim_fast_body *fb, DKIM_SIGINFO *sig,
+						    bool *relaxed_r, bool *sha1_r)
+{
+	dkim_canon_t header_canon, body_canon;
+	dkim_alg_t alg;
+
+	if (dkim_sig_getcanons(sig, &header_canon, &body_canon) != DKIM_STAT_OK ||
+	    dkim_sig_getsignalg(sig, &alg) != DKIM_STAT_OK ||
+	    dkim_tag(sig, "l") != NULL)
+		return NULL;
+	if (body_canon != DKIM_CANON_SIMPLE && body_canon != DKIM_CANON_RELAXED)
+		return NULL;
+	if (alg != DKIM_SIGN_RSASHA1 && alg != DKIM_SIGN_RSASHA256 && alg != DKIM_SIGN_ED25519SHA256)
+		return NULL;
+	*relaxed_r = body_canon == DKIM_CANON_RELAXED;
+	*sha1_r = alg == DKIM_SIGN_RSASHA1;
+	return &fb->hash[*relaxed_r][*sha1_r];
+}
+
+/* dkim_fast_body_setup - after the header: make a hash for every signature
+ * libopendkim will verify, or leave fb inactive if one of them needs the
+ * library's own body processing. */
+static void dkim_fast_body_setup(DKIM *dkim, struct dkim_fast_body *fb)
+{
+	DKIM_SIGINFO **sigs = NULL;
+	int nsigs = 0;
+
+	if (dkim_getsiglist(dkim, &sigs, &nsigs) != DKIM_STAT_OK || sigs == NULL || nsigs == 0)
+		return;
+	for (int i = 0; i < nsigs; i++) {
+		struct dkim_body_hash **slot;
+		bool relaxed, sha1;
+		int error = dkim_sig_geterror(sigs[i]);
+
+		if ((dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE) != 0 ||
+		    (error != DKIM_SIGERROR_UNKNOWN && error != DKIM_SIGERROR_OK))
+			continue;       /* never verified: the body does not matter */
+		slot = dkim_fast_body_slot(fb, sigs[i], &relaxed, &sha1);
+		if (slot == NULL) {
+			dkim_fast_body_clear(fb);
+			return;
+		}
+		if (*slot == NULL &&
+		    (*slot = dkim_body_hash_new(relaxed ? DKIM_BODY_RELAXED : DKIM_BODY_SIMPLE,
+						sha1)) == NULL) {
+			dkim_fast_body_clear(fb);
+			return;
+		}
+	}
+	fb->active = true;
+}
+
+static void dkim_fast_body_update(struct dkim_fast_body *fb, const unsigned char *data, size_t len)
+{
+	for (int c = 0; c < 2; c++)
+		for (int a = 0; a < 2; a++)
+			if (fb->hash[c][a] != NULL)
+				dkim_body_hash_update(fb->hash[c][a], data, len);
+}
+
+/* dkim_body_result - DKIM_SIGBH_* for SIG: libopendkim's, or ours when
+ * the body went through dkim_body.c and the header hash verified. */
+static int dkim_body_result(DKIM_SIGINFO *sig, struct dkim_fast_body *fb)
+{
+	struct dkim_body_hash **slot;
+	const unsigned char *bh;
+	const char *ours;
+	bool relaxed, sha1;
+
+	if (fb == NULL || !fb->active || (dkim_sig_getflags(sig) & DKIM_SIGFLAG_PASSED) == 0)
+		return dkim_sig_getbh(sig);
+	slot = dkim_fast_body_slot(fb, sig, &relaxed, &sha1);
+	if (slot == NULL || *slot == NULL || (ours = dkim_body_hash_base64(*slot)) == NULL)
+		return DKIM_SIGBH_UNTESTED;
+	bh = dkim_tag(sig, "bh");
+	return bh != NULL && strcmp((const char *)bh, ours) == 0 ? DKIM_SIGBH_MATCH
+		: DKIM_SIGBH_MISMATCH;
+}
+
 /* dkim_sig_verdict - map libopendkim's state of one signature to RFC 8601. */
-static enum verdict dkim_sig_verdict(DKIM_SIGINFO *sig, char *reason, size_t size)
+static enum verdict dkim_sig_verdict(DKIM_SIGINFO *sig, struct dkim_fast_body *fb,
+				     char *reason, size_t size)
 {
 	unsigned int flags = dkim_sig_getflags(sig);
-	int bh = dkim_sig_getbh(sig);
+	int bh = dkim_body_result(sig, fb);
 	int error = dkim_sig_geterror(sig);
 	const char *text;
 
@@ -410,7 +517,7 @@ static enum verdict dkim_sig_verdict(DKIM_SIGINFO *sig, char *reason, size_t siz
 }
 
 /* dkim_collect - the results of the signatures libopendkim found. */
-static void dkim_collect(DKIM *dkim, struct dkim_outcome *out)
+static void dkim_collect(DKIM *dkim, struct dkim_fast_body *fb, struct dkim_outcome *out)
 {
 	DKIM_SIGINFO **sigs = NULL;
 	int nsigs = 0;
@@ -427,7 +534,7 @@ static void dkim_collect(DKIM *dkim, struct dkim_outcome *out)
 		}
 		r = &out->sigs[out->count++];
 		dkim_describe(dkim, sigs[i], r);
-		r->result = dkim_sig_verdict(sigs[i], r->reason, sizeof(r->reason));
+		r->result = dkim_sig_verdict(sigs[i], fb, r->reason, sizeof(r->reason));
 	}
 }
 
@@ -462,14 +569,85 @@ enum dkim_feed_result {
 	DKIM_FEED_READ_ERROR, /* *error_r set */
 };
 
-/* dkim_feed - stream the message into the handle. With check_crlf, stop
- * at the first chunk that is not clean CRLF (dkim_line_ends_clean). A
+/* One pass over the message. */
+struct dkim_feed {
+	DKIM *dkim;
+	bool check_crlf;          /* the clean-CRLF pass */
+	bool fast_body;           /* in that pass, hash the body with dkim_body.c */
+	bool in_header;           /* the blank line after the header not seen yet */
+	unsigned char prev[3];    /* the three bytes before the current piece */
+	struct dkim_fast_body fb;
+};
+
+/* dkim_header_end - offset in buf just past the LF of the blank line that
+ * ends the header (the first CRLF CRLF, or a CRLF at the very start), or -1.
+ * Only called on clean CRLF input. */
+static ssize_t dkim_header_end(struct dkim_feed *f, const unsigned char *buf, size_t len)
+{
+	const unsigned char *p = buf, *end = buf + len;
+
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		ptrdiff_t i = p - buf;
+		unsigned char b[3];
+
+		for (int k = 0; k < 3; k++) {
+			ptrdiff_t j = i - 3 + k;
+
+			b[k] = j >= 0 ? buf[j] : f->prev[3 + j];
+		}
+		if (b[0] == '\r' && b[1] == '\n' && b[2] == '\r')
+			return i + 1;
+		p++;
+	}
+	for (size_t k = 0; k < 3; k++) {
+		size_t from_buf = MIN(len, 3);
+
+		if (k < 3 - from_buf)
+			f->prev[k] = f->prev[k + from_buf];
+		else
+			f->prev[k] = buf[len - 3 + k];
+	}
+	return -1;
+}
+
+/* dkim_feed_piece - the next bytes of the message, to libopendkim or, after
+ * the header, to our body hashes. */
+static DKIM_STAT dkim_feed_piece(struct dkim_feed *f, const unsigned char *buf, size_t len)
+{
+	DKIM_STAT status;
+	ssize_t end;
+
+	if (len == 0)
+		return DKIM_STAT_OK;
+	if (!f->in_header)
+		goto body;
+	if (!f->check_crlf || !f->fast_body || (end = dkim_header_end(f, buf, len)) < 0)
+		return dkim_chunk(f->dkim, (unsigned char *)buf, len);
+	/* Through the blank line: libopendkim parses the signatures (eoh). */
+	status = dkim_chunk(f->dkim, (unsigned char *)buf, (size_t)end);
+	f->in_header = false;
+	if (status != DKIM_STAT_OK)
+		return status;
+	dkim_fast_body_setup(f->dkim, &f->fb);
+	buf += end;
+	len -= (size_t)end;
+	if (len == 0)
+		return DKIM_STAT_OK;
+body:
+	if (f->fb.active) {
+		dkim_fast_body_update(&f->fb, buf, len);
+		return DKIM_STAT_OK;
+	}
+	return dkim_chunk(f->dkim, (unsigned char *)buf, len);
+}
+
+/* dkim_feed - stream the message into the handle. With f->check_crlf,
+ * stop at the first chunk that is not clean CRLF (dkim_line_ends_clean). A
  * message that does not end in a line end gets one, as RFC 6376 3.4.3 and
  * 3.4.4 add it to the canonical body (libopendkim adds it itself only in
  * relaxed canonicalisation). */
-static enum dkim_feed_result dkim_feed(DKIM *dkim, bool check_crlf, dkim_read_fn read,
-				       void *ctx, uint64_t size, DKIM_STAT *status_r,
-				       char **error_r)
+static enum dkim_feed_result dkim_feed(struct dkim_feed *f, dkim_read_fn read, void *ctx,
+				       uint64_t size, DKIM_STAT *status_r, char **error_r)
 {
 	unsigned char *buf = g_malloc(DKIM_CHUNK_SIZE);
 	DKIM_STAT status = DKIM_STAT_OK;
@@ -489,25 +667,25 @@ static enum dkim_feed_result dkim_feed(DKIM *dkim, bool check_crlf, dkim_read_fn
 		}
 		if (got == 0)
 			break;
-		if (check_crlf && !dkim_line_ends_clean(buf, (size_t)got, &last)) {
+		if (f->check_crlf && !dkim_line_ends_clean(buf, (size_t)got, &last)) {
 			g_free(buf);
 			return DKIM_FEED_NOT_CRLF;
 		}
 		last = buf[got - 1];
-		status = dkim_chunk(dkim, buf, (size_t)got);
+		status = dkim_feed_piece(f, buf, (size_t)got);
 		offset += (uint64_t)got;
 	}
 	g_free(buf);
 	if (status == DKIM_STAT_OK && last == '\r')
-		status = dkim_chunk(dkim, (unsigned char *)"\n", 1);
+		status = dkim_feed_piece(f, (const unsigned char *)"\n", 1);
 	else if (status == DKIM_STAT_OK && offset > 0 && last != '\n')
-		status = dkim_chunk(dkim, (unsigned char *)"\r\n", 2);
+		status = dkim_feed_piece(f, (const unsigned char *)"\r\n", 2);
 	if (status == DKIM_STAT_OK)
-		status = dkim_chunk(dkim, NULL, 0);
+		status = dkim_chunk(f->dkim, NULL, 0);
 	if (status == DKIM_STAT_OK) {
 		_Bool testkey = false;
 
-		status = dkim_eom(dkim, &testkey);
+		status = dkim_eom(f->dkim, &testkey);
 	}
 	*status_r = status;
 	return DKIM_FEED_DONE;
@@ -518,30 +696,39 @@ int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, u
 {
 	DKIM_STAT status = DKIM_STAT_OK;
 	enum dkim_feed_result fed = DKIM_FEED_NOT_CRLF;
-	DKIM *dkim = NULL;
+	struct dkim_feed f = { 0 };
 
 	memset(out_r, 0, sizeof(*out_r));
 	for (int pass = 0; pass < 2 && fed == DKIM_FEED_NOT_CRLF; pass++) {
-		if (dkim != NULL)
-			dkim_free(dkim);
-		dkim = dkim_verify(pass == 0 ? v->crlf : v->fixcrlf,
-				   (const unsigned char *)"lmtpfilter", NULL, &status);
-		if (dkim == NULL) {
+		if (f.dkim != NULL)
+			dkim_free(f.dkim);
+		dkim_fast_body_clear(&f.fb);
+		f.check_crlf = pass == 0;
+		f.fast_body = v->fast_body;
+		f.in_header = true;
+		f.prev[0] = 0;
+		f.prev[1] = '\r';          /* as if after a CRLF: a leading CRLF */
+		f.prev[2] = '\n';          /* is an empty header */
+		f.dkim = dkim_verify(pass == 0 ? v->crlf : v->fixcrlf,
+				     (const unsigned char *)"lmtpfilter", NULL, &status);
+		if (f.dkim == NULL) {
 			*error_r = g_strdup_printf("libopendkim: %s", dkim_getresultstr(status));
 			return -1;
 		}
-		fed = dkim_feed(dkim, pass == 0, read, ctx, size, &status, error_r);
+		fed = dkim_feed(&f, read, ctx, size, &status, error_r);
 	}
 	if (fed == DKIM_FEED_READ_ERROR) {
-		dkim_free(dkim);
+		dkim_fast_body_clear(&f.fb);
+		dkim_free(f.dkim);
 		return -1;
 	}
-	dkim_collect(dkim, out_r);
+	dkim_collect(f.dkim, &f.fb, out_r);
+	dkim_fast_body_clear(&f.fb);
 	if (out_r->count == 0 && out_r->ignored == 0 && status != DKIM_STAT_OK &&
 	    status != DKIM_STAT_NOSIG) {
 		if (status == DKIM_STAT_NORESOURCE || status == DKIM_STAT_INTERNAL) {
 			*error_r = g_strdup_printf("libopendkim: %s", dkim_getresultstr(status));
-			dkim_free(dkim);
+			dkim_free(f.dkim);
 			return -1;
 		}
 		/* Signed, but the message could not be parsed far enough to
@@ -549,10 +736,10 @@ int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, u
 		out_r->count = 1;
 		out_r->sigs[0].result = VERDICT_PERMERROR;
 		g_snprintf(out_r->sigs[0].reason, sizeof(out_r->sigs[0].reason), "%s",
-			   dkim_geterror(dkim) != NULL ? dkim_geterror(dkim)
+			   dkim_geterror(f.dkim) != NULL ? dkim_geterror(f.dkim)
 			   : dkim_getresultstr(status));
 	}
-	dkim_free(dkim);
+	dkim_free(f.dkim);
 	return 0;
 }
 

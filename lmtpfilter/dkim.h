@@ -9,6 +9,7 @@
 #ifndef LMTPFILTER_DKIM_H
 #define LMTPFILTER_DKIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -49,6 +50,9 @@ struct dkim_verifier_options {
 	const char *key_file;
 	/* Verify as if it were this time (seconds since the epoch); 0: now. */
 	uint64_t fixed_time;
+	/* Hash bodies with libopendkim's own code instead of dkim_body.c
+	 * (slower; lets tests compare the two). */
+	bool library_body;
 };
 
 struct dkim_verifier;
