@@ -22,6 +22,8 @@
 
 #include <string.h>
 
+#include <pthread.h>
+
 #include <glib.h>
 #include <openssl/evp.h>
 
@@ -78,11 +80,17 @@ static void canon_release_crlfs(struct dkim_body_canonicaliser *c)
 struct dkim_body_canonicaliser *dkim_body_canonicaliser_new(enum dkim_body_canon canon,
 							      dkim_body_sink_fn *sink, void *ctx)
 {
-	struct dkim_body_canonicaliser *c = g_new0(struct dkim_body_canonicaliser, 1);
+	/* Not zeroed: the output buffer is only read up to out_len. */
+	struct dkim_body_canonicaliser *c = g_malloc(sizeof(*c));
 
 	c->canon = canon;
 	c->sink = sink;
 	c->ctx = ctx;
+	c->held_crlfs = 0;
+	c->held_cr = false;
+	c->held_wsp = false;
+	c->wrote = false;
+	c->out_len = 0;
 	return c;
 }
 
@@ -194,6 +202,17 @@ void dkim_body_canonicaliser_free(struct dkim_body_canonicaliser **cp)
 
 /* ---- the hash ------------------------------------------------------------ */
 
+/* The digests, fetched once: an implicit fetch per message (EVP_sha256()
+ * in EVP_DigestInit_ex) costs OpenSSL 3 a provider lookup each time. */
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+static EVP_MD *hash_sha256, *hash_sha1;
+
+static void hash_fetch(void)
+{
+	hash_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	hash_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
 struct dkim_body_hash {
 	EVP_MD_CTX *md;
 	struct dkim_body_canonicaliser *canon;
@@ -212,9 +231,12 @@ static void hash_sink(void *ctx, const unsigned char *data, size_t len)
 struct dkim_body_hash *dkim_body_hash_new(enum dkim_body_canon canon, bool sha1)
 {
 	struct dkim_body_hash *h = g_new0(struct dkim_body_hash, 1);
+	const EVP_MD *type;
 
+	pthread_once(&hash_once, hash_fetch);
+	type = sha1 ? hash_sha1 : hash_sha256;
 	h->md = EVP_MD_CTX_new();
-	if (h->md == NULL || EVP_DigestInit_ex(h->md, sha1 ? EVP_sha1() : EVP_sha256(), NULL) != 1) {
+	if (type == NULL || h->md == NULL || EVP_DigestInit_ex(h->md, type, NULL) != 1) {
 		dkim_body_hash_free(&h);
 		return NULL;
 	}

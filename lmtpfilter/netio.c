@@ -28,6 +28,7 @@ void netio_init(struct netio *io, int fd, int timeout_ms)
 	io->err = 0;
 	io->rpos = io->rlen = 0;
 	io->wlen = 0;
+	io->sent = false;
 }
 
 void netio_close(struct netio *io)
@@ -101,10 +102,15 @@ static enum netio_status netio_read_more(struct netio *io, bool wakeable)
 	if (io->wlen > 0 && (st = netio_flush(io)) != NETIO_OK)
 		return st;
 	long long deadline = netio_now_ms() + io->timeout_ms;
+	/* Right after sending (a reply, a command) the peer has rarely answered
+	 * yet: wait first instead of a read that would only say EAGAIN. */
+	if (io->sent && (st = netio_wait(io, POLLIN, deadline, wakeable)) != NETIO_OK)
+		return st;
 	for (;;) {
 		ssize_t n = read(io->fd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
 		if (n > 0) {
 			io->rlen += (size_t)n;
+			io->sent = false;
 			return NETIO_OK;
 		}
 		if (n == 0)
@@ -189,6 +195,7 @@ static enum netio_status netio_write_raw(struct netio *io, const char *data, siz
 		if (n > 0) {
 			data += n;
 			len -= (size_t)n;
+			io->sent = true;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)

@@ -38,6 +38,7 @@ struct netio {
 	size_t rpos, rlen;
 	char wbuf[NETIO_BUFFER_SIZE];
 	size_t wlen;
+	bool sent;                  /* bytes went out since the last read returned data */
 };
 
 void netio_init(struct netio *io, int fd, int timeout_ms);
