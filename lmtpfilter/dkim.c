@@ -538,31 +538,6 @@ static void dkim_collect(DKIM *dkim, struct dkim_fast_body *fb, struct dkim_outc
 	}
 }
 
-/* dkim_line_ends_clean - true if, in buf, every LF follows a CR and every
- * CR is followed by a LF. *last is the byte before buf (0 at the start of
- * the message) and becomes buf's last byte; a CR at the end of buf is
- * judged with the next buffer, or by the caller at the end. */
-static bool dkim_line_ends_clean(const unsigned char *buf, size_t len, unsigned char *last)
-{
-	const unsigned char *end = buf + len;
-	const unsigned char *p;
-
-	if (len == 0)
-		return true;
-	if (*last == '\r' && buf[0] != '\n')
-		return false;
-	for (p = buf; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) {
-		if ((p == buf ? *last : p[-1]) != '\r')
-			return false;
-	}
-	for (p = buf; (p = memchr(p, '\r', (size_t)(end - p))) != NULL; p++) {
-		if (p + 1 < end && p[1] != '\n')
-			return false;
-	}
-	*last = end[-1];
-	return true;
-}
-
 enum dkim_feed_result {
 	DKIM_FEED_DONE,       /* *status_r holds the library's last status */
 	DKIM_FEED_NOT_CRLF,   /* check_crlf was set and the message is not clean CRLF */
@@ -642,7 +617,7 @@ body:
 }
 
 /* dkim_feed - stream the message into the handle. With f->check_crlf,
- * stop at the first chunk that is not clean CRLF (dkim_line_ends_clean). A
+ * stop at the first chunk that is not clean CRLF (dkim_body_crlf_clean). A
  * message that does not end in a line end gets one, as RFC 6376 3.4.3 and
  * 3.4.4 add it to the canonical body (libopendkim adds it itself only in
  * relaxed canonicalisation). */
@@ -667,7 +642,7 @@ static enum dkim_feed_result dkim_feed(struct dkim_feed *f, dkim_read_fn read, v
 		}
 		if (got == 0)
 			break;
-		if (f->check_crlf && !dkim_line_ends_clean(buf, (size_t)got, &last)) {
+		if (f->check_crlf && !dkim_body_crlf_clean(buf, (size_t)got, &last)) {
 			g_free(buf);
 			return DKIM_FEED_NOT_CRLF;
 		}

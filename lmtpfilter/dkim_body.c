@@ -149,6 +149,45 @@ static inline uint64_t swar_zero_bytes(uint64_t x)
 	return ~(((x & low7) + low7) | x | low7);
 }
 
+/* swar_load - eight bytes with byte i + 1 in the higher bits. */
+static inline uint64_t swar_load(const unsigned char *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+bool dkim_body_crlf_clean(const unsigned char *buf, size_t len, unsigned char *last)
+{
+	const uint64_t crs = 0x0d0d0d0d0d0d0d0dULL, lfs = 0x0a0a0a0a0a0a0a0aULL;
+	uint64_t carry = *last == '\r' ? 0x80 : 0;   /* a CR waiting for its LF */
+	size_t i = 0;
+
+	if (len == 0)
+		return true;
+	/* Every LF right after a CR and every CR right before a LF: the LF
+	 * positions are exactly the CR positions moved on by one. */
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w = swar_load(buf + i);
+		uint64_t cr = swar_zero_bytes(w ^ crs), lf = swar_zero_bytes(w ^ lfs);
+
+		if (((cr << 8) | carry) != lf)
+			return false;
+		carry = cr >> 56;
+	}
+	for (; i < len; i++) {
+		if ((buf[i] == '\n') != (carry != 0))
+			return false;
+		carry = buf[i] == '\r';
+	}
+	*last = buf[len - 1];
+	return true;
+}
+
 /* relaxed_line_unchanged - true if relaxed canonicalisation leaves this
  * line's content (without its CRLF) as it is: not empty, no HTAB, no run
  * of two spaces, no space at its end. Most lines of real mail. Eight bytes
@@ -162,13 +201,8 @@ static bool relaxed_line_unchanged(const unsigned char *line, size_t len)
 	if (len == 0 || line[len - 1] == ' ')
 		return false;
 	for (; i + 8 <= len; i += 8) {
-		uint64_t w, sp;
-
-		memcpy(&w, line + i, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-		w = __builtin_bswap64(w);     /* byte i + 1 in the higher bits */
-#endif
-		sp = swar_zero_bytes(w ^ spaces);
+		uint64_t w = swar_load(line + i);
+		uint64_t sp = swar_zero_bytes(w ^ spaces);
 		if (swar_zero_bytes(w ^ tabs) != 0 || (sp & ((sp << 8) | carry)) != 0)
 			return false;
 		carry = sp >> 56;

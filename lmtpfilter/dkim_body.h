@@ -15,6 +15,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* dkim_body_crlf_clean - true if, in buf, every LF follows a CR and every
+ * CR is followed by a LF, i.e. the input this file expects. *last is the
+ * byte before buf (0 at the start) and becomes buf's last byte; a CR at
+ * the end of buf is judged with the next buffer (or by the caller, at the
+ * end of the message). */
+bool dkim_body_crlf_clean(const unsigned char *buf, size_t len, unsigned char *last);
+
 enum dkim_body_canon {
 	DKIM_BODY_SIMPLE,
 	DKIM_BODY_RELAXED,

@@ -371,9 +371,21 @@ static enum netio_status data_read(struct session *s, bool *too_big_r, const cha
 			p++;
 			n--;
 		}
+		/* Take this line and every following whole CRLF line that does not
+		 * start with a dot as one span: one spool_append per buffer in
+		 * the common case, not one per line. */
 		char *lf = memchr(p, '\n', n);
 		size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
 		bool bare_lf = lf != NULL && (lf > p ? lf[-1] != '\r' : !last_cr);
+
+		while (lf != NULL && !bare_lf && take < n && p[take] != '.') {
+			char *next = memchr(p + take, '\n', n - take);
+
+			if (next == NULL || next[-1] != '\r')
+				break;
+			take = (size_t)(next - p) + 1;
+			lf = next;
+		}
 		size_t keep = bare_lf ? take - 1 : take;
 
 		if (!*too_big_r && *spool_error_r == NULL) {

@@ -219,6 +219,60 @@ static void test_hashes(void)
 	dkim_body_hash_free(&h);
 }
 
+/* reference_clean - the whole buffer, byte by byte: every LF after a CR,
+ * every CR before a LF, and no CR left waiting at the end. */
+static bool reference_clean(const unsigned char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+			return false;
+		if (buf[i] == '\r' && (i + 1 == len || buf[i + 1] != '\n'))
+			return false;
+	}
+	return true;
+}
+
+/* The line-end check on random bytes rich in CR and LF, cut into pieces
+ * that fall on and off eight-byte boundaries, against the reference. */
+static void test_crlf_clean(void)
+{
+	static const unsigned char alphabet[] = { 'a', ' ', '\r', '\n', '\r', '\n', 0x80, 0 };
+	GRand *rand = g_rand_new_with_seed(1128);
+	size_t clean = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		size_t len = (size_t)g_rand_int_range(rand, 0, 70);
+		unsigned char buf[80];
+		unsigned char last = 0;
+		size_t from = 0;
+		bool ok = true;
+
+		for (size_t k = 0; k < len; k++) {
+			/* mostly well-formed: CRLF pairs and letters */
+			if (g_rand_int_range(rand, 0, 4) != 0 && k + 1 < len) {
+				buf[k++] = '\r';
+				buf[k] = '\n';
+			} else {
+				buf[k] = alphabet[g_rand_int_range(rand, 0, sizeof(alphabet))];
+			}
+		}
+		while (from < len && ok) {
+			size_t step = (size_t)g_rand_int_range(rand, 1, 20);
+			size_t to = MIN(len, from + step);
+
+			ok = dkim_body_crlf_clean(buf + from, to - from, &last);
+			from = to;
+		}
+		if (ok && last == '\r')
+			ok = false;     /* the caller's check at the end */
+		g_assert_cmpint(ok, ==, reference_clean(buf, len));
+		clean += ok;
+	}
+	g_assert_cmpuint(clean, >, 1000);
+	g_assert_cmpuint(clean, <, 19000);
+	g_rand_free(rand);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -226,5 +280,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/dkim-body/random-pieces", test_random_pieces);
 	g_test_add_func("/dkim-body/long-runs", test_long_runs);
 	g_test_add_func("/dkim-body/hashes", test_hashes);
+	g_test_add_func("/dkim-body/crlf-clean", test_crlf_clean);
 	return g_test_run();
 }
