@@ -2,8 +2,12 @@
  * dkim - DKIM verification with libopendkim, key lookups through our resolver
  *
  * Owns: the process's two DKIM_LIB handles (options fixed at creation, then
- * shared read-only by every thread; see struct dkim_verifier) and, per dkim_verify_message call, one DKIM
- * handle and one DKIM_CHUNK_SIZE read buffer.
+ * shared read-only by every thread; see struct dkim_verifier) and, per
+ * dkim_verify_message call, one DKIM handle, one DKIM_CHUNK_SIZE read buffer
+ * and up to four body hashes (struct dkim_fast_body).
+ * Speed: parsed keys are kept across messages (dkim_keycache.c), and clean
+ * CRLF messages skip libopendkim's CRLF repair and its body code
+ * (dkim_body.c); tests/bench/dkim-cost measures what each message costs.
  * Key lookups: libopendkim's DNS hooks call resolver_query (blocking, with
  * the resolver's own deadline) and hand back its wire-format reply; a
  * timeout or SERVFAIL becomes DKIM_DNS_ERROR, i.e. temperror. The library's
@@ -44,10 +48,10 @@
  * flag libopendkim copies every body byte through a one-byte append call to
  * repair bare CR and LF, which made up about half of the CPU a 100 KB
  * message cost (tests/bench/dkim-cost). A message whose line ends are all
- * CRLF (what LMTP delivers) comes out of the library the same either way, so it goes to `crlf`; any other message (bare LF or
- * CR: files given to `lmtpfilter check`) goes to `fixcrlf`, and if that
- * only shows part-way through the message, the verification starts over
- * there.
+ * CRLF (what LMTP delivers) comes out of the library the same either way,
+ * so it goes to `crlf`; any other message (bare LF or CR: files given to
+ * `lmtpfilter check`) goes to `fixcrlf`, and if that only shows part-way
+ * through the message, the verification starts over there.
  */
 struct dkim_verifier {
 	DKIM_LIB *crlf;
