@@ -9,12 +9,7 @@
  * Expected header.b= values are read from each message's own DKIM-Signature
  * fields, so the assertions hold for any regenerated fixture set.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -23,11 +18,11 @@
 #include "lmtpfilter/dkim.h"
 #include "lmtpfilter/dkim_keycache.h"
 #include "lmtpfilter/resolver.h"
+#include "unbound_fixture.h"
 
 /* make_fixtures.py signs with t=1700000000. */
 #define SIGN_TIME 1700000000u
 #define VERIFY_TIME (SIGN_TIME + 100)
-#define UNBOUND_START_MS 10000
 #define DNS_TIMEOUT_MS 3000
 #define SILENT_TIMEOUT_MS 500
 #define TXT_STRING_MAX 255
@@ -614,39 +609,6 @@ static void test_needs_keys(void)
 
 /* ---- through our resolver and a real unbound ----------------------------- */
 
-struct unbound {
-	GPid pid;
-	char *dir;
-	int port;
-};
-
-static int free_port(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	int port;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
-	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-static gboolean tcp_port_open(int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	gboolean ok;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-	close(fd);
-	return ok;
-}
-
 /* zone_from_keys - local-data lines for the records of keys.txt, TXT
  * strings split at 255 characters; example.net is left out (refused: a
  * refuse zone still answers its own local-data). */
@@ -682,52 +644,13 @@ static void zone_from_keys(GString *conf)
 	g_free(path);
 }
 
-static void unbound_start(struct unbound *u)
+static void unbound_start(struct test_unbound *u)
 {
-	char *argv[] = { "unbound", "-d", "-c", NULL, NULL };
-	GString *conf = g_string_new(NULL);
-	GError *error = NULL;
-	char *path;
-	gint64 deadline;
+	GString *zone = g_string_new("  local-zone: \"example.net.\" refuse\n");
 
-	u->dir = g_dir_make_tmp("test_dkim.XXXXXX", &error);
-	g_assert_no_error(error);
-	u->port = free_port();
-	g_string_append_printf(conf,
-		"server:\n  interface: 127.0.0.1\n  port: %d\n  username: \"\"\n"
-		"  chroot: \"\"\n  directory: \"%s\"\n  pidfile: \"\"\n  do-daemonize: no\n"
-		"  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  do-ip6: no\n"
-		"  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n"
-		"  local-zone: \".\" static\n  local-zone: \"example.net.\" refuse\n",
-		u->port, u->dir);
-	zone_from_keys(conf);
-	path = g_build_filename(u->dir, "unbound.conf", NULL);
-	g_assert_true(g_file_set_contents(path, conf->str, (gssize)conf->len, NULL));
-	argv[3] = path;
-	g_assert_true(g_spawn_async(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
-				    NULL, NULL, &u->pid, &error));
-	g_assert_no_error(error);
-	deadline = g_get_monotonic_time() + UNBOUND_START_MS * 1000;
-	while (!tcp_port_open(u->port)) {
-		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-		g_assert_cmpint(waitpid(u->pid, NULL, WNOHANG), ==, 0);
-		g_usleep(20000);
-	}
-	g_free(path);
-	g_string_free(conf, TRUE);
-}
-
-static void unbound_stop(struct unbound *u)
-{
-	char *path = g_build_filename(u->dir, "unbound.conf", NULL);
-
-	kill(u->pid, SIGTERM);
-	waitpid(u->pid, NULL, 0);
-	g_spawn_close_pid(u->pid);
-	g_unlink(path);
-	g_rmdir(u->dir);
-	g_free(path);
-	g_free(u->dir);
+	zone_from_keys(zone);
+	test_unbound_start(u, zone->str);
+	g_string_free(zone, TRUE);
 }
 
 static struct dkim_verifier *dns_verifier(int port, unsigned timeout_ms, struct resolver **r_r)
@@ -748,7 +671,7 @@ static struct dkim_verifier *dns_verifier(int port, unsigned timeout_ms, struct 
 
 static void test_dns(void)
 {
-	struct unbound u;
+	struct test_unbound u;
 	struct resolver *r = NULL;
 	struct dkim_verifier *v;
 	struct dkim_outcome out;
@@ -786,23 +709,18 @@ static void test_dns(void)
 	dkim_verifier_free(&v);
 	g_assert_null(v);
 	resolver_free(&r);
-	unbound_stop(&u);
+	test_unbound_stop(&u);
 }
 
 /* A server that never answers: temperror after the resolver's deadline. */
 static void test_dns_timeout(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int port, fd = test_silent_dns(&port);
 	struct resolver *r = NULL;
 	struct dkim_verifier *v;
 	gint64 start;
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
-	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-	v = dns_verifier(ntohs(sin.sin_port), SILENT_TIMEOUT_MS, &r);
+	v = dns_verifier(port, SILENT_TIMEOUT_MS, &r);
 
 	start = g_get_monotonic_time();
 	check_one(v, "rsa_relaxed.eml", VERDICT_TEMPERROR, "example.org", "rsa", "rsa-sha256",

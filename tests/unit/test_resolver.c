@@ -1,28 +1,21 @@
 /*
  * test_resolver - the shared resolver against a real unbound on loopback
  *
- * Starts `unbound -d` on a free port with local-data for a .test zone, then
+ * Starts `unbound -d` (unbound_fixture.c) with local-data for a .test zone, then
  * checks record types, NXDOMAIN vs NODATA, refused zones, a silent server
  * (the deadline must hold) and concurrent lookups from several threads.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <glib.h>
-#include <glib/gstdio.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lmtpfilter/resolver.h"
+#include "unbound_fixture.h"
 
 #define TEST_TIMEOUT_MS 1500
 #define TEST_THREADS 8
 #define TEST_THREAD_LOOKUPS 40
-#define TEST_STARTUP_TRIES 100
 
 #define T_A 1
 #define T_PTR 12
@@ -30,61 +23,12 @@
 #define T_TXT 16
 #define T_AAAA 28
 
-static GPid unbound_pid;
-static char *unbound_dir;
-static char server_spec[64];
-
-static int free_port(int type)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, type, 0);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
-	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
-static gboolean port_open(int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	gboolean ok;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-	close(fd);
-	return ok;
-}
-
-/* unbound_child_setup - the server dies with the test, even on a failed assertion. */
-static void unbound_child_setup(gpointer data)
-{
-	(void)data;
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
+static struct test_unbound server;
+static const char *server_spec;
 
 static void start_unbound(void)
 {
-	int port = free_port(SOCK_STREAM);
-	GError *error = NULL;
-	char *conf, *path;
-	char *argv[] = { "unbound", "-d", "-c", NULL, NULL };
-
-	unbound_dir = g_dir_make_tmp("test_resolver.XXXXXX", &error);
-	g_assert_no_error(error);
-	path = g_build_filename(unbound_dir, "unbound.conf", NULL);
-	conf = g_strdup_printf(
-		"server:\n"
-		"  interface: 127.0.0.1\n  port: %d\n"
-		"  username: \"\"\n  chroot: \"\"\n  directory: \"%s\"\n  pidfile: \"\"\n"
-		"  do-daemonize: no\n  use-syslog: no\n  verbosity: 0\n"
-		"  module-config: \"iterator\"\n"
-		"  access-control: 127.0.0.0/8 allow\n"
-		"  local-zone: \".\" static\n"
+	test_unbound_start(&server,
 		"  local-zone: \"refused.test.\" refuse\n"
 		"  local-data: \"www.example.test. 300 IN A 192.0.2.1\"\n"
 		"  local-data: \"short.example.test. 1 IN A 192.0.2.9\"\n"
@@ -92,34 +36,13 @@ static void start_unbound(void)
 		"  local-data: \"example.test. 300 IN MX 10 mx.example.test.\"\n"
 		"  local-data: \"mx.example.test. 300 IN AAAA 2001:db8::25\"\n"
 		"  local-data: \"example.test. 300 IN SOA ns.example.test. h.example.test. 1 3600 600 86400 300\"\n"
-		"  local-data-ptr: \"192.0.2.1 www.example.test.\"\n",
-		port, unbound_dir);
-	g_file_set_contents(path, conf, -1, &error);
-	g_assert_no_error(error);
-	argv[3] = path;
-	g_spawn_async(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
-		      unbound_child_setup, NULL, &unbound_pid, &error);
-	g_assert_no_error(error);
-	for (int i = 0; i < TEST_STARTUP_TRIES && !port_open(port); i++)
-		g_usleep(20000);
-	g_assert_true(port_open(port));
-	g_snprintf(server_spec, sizeof(server_spec), "127.0.0.1@%d", port);
-	g_free(conf);
-	g_free(path);
+		"  local-data-ptr: \"192.0.2.1 www.example.test.\"\n");
+	server_spec = server.server;
 }
 
 static void stop_unbound(void)
 {
-	char *path;
-
-	kill(unbound_pid, SIGTERM);
-	waitpid(unbound_pid, NULL, 0);
-	g_spawn_close_pid(unbound_pid);
-	path = g_build_filename(unbound_dir, "unbound.conf", NULL);
-	g_unlink(path);
-	g_free(path);
-	g_rmdir(unbound_dir);
-	g_free(unbound_dir);
+	test_unbound_stop(&server);
 }
 
 static struct resolver *new_resolver(const char *spec, unsigned timeout_ms)
@@ -272,18 +195,13 @@ static void test_answer_cache(void)
 
 static void test_silent_server(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int port, fd = test_silent_dns(&port);
 	char spec[64];
 	struct resolver *r;
 	struct dns_answer *a;
 	gint64 start, elapsed_ms;
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
-	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-	g_snprintf(spec, sizeof(spec), "127.0.0.1@%d", ntohs(sin.sin_port));
+	g_snprintf(spec, sizeof(spec), "127.0.0.1@%d", port);
 	r = new_resolver(spec, TEST_TIMEOUT_MS);
 
 	start = g_get_monotonic_time();
