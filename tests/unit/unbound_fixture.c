@@ -15,7 +15,8 @@
 
 #define UNBOUND_START_MS 10000
 
-int test_free_port(int type)
+/* bound_socket - a socket of this type bound to a free loopback port. */
+static int bound_socket(int type, int *port_r)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sin);
@@ -25,22 +26,21 @@ int test_free_port(int type)
 	g_assert_cmpint(fd, >=, 0);
 	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
 	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-	close(fd);
-	return ntohs(sin.sin_port);
+	*port_r = ntohs(sin.sin_port);
+	return fd;
+}
+
+int test_free_port(int type)
+{
+	int port;
+
+	close(bound_socket(type, &port));
+	return port;
 }
 
 int test_silent_dns(int *port_r)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
-	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sin, &len), ==, 0);
-	*port_r = ntohs(sin.sin_port);
-	return fd;
+	return bound_socket(SOCK_DGRAM, port_r);
 }
 
 static gboolean tcp_port_open(int port)
