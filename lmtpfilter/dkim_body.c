@@ -5,7 +5,8 @@
  * one-byte string append for every body byte, which made a 100 KB
  * relaxed/relaxed message cost about 1 ms of CPU (tests/bench/dkim-cost),
  * more than the rest of lmtpfilter's work on it together. This version
- * copies runs of ordinary bytes at once and batches its output. libopendkim
+ * hashes runs of lines that canonicalisation leaves unchanged straight from
+ * the input and handles the rest a run of bytes at a time. libopendkim
  * still parses the signatures, fetches the keys and verifies the header
  * hash; dkim.c compares the body hash made here with bh=.
  *
@@ -20,9 +21,9 @@
  */
 #include "lmtpfilter/dkim_body.h"
 
-#include <string.h>
-
 #include <pthread.h>
+#include <stdint.h>
+#include <string.h>
 
 #include <glib.h>
 #include <openssl/evp.h>
