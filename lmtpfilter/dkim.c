@@ -42,6 +42,8 @@
  * type, class, TTL, rdlength. */
 #define DKIM_DNS_RR_OVERHEAD 12
 #define DKIM_DNS_SYNTH_TTL 60
+/* CRs at the end of a read kept for the next piece (see dkim_feed). */
+#define DKIM_HELD_CRS_MAX 1024
 
 /*
  * Two library handles, identical but for DKIM_LIBFLAGS_FIXCRLF. With that
@@ -632,12 +634,15 @@ static enum dkim_feed_result dkim_feed(struct dkim_feed *f, dkim_read_fn read, v
 	DKIM_STAT status = DKIM_STAT_OK;
 	uint64_t offset = 0;
 	unsigned char last = 0;
+	size_t held_crs = 0;
 
 	while (offset < size && status == DKIM_STAT_OK) {
-		size_t want = size - offset < DKIM_CHUNK_SIZE ? (size_t)(size - offset)
-			: DKIM_CHUNK_SIZE;
-		ssize_t got = read(ctx, offset, buf, want);
+		size_t want = MIN(size - offset, (uint64_t)(DKIM_CHUNK_SIZE - held_crs));
+		ssize_t got;
+		size_t n, crs = 0;
 
+		memset(buf, '\r', held_crs);
+		got = read(ctx, offset, buf + held_crs, want);
 		if (got < 0) {
 			*error_r = g_strdup_printf("cannot read the message at offset %" G_GUINT64_FORMAT,
 						   offset);
@@ -650,11 +655,25 @@ static enum dkim_feed_result dkim_feed(struct dkim_feed *f, dkim_read_fn read, v
 			g_free(buf);
 			return DKIM_FEED_NOT_CRLF;
 		}
-		last = buf[got - 1];
-		status = dkim_feed_piece(f, buf, (size_t)got);
 		offset += (uint64_t)got;
+		n = held_crs + (size_t)got;
+		last = buf[n - 1];
+		/* libopendkim repairs a bare CR only when the byte after it is in
+		 * the same piece: with FIXCRLF, no piece but the last ends in a
+		 * CR (short of absurd runs of them), so the result does not
+		 * depend on where reads end. */
+		while (!f->check_crlf && offset < size && crs < n && crs < DKIM_HELD_CRS_MAX &&
+		       buf[n - 1 - crs] == '\r')
+			crs++;
+		if (crs == DKIM_HELD_CRS_MAX)
+			crs = 0;
+		held_crs = crs;
+		if (n > crs)
+			status = dkim_feed_piece(f, buf, n - crs);
 	}
 	g_free(buf);
+	for (; held_crs > 0 && status == DKIM_STAT_OK; held_crs--)
+		status = dkim_feed_piece(f, (const unsigned char *)"\r", 1);
 	if (status == DKIM_STAT_OK && last == '\r')
 		status = dkim_feed_piece(f, (const unsigned char *)"\n", 1);
 	else if (status == DKIM_STAT_OK && offset > 0 && last != '\n')
