@@ -671,9 +671,12 @@ static enum dkim_feed_result dkim_feed(struct dkim_feed *f, dkim_read_fn read, v
 		if (n > crs)
 			status = dkim_feed_piece(f, buf, n - crs);
 	}
+	/* CRs still held (a read came up short): one piece, as they came */
+	if (held_crs > 0 && status == DKIM_STAT_OK) {
+		memset(buf, '\r', held_crs);
+		status = dkim_feed_piece(f, buf, held_crs);
+	}
 	g_free(buf);
-	for (; held_crs > 0 && status == DKIM_STAT_OK; held_crs--)
-		status = dkim_feed_piece(f, (const unsigned char *)"\r", 1);
 	if (status == DKIM_STAT_OK && last == '\r')
 		status = dkim_feed_piece(f, (const unsigned char *)"\n", 1);
 	else if (status == DKIM_STAT_OK && offset > 0 && last != '\n')
