@@ -138,17 +138,8 @@ static int zone_query(void *ctx, const char *name, int rrtype, struct dns_answer
 
 static void zone_free_answer(void *ctx, struct dns_answer **answer)
 {
-	struct dns_answer *a = *answer;
-
 	(void)ctx;
-	if (a == NULL)
-		return;
-	for (size_t i = 0; i < a->count; i++)
-		g_free(a->data[i]);
-	g_free(a->data);
-	g_free(a->len);
-	g_free(a);
-	*answer = NULL;
+	dns_answer_free(answer);
 }
 
 /* The zone every case uses. */
