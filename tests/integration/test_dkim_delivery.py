@@ -126,6 +126,15 @@ class DkimDeliveryTest(au.EnvTestCase):
         self.assertStillVerifies(d, index)
         return d
 
+    def check_valid_both_canons(self, raw, mid, headers=None):
+        """check_valid for raw signed simple/simple and relaxed/relaxed, each
+        copy with its own Message-ID (mid + "s" / "r")."""
+        for canon in ("simple/simple", "relaxed/relaxed"):
+            with self.subTest(canon=canon):
+                m = raw.replace(mid.encode(), (mid + canon[0]).encode())
+                self.check_valid(self.sign(m, "rsa", canon=canon, headers=headers),
+                                 mid + canon[0], ["rsa"])
+
     # -- results --
 
     def test_rsa_relaxed_relaxed(self):
@@ -228,13 +237,8 @@ class DkimDeliveryTest(au.EnvTestCase):
             "X-Trailing: value   \n"
             "\n"
             "body with trailing spaces   \n\n\n" % mid)
-        for canon in ("simple/simple", "relaxed/relaxed"):
-            with self.subTest(canon=canon):
-                m = raw.replace(mid.encode(), (mid + canon[0]).encode())
-                self.check_valid(self.sign(m, "rsa", canon=canon,
-                                           headers=["From", "To", "Subject", "Date",
-                                                    "Message-ID", "X-Empty", "X-Trailing"]),
-                                 mid + canon[0], ["rsa"])
+        self.check_valid_both_canons(raw, mid, headers=["From", "To", "Subject", "Date",
+                                                        "Message-ID", "X-Empty", "X-Trailing"])
 
     def test_eight_bit_headers_still_verify(self):
         mid = au.marker("8bit")
@@ -276,10 +280,7 @@ class DkimDeliveryTest(au.EnvTestCase):
             "This is the epilogue.\n"
             "\n"
             "  trailing  \n" % mid)
-        for canon in ("simple/simple", "relaxed/relaxed"):
-            with self.subTest(canon=canon):
-                m = raw.replace(mid.encode(), (mid + canon[0]).encode())
-                self.check_valid(self.sign(m, "rsa", canon=canon), mid + canon[0], ["rsa"])
+        self.check_valid_both_canons(raw, mid)
 
     def test_message_above_the_spool_memory_limit_still_verifies(self):
         # 3 MB: spooled to a file (spool_memory_limit is 1 MB by default).
