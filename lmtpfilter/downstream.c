@@ -5,6 +5,13 @@
  * session's timeout. Limits: replies longer than REPLY_LINE_MAX are a
  * protocol error; multi-line replies are joined (only the last line's text
  * is kept).
+ *
+ * Round trips: MAIL goes out in one write with the first RCPT (Dovecot
+ * offers PIPELINING), and when Dovecot offers CHUNKING (RFC 3030) the
+ * message goes as one BDAT LAST, command and bytes in one stream, instead of
+ * DATA, a wait for 354, then the dot-stuffed bytes. A transaction therefore
+ * costs Dovecot two waits for input, as a pipelining client talking to it
+ * directly does.
  */
 #include "lmtpfilter/downstream.h"
 #include "lmtpfilter/config.h"
@@ -54,8 +61,10 @@ static int downstream_failed(struct downstream *ds, const char *what, const char
 	return -1;
 }
 
-/* Read one (possibly multi-line) reply; -1 on I/O or protocol failure. */
-static int downstream_read_reply(struct downstream *ds, const char *what, struct lmtp_reply *reply_r)
+/* Read one (possibly multi-line) reply; -1 on I/O or protocol failure.
+ * With chunking_r (reading the LHLO reply), notes whether CHUNKING is offered. */
+static int downstream_read_reply_ext(struct downstream *ds, const char *what, struct lmtp_reply *reply_r,
+				     bool *chunking_r)
 {
 	for (int lines = 0; lines < DOWNSTREAM_REPLY_LINES_MAX; lines++) {
 		char *line;
@@ -66,22 +75,46 @@ static int downstream_read_reply(struct downstream *ds, const char *what, struct
 			return downstream_failed(ds, what, netio_status_text(st), reply_r);
 		if (kind == NETIO_LINE_TOO_LONG || reply_parse_line(line, len, reply_r) < 0)
 			return downstream_failed(ds, what, "malformed reply", reply_r);
+		if (chunking_r != NULL && reply_r->code == 250 && g_ascii_strcasecmp(reply_r->text, "CHUNKING") == 0)
+			*chunking_r = true;
 		if (reply_r->last)
 			return 0;
 	}
 	return downstream_failed(ds, what, "reply too long", reply_r);
 }
 
-/* Send one command line and read its reply. */
-static int downstream_command(struct downstream *ds, const char *what, const char *line, struct lmtp_reply *reply_r)
+static int downstream_read_reply(struct downstream *ds, const char *what, struct lmtp_reply *reply_r)
+{
+	return downstream_read_reply_ext(ds, what, reply_r, NULL);
+}
+
+/* Buffer one command line; -1 (with *reply_r a 4xx, if given) on failure. */
+static int downstream_queue(struct downstream *ds, const char *what, const char *line, struct lmtp_reply *reply_r)
 {
 	if (!ds->connected)
 		return downstream_failed(ds, what, "not connected", reply_r);
 	enum netio_status st = netio_write(&ds->io, line, strlen(line));
-	if (st == NETIO_OK)
-		st = netio_flush(&ds->io);
 	if (st != NETIO_OK)
 		return downstream_failed(ds, what, netio_status_text(st), reply_r);
+	return 0;
+}
+
+/* Send what is buffered; -1 (with *reply_r a 4xx, if given) on failure. */
+static int downstream_send(struct downstream *ds, const char *what, struct lmtp_reply *reply_r)
+{
+	if (!ds->connected)
+		return downstream_failed(ds, what, "not connected", reply_r);
+	enum netio_status st = netio_flush(&ds->io);
+	if (st != NETIO_OK)
+		return downstream_failed(ds, what, netio_status_text(st), reply_r);
+	return 0;
+}
+
+/* Send one command line and read its reply. */
+static int downstream_command(struct downstream *ds, const char *what, const char *line, struct lmtp_reply *reply_r)
+{
+	if (downstream_queue(ds, what, line, reply_r) < 0 || downstream_send(ds, what, reply_r) < 0)
+		return -1;
 	return downstream_read_reply(ds, what, reply_r);
 }
 
@@ -92,7 +125,7 @@ int downstream_connect(struct downstream *ds, const struct endpoint *ep, const c
 	char line[600];
 
 	netio_close(&ds->io);
-	ds->connected = ds->broken = ds->in_transaction = false;
+	ds->connected = ds->broken = ds->in_transaction = ds->chunking = ds->used = false;
 	ds->error[0] = '\0';
 	int fd = netio_connect(ep, timeout_ms, &error);
 	if (fd == -1)
@@ -104,21 +137,44 @@ int downstream_connect(struct downstream *ds, const struct endpoint *ep, const c
 	if (reply_r->code != 220)
 		return downstream_failed(ds, "greeting", reply_r->text, reply_r);
 	snprintf(line, sizeof(line), "LHLO %s\r\n", lhlo_name);
-	if (downstream_command(ds, "LHLO", line, reply_r) < 0)
+	if (downstream_queue(ds, "LHLO", line, reply_r) < 0 || downstream_send(ds, "LHLO", reply_r) < 0 ||
+	    downstream_read_reply_ext(ds, "LHLO", reply_r, &ds->chunking) < 0)
 		return -1;
 	if (reply_r->code != 250)
 		return downstream_failed(ds, "LHLO", reply_r->text, reply_r);
 	return 0;
 }
 
-int downstream_mail(struct downstream *ds, const char *from, bool body8bit, struct lmtp_reply *reply_r)
+static void format_rcpt(char *line, size_t size, const char *rcpt, const char *orcpt)
 {
-	char line[REPLY_LINE_MAX + 64];
+	if (orcpt != NULL)
+		snprintf(line, size, "RCPT TO:<%s> ORCPT=%s\r\n", rcpt, orcpt);
+	else
+		snprintf(line, size, "RCPT TO:<%s>\r\n", rcpt);
+}
 
-	snprintf(line, sizeof(line), "MAIL FROM:<%s>%s\r\n", from, body8bit ? " BODY=8BITMIME" : "");
-	if (downstream_command(ds, "MAIL", line, reply_r) < 0)
+int downstream_begin(struct downstream *ds, const char *from, bool body8bit, const char *rcpt,
+		     const char *orcpt, struct lmtp_reply *mail_r, struct lmtp_reply *rcpt_r)
+{
+	char mail[REPLY_LINE_MAX + 64], line[2 * REPLY_LINE_MAX + 64];
+
+	ds->used = true;
+	snprintf(mail, sizeof(mail), "MAIL FROM:<%s>%s\r\n", from, body8bit ? " BODY=8BITMIME" : "");
+	format_rcpt(line, sizeof(line), rcpt, orcpt);
+	if (downstream_queue(ds, "MAIL", mail, mail_r) < 0 || downstream_queue(ds, "RCPT", line, mail_r) < 0 ||
+	    downstream_send(ds, "MAIL", mail_r) < 0 || downstream_read_reply(ds, "MAIL", mail_r) < 0) {
+		*rcpt_r = *mail_r;
 		return -1;
-	ds->in_transaction = reply_r->code / 100 == 2;
+	}
+	ds->in_transaction = mail_r->code / 100 == 2;
+	if (downstream_read_reply(ds, "RCPT", rcpt_r) < 0) {
+		*mail_r = *rcpt_r;
+		return -1;
+	}
+	/* Without a transaction Dovecot answered the RCPT with a "need MAIL"
+	 * error: the recipient's answer is the refusal of MAIL. */
+	if (!ds->in_transaction)
+		*rcpt_r = *mail_r;
 	return 0;
 }
 
@@ -126,10 +182,7 @@ int downstream_rcpt(struct downstream *ds, const char *rcpt, const char *orcpt, 
 {
 	char line[2 * REPLY_LINE_MAX + 64];
 
-	if (orcpt != NULL)
-		snprintf(line, sizeof(line), "RCPT TO:<%s> ORCPT=%s\r\n", rcpt, orcpt);
-	else
-		snprintf(line, sizeof(line), "RCPT TO:<%s>\r\n", rcpt);
+	format_rcpt(line, sizeof(line), rcpt, orcpt);
 	return downstream_command(ds, "RCPT", line, reply_r);
 }
 
@@ -212,25 +265,97 @@ static int downstream_send_view(struct downstream *ds, const struct message_view
 	return 0;
 }
 
+/* The view's last byte, '\n' for an empty view; -1 on a spool failure. */
+static int view_last_byte(const struct message_view *view, const struct spool *spool, const char **error_r)
+{
+	for (size_t i = view->count; i-- > 0;) {
+		const struct view_segment *seg = &view->segs[i];
+		if (seg->length == 0)
+			continue;
+		if (seg->text != NULL)
+			return (unsigned char)seg->text[seg->length - 1];
+		char c;
+		ssize_t n = spool_read(spool, seg->offset + seg->length - 1, &c, 1, error_r);
+		if (n != 1) {
+			if (n == 0)
+				*error_r = "spool truncated";
+			return -1;
+		}
+		return (unsigned char)c;
+	}
+	return '\n';
+}
+
+/* BDAT <size> LAST and the view's bytes as they are (RFC 3030), with the
+ * same final line end that DATA would add, so both carry identical bytes. */
+static int downstream_send_chunk(struct downstream *ds, const struct message_view *view, const struct spool *spool)
+{
+	const char *error = NULL;
+	int last = view_last_byte(view, spool, &error);
+	enum netio_status st;
+
+	if (last < 0)
+		return downstream_failed(ds, "BDAT", error, NULL);
+	uint64_t size = message_view_size(view) + (last != '\n' ? 2 : 0);
+	st = netio_printf(&ds->io, "BDAT %llu LAST\r\n", (unsigned long long)size);
+	const char *mem = spool_memory(spool);
+	char *buf = mem == NULL ? g_malloc(DOWNSTREAM_CHUNK) : NULL;
+	for (size_t i = 0; i < view->count && st == NETIO_OK; i++) {
+		const struct view_segment *seg = &view->segs[i];
+		if (seg->text != NULL) {
+			st = netio_write(&ds->io, seg->text, seg->length);
+			continue;
+		}
+		if (mem != NULL) {
+			st = netio_write(&ds->io, mem + seg->offset, seg->length);
+			continue;
+		}
+		for (uint64_t done = 0; done < seg->length && st == NETIO_OK;) {
+			size_t want = seg->length - done < DOWNSTREAM_CHUNK ? (size_t)(seg->length - done) : DOWNSTREAM_CHUNK;
+			ssize_t n = spool_read(spool, seg->offset + done, buf, want, &error);
+			if (n <= 0) {
+				g_free(buf);
+				return downstream_failed(ds, "BDAT", n < 0 ? error : "spool truncated", NULL);
+			}
+			st = netio_write(&ds->io, buf, (size_t)n);
+			done += (uint64_t)n;
+		}
+	}
+	g_free(buf);
+	if (st == NETIO_OK && last != '\n')
+		st = netio_write(&ds->io, "\r\n", 2);
+	if (st == NETIO_OK)
+		st = netio_flush(&ds->io);
+	if (st != NETIO_OK)
+		return downstream_failed(ds, "BDAT", netio_status_text(st), NULL);
+	return 0;
+}
+
 int downstream_data(struct downstream *ds, const struct message_view *view, const struct spool *spool,
 		    struct lmtp_reply *replies, size_t count)
 {
 	struct lmtp_reply reply;
 	size_t got = 0;
 
-	if (downstream_command(ds, "DATA", "DATA\r\n", &reply) < 0)
-		goto fail;
-	if (reply.code != 354) {
-		/* Dovecot refused DATA itself: that reply is every recipient's. */
-		for (size_t i = 0; i < count; i++)
-			replies[i] = reply;
-		ds->in_transaction = false;
-		return 0;
+	if (ds->chunking && ds->connected) {
+		if (downstream_send_chunk(ds, view, spool) < 0)
+			goto fail;
+	} else {
+		if (downstream_command(ds, "DATA", "DATA\r\n", &reply) < 0)
+			goto fail;
+		if (reply.code != 354) {
+			/* Dovecot refused DATA itself: that reply is every recipient's. */
+			for (size_t i = 0; i < count; i++)
+				replies[i] = reply;
+			ds->in_transaction = false;
+			return 0;
+		}
+		if (downstream_send_view(ds, view, spool) < 0)
+			goto fail;
 	}
-	if (downstream_send_view(ds, view, spool) < 0)
-		goto fail;
+	/* One reply per recipient after the final dot or BDAT LAST (RFC 2033, RFC 3030). */
 	for (; got < count; got++)
-		if (downstream_read_reply(ds, "end of DATA", &replies[got]) < 0)
+		if (downstream_read_reply(ds, "end of data", &replies[got]) < 0)
 			goto fail;
 	ds->in_transaction = false;
 	return 0;

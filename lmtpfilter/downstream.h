@@ -23,6 +23,8 @@ struct downstream {
 	bool connected;
 	bool broken;          /* a protocol or I/O error: do not reuse */
 	bool in_transaction;  /* MAIL accepted, not yet ended */
+	bool chunking;        /* Dovecot offered CHUNKING: the message goes as BDAT */
+	bool used;            /* a transaction was begun on this connection */
 	char error[600];      /* the last failure, for the log */
 };
 
@@ -35,18 +37,23 @@ void downstream_free(struct downstream **ds);
 int downstream_connect(struct downstream *ds, const struct endpoint *ep, const char *lhlo_name,
 		       int timeout_ms, struct lmtp_reply *reply_r);
 
-/* downstream_mail / _rcpt / _rset - one command and its reply.
+/* downstream_begin - MAIL and the transaction's first RCPT, pipelined in
+ * one write, then both replies. When Dovecot refused MAIL, *rcpt_r is that
+ * refusal too (its answer to the RCPT only says MAIL is missing).
+ * downstream_rcpt / _rset - one command and its reply.
  * body8bit adds BODY=8BITMIME; orcpt (may be NULL) is passed as ORCPT=.
- * Returns 0 when a reply from Dovecot was read (whatever its code), -1 when
- * the connection failed (reply_r is then a synthesised 4xx). */
-int downstream_mail(struct downstream *ds, const char *from, bool body8bit, struct lmtp_reply *reply_r);
+ * Returns 0 when Dovecot's replies were read (whatever their codes), -1
+ * when the connection failed (the replies are then a synthesised 4xx). */
+int downstream_begin(struct downstream *ds, const char *from, bool body8bit, const char *rcpt,
+		     const char *orcpt, struct lmtp_reply *mail_r, struct lmtp_reply *rcpt_r);
 int downstream_rcpt(struct downstream *ds, const char *rcpt, const char *orcpt, struct lmtp_reply *reply_r);
 int downstream_rset(struct downstream *ds);
 
-/* downstream_data - DATA, the view's bytes dot-stuffed, the final dot, then
- * one reply per accepted recipient into replies[0..count). Recipients
- * without a reply from Dovecot get a synthesised 4xx. Returns 0 when every
- * reply came from Dovecot. */
+/* downstream_data - the view's bytes as one BDAT LAST when Dovecot offers
+ * CHUNKING, else DATA, the bytes dot-stuffed and the final dot; then one
+ * reply per accepted recipient into replies[0..count). Recipients without a
+ * reply from Dovecot get a synthesised 4xx. Returns 0 when every reply came
+ * from Dovecot. */
 int downstream_data(struct downstream *ds, const struct message_view *view, const struct spool *spool,
 		    struct lmtp_reply *replies, size_t count);
 

@@ -7,8 +7,10 @@
  * transaction whose recipients have different domain policies is delivered
  * as one downstream transaction per group.
  *
- * Each RCPT is relayed to Dovecot at once and Dovecot's reply passed back;
- * DATA is spooled whole (dot-unstuffed) before anything is sent on, so a
+ * MAIL is answered here and goes to Dovecot pipelined with the first RCPT
+ * of each group; every RCPT is relayed to Dovecot at once and Dovecot's
+ * reply passed back (a refused MAIL is the answer of each of the group's
+ * recipients). DATA is spooled whole (dot-unstuffed) before anything is sent on, so a
  * client that vanishes mid-DATA delivers nothing. After the final dot each
  * accepted recipient gets the reply Dovecot gave for it, in RCPT order.
  *
@@ -51,6 +53,9 @@ struct group {
 	unsigned checks;
 	const struct domain_policy *policy;
 	size_t accepted;
+	bool begun;                  /* Dovecot accepted its MAIL */
+	bool mail_refused;           /* MAIL refused or not sent: mail_reply is every recipient's */
+	struct lmtp_reply mail_reply;
 	bool failed;                 /* its downstream broke during the transaction */
 };
 
@@ -148,35 +153,61 @@ static void log_transaction(struct session *s, struct filter_tx *ftx, const char
 
 /* ---- downstream connections ---- */
 
-/* Make sure s->ds[i] is connected with MAIL sent; on failure *reply_r is the 4xx. */
-static int session_downstream_mail(struct session *s, size_t i, struct lmtp_reply *reply_r)
+static void log_downstream_error(struct session *s, const struct downstream *ds)
 {
-	int timeout_ms = (int)s->config->timeout * 1000;
+	log_warning("peer=%s downstream=%s error=\"%s\"", s->peer,
+		    s->config->downstream.is_unix ? s->config->downstream.path : s->config->downstream.host,
+		    ds->error);
+}
 
+/* Make sure s->ds[i] is connected; on failure *reply_r is the 4xx. */
+static int session_downstream_connect(struct session *s, size_t i, struct lmtp_reply *reply_r)
+{
 	if (s->ds[i] != NULL && (s->ds[i]->broken || !s->ds[i]->connected))
 		downstream_free(&s->ds[i]);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		bool reused = s->ds[i] != NULL;
-		if (s->ds[i] == NULL) {
-			s->ds[i] = downstream_new();
-			if (downstream_connect(s->ds[i], &s->config->downstream, s->engine->hostname,
-					       timeout_ms, reply_r) < 0) {
-				log_warning("peer=%s downstream=%s error=\"%s\"", s->peer,
-					    s->config->downstream.is_unix ? s->config->downstream.path
-									  : s->config->downstream.host,
-					    s->ds[i]->error);
-				downstream_free(&s->ds[i]);
-				return -1;
-			}
-		}
-		if (downstream_mail(s->ds[i], s->tx.mail_from, s->tx.body8bit, reply_r) == 0)
-			return reply_r->code / 100 == 2 ? 0 : 1;
-		/* A reused connection may have been closed by Dovecot meanwhile. */
+	if (s->ds[i] != NULL)
+		return 0;
+	s->ds[i] = downstream_new();
+	if (downstream_connect(s->ds[i], &s->config->downstream, s->engine->hostname,
+			       (int)s->config->timeout * 1000, reply_r) < 0) {
+		log_downstream_error(s, s->ds[i]);
 		downstream_free(&s->ds[i]);
-		if (!reused)
-			return -1;
+		return -1;
 	}
-	return -1;
+	return 0;
+}
+
+/* Begin group g's downstream transaction: MAIL with its first recipient.
+ * *reply_r is the recipient's reply. When MAIL was refused, or could not be
+ * sent, that answer is kept for the group's later recipients too. */
+static void session_downstream_begin(struct session *s, size_t g, const char *rcpt, const char *orcpt,
+				    struct lmtp_reply *reply_r)
+{
+	struct group *group = &s->tx.groups[g];
+	struct lmtp_reply mail;
+
+	group->mail_refused = true;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (session_downstream_connect(s, g, reply_r) < 0) {
+			group->mail_reply = *reply_r;
+			return;
+		}
+		/* A connection kept from an earlier transaction may have been
+		 * closed by Dovecot meanwhile: one more try on a fresh one. */
+		bool reused = s->ds[g]->used;
+		if (downstream_begin(s->ds[g], s->tx.mail_from, s->tx.body8bit, rcpt, orcpt, &mail, reply_r) == 0) {
+			group->begun = mail.code / 100 == 2;
+			group->mail_refused = !group->begun;
+			group->mail_reply = mail;
+			return;
+		}
+		if (!reused)
+			break;
+		downstream_free(&s->ds[g]);
+	}
+	if (s->ds[g] != NULL)
+		log_downstream_error(s, s->ds[g]);
+	group->mail_reply = *reply_r;
 }
 
 /* ---- commands ---- */
@@ -254,18 +285,18 @@ static void cmd_mail(struct session *s, const struct lmtp_command *cmd)
 	}
 	p = lmtp_command_param(cmd, "BODY");
 	s->tx.body8bit = p != NULL && p->value != NULL && g_ascii_strcasecmp(p->value, "8BITMIME") == 0;
-	s->tx.mail_from = g_strdup(cmd->path);
-	s->tx.start_ms = netio_now_ms();
-	if (session_downstream_mail(s, 0, &r) != 0) {
+	/* Dovecot unreachable: say so now rather than at every RCPT. */
+	if (session_downstream_connect(s, 0, &r) < 0) {
 		reply_relay(s, &r);
-		g_clear_pointer(&s->tx.mail_from, g_free);
 		return;
 	}
+	s->tx.mail_from = g_strdup(cmd->path);
+	s->tx.start_ms = netio_now_ms();
 	s->tx.active = true;
-	reply_relay(s, &r);
+	reply(s, 250, "2.1.0", "Ok");
 }
 
-/* The recipient's group, created (with its downstream MAIL) on first use. */
+/* The recipient's group, created (with its downstream connection) on first use. */
 static int rcpt_group(struct session *s, const char *address, size_t *group_r, struct lmtp_reply *reply_r)
 {
 	const struct domain_policy *policy = config_policy_for(s->config, address);
@@ -283,8 +314,7 @@ static int rcpt_group(struct session *s, const char *address, size_t *group_r, s
 		return -1;
 	}
 	size_t i = tx->group_count;
-	/* Group 0 uses the connection MAIL already went to. */
-	if (i > 0 && session_downstream_mail(s, i, reply_r) != 0)
+	if (session_downstream_connect(s, i, reply_r) < 0)
 		return -1;
 	tx->groups[i] = (struct group){ .mode = policy->mode, .checks = checks, .policy = policy };
 	tx->group_count++;
@@ -310,12 +340,17 @@ static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 	struct recipient rcpt = { .address = g_strdup(cmd->path),
 				  .orcpt = orcpt != NULL && orcpt->value != NULL ? g_strdup(orcpt->value) : NULL };
 	if (rcpt_group(s, rcpt.address, &g, &r) == 0) {
+		struct group *group = &tx->groups[g];
 		rcpt.group = g;
-		if (tx->groups[g].failed) {
+		if (group->failed) {
 			downstream_fail_reply(s->ds[g], &r);
+		} else if (group->mail_refused) {
+			r = group->mail_reply;
+		} else if (!group->begun) {
+			session_downstream_begin(s, g, rcpt.address, rcpt.orcpt, &r);
 		} else if (downstream_rcpt(s->ds[g], rcpt.address, rcpt.orcpt, &r) < 0) {
 			/* Recipients already accepted on this connection are lost with it. */
-			tx->groups[g].failed = true;
+			group->failed = true;
 			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[g]->error);
 		}
 	}

@@ -936,20 +936,34 @@ class SilentDns:
 
 
 class FakeLmtpServer:
-    """A misbehaving downstream on a unix socket, for failures a real Dovecot
-    cannot be made to show on cue. It answers LHLO/MAIL/RCPT/RSET like
-    Dovecot; after DATA it does what `on_data` says:
-      "drop"   read drop_after bytes of the message, then close
-      "stall"  read the whole message and never answer
-    Every byte received is kept in .received."""
+    """A downstream on a unix socket for what a real Dovecot cannot be made
+    to show on cue: failures, a refused MAIL, no CHUNKING, a connection
+    closed between transactions. It answers LHLO/MAIL/RCPT/RSET like
+    Dovecot; after DATA or BDAT it does what `on_data` says:
+      "drop"    read drop_after bytes of the message, then close
+      "stall"   read the whole message and never answer
+      "accept"  read the message, keep it in .messages (dot-unstuffed for
+                DATA), answer 250 for each recipient
+    chunking: offer CHUNKING (BDAT) besides DATA, as Dovecot does.
+    mail_reply: the answer to MAIL; RCPTs after a refused MAIL get 503.
+    close_after: close the connection after that many accepted messages.
+    Every byte received is kept in .received, command lines in .commands,
+    and .connections counts the connections accepted."""
 
-    def __init__(self, tmpdir, on_data="drop", drop_after=1000):
+    def __init__(self, tmpdir, on_data="drop", drop_after=1000, chunking=False,
+                 mail_reply=b"250 2.1.0 OK", close_after=None):
         import threading
         self.path = os.path.join(tmpdir, "fake-lmtp-%d.sock" % id(self))
         self.address = "unix:" + self.path
         self.on_data = on_data
         self.drop_after = drop_after
+        self.chunking = chunking
+        self.mail_reply = mail_reply
+        self.close_after = close_after
         self.received = b""
+        self.commands = []
+        self.messages = []
+        self.connections = 0
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(self.path)
         self.sock.listen(16)
@@ -966,43 +980,89 @@ class FakeLmtpServer:
             except OSError:
                 return
             self.conns.append(conn)
+            self.connections += 1
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _recv(self, conn):
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise EOFError
+        self.received += chunk
+        return chunk
+
+    def _read_message(self, conn, buf, size):
+        """The message after DATA (size None: up to the final dot) or BDAT
+        (size bytes); returns (message, the bytes after it), or (None, b"")
+        when dropping. Stalling reads until the peer goes away."""
+        got = buf
+        while True:
+            if self.on_data != "accept":
+                if self.on_data == "drop" and len(got) >= self.drop_after:
+                    return None, b""
+            elif size is not None and len(got) >= size:
+                return got[:size], got[size:]
+            elif size is None and (got.startswith(b".\r\n") or b"\r\n.\r\n" in got):
+                end = 0 if got.startswith(b".\r\n") else got.index(b"\r\n.\r\n") + 2
+                lines = got[:end].split(b"\r\n")
+                body = b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
+                return body, got[end + 3:]
+            got += self._recv(conn)
 
     def _serve(self, conn):
         buf = b""
+        rcpts = 0
+        mail_ok = False
+        done = 0
         try:
             conn.sendall(b"220 fake LMTP\r\n")
             while True:
                 while b"\r\n" not in buf:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    self.received += chunk
-                    buf += chunk
+                    buf += self._recv(conn)
                 line, _, buf = buf.partition(b"\r\n")
-                verb = line.split(b" ", 1)[0].upper()
+                self.commands.append(line)
+                words = line.split(b" ")
+                verb = words[0].upper()
                 if verb == b"LHLO":
-                    conn.sendall(b"250-fake\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
-                                 b"250 PIPELINING\r\n")
-                elif verb == b"DATA":
-                    conn.sendall(b"354 OK\r\n")
-                    got = len(buf)
-                    while self.on_data == "stall" or got < self.drop_after:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            return
-                        self.received += chunk
-                        got += len(chunk)
-                    conn.close()
-                    return
+                    conn.sendall(b"250-fake\r\n250-8BITMIME\r\n" +
+                                 (b"250-CHUNKING\r\n" if self.chunking else b"") +
+                                 b"250-ENHANCEDSTATUSCODES\r\n250 PIPELINING\r\n")
+                elif verb == b"MAIL":
+                    mail_ok = self.mail_reply.startswith(b"2")
+                    conn.sendall(self.mail_reply + b"\r\n")
+                elif verb == b"RCPT":
+                    if mail_ok:
+                        rcpts += 1
+                        conn.sendall(b"250 2.1.5 OK\r\n")
+                    else:
+                        conn.sendall(b"503 5.5.1 MAIL needed first\r\n")
+                elif verb == b"DATA" or (verb == b"BDAT" and self.chunking):
+                    size = None
+                    if verb == b"DATA":
+                        conn.sendall(b"354 OK\r\n")
+                    else:
+                        size = int(words[1])
+                    message, buf = self._read_message(conn, buf, size)
+                    if message is None:   # dropped
+                        conn.close()
+                        return
+                    self.messages.append(message)
+                    conn.sendall(b"".join(b"250 2.0.0 <r%d> Saved\r\n" % i for i in range(rcpts)))
+                    rcpts = 0
+                    mail_ok = False
+                    done += 1
+                    if self.close_after is not None and done >= self.close_after:
+                        conn.close()
+                        return
                 elif verb == b"QUIT":
                     conn.sendall(b"221 2.0.0 Bye\r\n")
                     return
-                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                elif verb in (b"RSET", b"NOOP"):
+                    rcpts = 0
+                    mail_ok = False if verb == b"RSET" else mail_ok
                     conn.sendall(b"250 2.0.0 OK\r\n")
                 else:
                     conn.sendall(b"500 5.5.1 Unknown command\r\n")
-        except OSError:
+        except (OSError, EOFError):
             return
         finally:
             conn.close()

@@ -244,24 +244,99 @@ class DownstreamFailureTest(ProxyTestCase):
         return fake
 
     def test_downstream_drops_connection_mid_data(self):
-        fake = self.fake_downstream(on_data="drop", drop_after=100000)
-        f = self.start_filter(fake.address)
-        _, rcpts, data = deliver(f.address, SENDER, [ALICE, BOB], make_message(2000000))
-        self.assertEqual([r.code for r in rcpts], [250, 250])
-        self.assertEqual(len(data), 2)
-        for r in data:
-            self.assertEqual(r.code // 100, 4, data)
-        self.assertGreater(len(fake.received), 100000, "the message was being sent")
+        for chunking in (False, True):
+            with self.subTest(chunking=chunking):
+                fake = self.fake_downstream(on_data="drop", drop_after=100000, chunking=chunking)
+                f = self.start_filter(fake.address)
+                _, rcpts, data = deliver(f.address, SENDER, [ALICE, BOB], make_message(2000000))
+                self.assertEqual([r.code for r in rcpts], [250, 250])
+                self.assertEqual(len(data), 2)
+                for r in data:
+                    self.assertEqual(r.code // 100, 4, data)
+                self.assertGreater(len(fake.received), 100000, "the message was being sent")
+                self.assertIn(b"BDAT" if chunking else b"DATA",
+                              [c.split(b" ")[0] for c in fake.commands])
+                f.stop()
 
     def test_downstream_silent_after_data_times_out(self):
-        fake = self.fake_downstream(on_data="stall")
-        f = self.start_filter(fake.address, timeout=2)
-        t0 = time.monotonic()
-        _, _, data = deliver(f.address, SENDER, [ALICE, BOB], make_message(5000))
-        self.assertLess(time.monotonic() - t0, 15)
-        self.assertEqual(len(data), 2)
-        for r in data:
-            self.assertEqual(r.code // 100, 4, data)
+        for chunking in (False, True):
+            with self.subTest(chunking=chunking):
+                fake = self.fake_downstream(on_data="stall", chunking=chunking)
+                f = self.start_filter(fake.address, timeout=2)
+                t0 = time.monotonic()
+                _, _, data = deliver(f.address, SENDER, [ALICE, BOB], make_message(5000))
+                self.assertLess(time.monotonic() - t0, 15)
+                self.assertEqual(len(data), 2)
+                for r in data:
+                    self.assertEqual(r.code // 100, 4, data)
+                f.stop()
+
+    def test_refused_mail_is_every_recipients_answer(self):
+        # MAIL goes to Dovecot with the first RCPT: its refusal is what each
+        # recipient is told, not the "MAIL first" error Dovecot gives the RCPT.
+        fake = self.fake_downstream(on_data="accept",
+                                    mail_reply=b"451 4.3.5 Sender checks unavailable")
+        f = self.start_filter(fake.address)
+        mail, rcpts, data = deliver(f.address, SENDER, [ALICE, BOB], make_message(1000))
+        self.assertEqual(mail.code, 250)
+        self.assertEqual([(r.code, r.enhanced) for r in rcpts], [(451, "4.3.5")] * 2)
+        self.assertEqual(data, [])
+        self.assertEqual(fake.messages, [])
+
+    def test_connection_closed_by_downstream_between_transactions(self):
+        # Dovecot may close an idle connection kept for the next
+        # transaction: that transaction goes out on a new one.
+        fake = self.fake_downstream(on_data="accept", chunking=True, close_after=1)
+        f = self.start_filter(fake.address)
+        c = self.client(f.address)
+        first, second = make_message(1000), make_message(1200)
+        _, rcpts, data = c.transaction(SENDER, [ALICE], first)
+        self.assertEqual([r.code for r in rcpts + data], [250, 250])
+        time.sleep(0.2)          # the close has reached lmtpfilter's socket
+        _, rcpts, data = c.transaction(SENDER, [ALICE, BOB], second)
+        self.assertEqual([r.code for r in rcpts + data], [250, 250, 250, 250])
+        self.assertEqual(fake.messages, [first, second])
+        self.assertEqual(fake.connections, 2)
+
+
+class DownstreamProtocolTest(ProxyTestCase):
+    """How the message travels to a downstream with and without CHUNKING."""
+
+    MESSAGE = (b"From: a@example.org\r\nSubject: dots\r\n\r\n.leading dot\r\n"
+               b"..two dots\r\n.\r\n\xe9 8-bit\r\nlast line\r\n")
+
+    def fake_downstream(self, **kw):
+        fake = FakeLmtpServer(self.tmpdir, on_data="accept", **kw)
+        self.addCleanup(fake.stop)
+        return fake
+
+    def test_bdat_when_chunking_offered(self):
+        fake = self.fake_downstream(chunking=True)
+        f = self.start_filter(fake.address)
+        _, rcpts, data = deliver(f.address, SENDER, [ALICE, BOB], self.MESSAGE)
+        self.assertEqual([r.code for r in rcpts + data], [250] * 4)
+        self.assertEqual(fake.messages, [self.MESSAGE], "BDAT carries the bytes unstuffed")
+        self.assertIn(b"BDAT %d LAST" % len(self.MESSAGE), fake.commands)
+        self.assertNotIn(b"DATA", fake.commands)
+
+    def test_data_without_chunking(self):
+        fake = self.fake_downstream(chunking=False)
+        f = self.start_filter(fake.address)
+        _, rcpts, data = deliver(f.address, SENDER, [ALICE, BOB], self.MESSAGE)
+        self.assertEqual([r.code for r in rcpts + data], [250] * 4)
+        self.assertEqual(fake.messages, [self.MESSAGE], "dot-stuffed on the wire, intact after")
+        self.assertIn(b"DATA", fake.commands)
+        self.assertIn(b"\r\n..leading dot\r\n...two dots\r\n..\r\n", fake.received)
+
+    def test_empty_message(self):
+        for chunking in (False, True):
+            with self.subTest(chunking=chunking):
+                fake = self.fake_downstream(chunking=chunking)
+                f = self.start_filter(fake.address)
+                _, rcpts, data = deliver(f.address, SENDER, [ALICE], b"")
+                self.assertEqual([r.code for r in rcpts + data], [250, 250])
+                self.assertEqual(fake.messages, [b""])
+                f.stop()
 
     def test_dovecot_killed_while_filter_sends_data(self):
         # A 30 MB body takes Dovecot a while to store: kill it while
