@@ -224,44 +224,65 @@ static enum netio_status stream_stuffed(struct netio *io, const char *data, size
 	return netio_write(io, data + start, len - start);
 }
 
-static int downstream_send_view(struct downstream *ds, const struct message_view *view, const struct spool *spool)
+/* Write the view's bytes, dot-stuffed (DATA) or as they are (BDAT), taking
+ * spooled ranges straight from memory when the spool is there. *last_r is
+ * the last byte written, '\n' when there was none. */
+static int downstream_write_view(struct downstream *ds, const char *what, const struct message_view *view,
+				 const struct spool *spool, bool stuff, char *last_r)
 {
-	static const char crlf[] = "\r\n";
-	char *buf = g_malloc(DOWNSTREAM_CHUNK);
+	const char *mem = spool_memory(spool);
+	char *buf = NULL;
 	bool bol = true;
-	char last = '\n';
 	enum netio_status st = NETIO_OK;
 	const char *error = NULL;
 
+	*last_r = '\n';
 	for (size_t i = 0; i < view->count && st == NETIO_OK; i++) {
 		const struct view_segment *seg = &view->segs[i];
-		if (seg->text != NULL) {
-			st = stream_stuffed(&ds->io, seg->text, seg->length, &bol);
-			last = seg->text[seg->length - 1];
+		const char *bytes = seg->text != NULL ? seg->text : mem != NULL ? mem + seg->offset : NULL;
+
+		if (seg->length == 0)
+			continue;
+		if (bytes != NULL) {
+			st = stuff ? stream_stuffed(&ds->io, bytes, seg->length, &bol)
+				   : netio_write(&ds->io, bytes, seg->length);
+			*last_r = bytes[seg->length - 1];
 			continue;
 		}
+		if (buf == NULL)
+			buf = g_malloc(DOWNSTREAM_CHUNK);
 		for (uint64_t done = 0; done < seg->length && st == NETIO_OK;) {
 			size_t want = seg->length - done < DOWNSTREAM_CHUNK ? (size_t)(seg->length - done) : DOWNSTREAM_CHUNK;
 			ssize_t n = spool_read(spool, seg->offset + done, buf, want, &error);
 			if (n <= 0) {
 				g_free(buf);
-				return downstream_failed(ds, "DATA", n < 0 ? error : "spool truncated", NULL);
+				return downstream_failed(ds, what, n < 0 ? error : "spool truncated", NULL);
 			}
-			st = stream_stuffed(&ds->io, buf, (size_t)n, &bol);
-			last = buf[n - 1];
+			st = stuff ? stream_stuffed(&ds->io, buf, (size_t)n, &bol) : netio_write(&ds->io, buf, (size_t)n);
+			*last_r = buf[n - 1];
 			done += (uint64_t)n;
 		}
 	}
 	g_free(buf);
-	/* The message must end with a line end before the final dot. */
-	if (st == NETIO_OK && last != '\n')
-		st = netio_write(&ds->io, crlf, 2);
-	if (st == NETIO_OK)
-		st = netio_write(&ds->io, ".\r\n", 3);
+	if (st != NETIO_OK)
+		return downstream_failed(ds, what, netio_status_text(st), NULL);
+	return 0;
+}
+
+/* Send what is buffered, then the message's final line end if it lacks one
+ * and the end marker (the dot for DATA, nothing for BDAT). */
+static int downstream_end_view(struct downstream *ds, const char *what, char last, const char *end)
+{
+	enum netio_status st = NETIO_OK;
+
+	if (last != '\n')
+		st = netio_write(&ds->io, "\r\n", 2);
+	if (st == NETIO_OK && *end != '\0')
+		st = netio_write(&ds->io, end, strlen(end));
 	if (st == NETIO_OK)
 		st = netio_flush(&ds->io);
 	if (st != NETIO_OK)
-		return downstream_failed(ds, "DATA", netio_status_text(st), NULL);
+		return downstream_failed(ds, what, netio_status_text(st), NULL);
 	return 0;
 }
 
@@ -286,49 +307,33 @@ static int view_last_byte(const struct message_view *view, const struct spool *s
 	return '\n';
 }
 
+/* DATA's bytes: dot-stuffed, ending in a line end and the final dot. */
+static int downstream_send_view(struct downstream *ds, const struct message_view *view, const struct spool *spool)
+{
+	char last;
+
+	if (downstream_write_view(ds, "DATA", view, spool, true, &last) < 0)
+		return -1;
+	return downstream_end_view(ds, "DATA", last, ".\r\n");
+}
+
 /* BDAT <size> LAST and the view's bytes as they are (RFC 3030), with the
  * same final line end that DATA would add, so both carry identical bytes. */
 static int downstream_send_chunk(struct downstream *ds, const struct message_view *view, const struct spool *spool)
 {
 	const char *error = NULL;
 	int last = view_last_byte(view, spool, &error);
-	enum netio_status st;
+	char written;
 
 	if (last < 0)
 		return downstream_failed(ds, "BDAT", error, NULL);
 	uint64_t size = message_view_size(view) + (last != '\n' ? 2 : 0);
-	st = netio_printf(&ds->io, "BDAT %llu LAST\r\n", (unsigned long long)size);
-	const char *mem = spool_memory(spool);
-	char *buf = mem == NULL ? g_malloc(DOWNSTREAM_CHUNK) : NULL;
-	for (size_t i = 0; i < view->count && st == NETIO_OK; i++) {
-		const struct view_segment *seg = &view->segs[i];
-		if (seg->text != NULL) {
-			st = netio_write(&ds->io, seg->text, seg->length);
-			continue;
-		}
-		if (mem != NULL) {
-			st = netio_write(&ds->io, mem + seg->offset, seg->length);
-			continue;
-		}
-		for (uint64_t done = 0; done < seg->length && st == NETIO_OK;) {
-			size_t want = seg->length - done < DOWNSTREAM_CHUNK ? (size_t)(seg->length - done) : DOWNSTREAM_CHUNK;
-			ssize_t n = spool_read(spool, seg->offset + done, buf, want, &error);
-			if (n <= 0) {
-				g_free(buf);
-				return downstream_failed(ds, "BDAT", n < 0 ? error : "spool truncated", NULL);
-			}
-			st = netio_write(&ds->io, buf, (size_t)n);
-			done += (uint64_t)n;
-		}
-	}
-	g_free(buf);
-	if (st == NETIO_OK && last != '\n')
-		st = netio_write(&ds->io, "\r\n", 2);
-	if (st == NETIO_OK)
-		st = netio_flush(&ds->io);
+	enum netio_status st = netio_printf(&ds->io, "BDAT %llu LAST\r\n", (unsigned long long)size);
 	if (st != NETIO_OK)
 		return downstream_failed(ds, "BDAT", netio_status_text(st), NULL);
-	return 0;
+	if (downstream_write_view(ds, "BDAT", view, spool, false, &written) < 0)
+		return -1;
+	return downstream_end_view(ds, "BDAT", written, "");
 }
 
 int downstream_data(struct downstream *ds, const struct message_view *view, const struct spool *spool,

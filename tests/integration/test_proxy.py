@@ -328,6 +328,18 @@ class DownstreamProtocolTest(ProxyTestCase):
         self.assertIn(b"DATA", fake.commands)
         self.assertIn(b"\r\n..leading dot\r\n...two dots\r\n..\r\n", fake.received)
 
+    def test_message_spooled_to_file(self):
+        # Above spool_memory_limit the body is read back from the file.
+        message = self.MESSAGE + b"".join(b".%05d line\r\n" % i for i in range(5000))
+        for chunking in (False, True):
+            with self.subTest(chunking=chunking):
+                fake = self.fake_downstream(chunking=chunking)
+                f = self.start_filter(fake.address, spool_memory_limit=1024)
+                _, rcpts, data = deliver(f.address, SENDER, [ALICE], message)
+                self.assertEqual([r.code for r in rcpts + data], [250, 250])
+                self.assertEqual(fake.messages, [message])
+                f.stop()
+
     def test_empty_message(self):
         for chunking in (False, True):
             with self.subTest(chunking=chunking):
