@@ -43,29 +43,34 @@ static const char *level_prefix(enum log_level level)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	char line[4096];
+	static const char name[] = "lmtpfilter: ";
+	char out[4200];
 	va_list ap;
-	int n;
 
 	if (level == LOG_LEVEL_DEBUG && !log_debug_enabled)
 		return;
+	/* "lmtpfilter: " (not for syslog, which names us itself), the level,
+	 * the message and a newline, formatted once into one buffer. */
+	size_t start = log_syslog ? sizeof(name) - 1 : 0;
+	memcpy(out, name, sizeof(name) - 1);
+	size_t len = sizeof(name) - 1;
+	const char *prefix = level_prefix(level);
+	memcpy(out + len, prefix, strlen(prefix));
+	len += strlen(prefix);
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	int n = vsnprintf(out + len, sizeof(out) - len - 1, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
+	len += (size_t)n < sizeof(out) - len - 1 ? (size_t)n : sizeof(out) - len - 2;
 	if (log_syslog) {
-		syslog(syslog_priority(level), "%s%s", level_prefix(level), line);
+		out[len] = '\0';
+		syslog(syslog_priority(level), "%s", out + start);
 		return;
 	}
-	char out[4200];
-	int m = snprintf(out, sizeof(out), "lmtpfilter: %s%.*s\n", level_prefix(level), n, line);
-	if (m > 0) {
-		ssize_t w = write(STDERR_FILENO, out, (size_t)m < sizeof(out) ? (size_t)m : sizeof(out) - 1);
-		(void)w;
-	}
+	out[len++] = '\n';
+	ssize_t w = write(STDERR_FILENO, out, len);
+	(void)w;
 }
 
 const char *log_quote(const char *value, char *buf, size_t size)
