@@ -178,12 +178,18 @@ int downstream_begin(struct downstream *ds, const char *from, bool body8bit, con
 	return 0;
 }
 
-int downstream_rcpt(struct downstream *ds, const char *rcpt, const char *orcpt, struct lmtp_reply *reply_r)
+int downstream_rcpt_queue(struct downstream *ds, const char *rcpt, const char *orcpt)
 {
 	char line[2 * REPLY_LINE_MAX + 64];
 
 	format_rcpt(line, sizeof(line), rcpt, orcpt);
-	return downstream_command(ds, "RCPT", line, reply_r);
+	return downstream_queue(ds, "RCPT", line, NULL);
+}
+
+int downstream_rcpt_reply(struct downstream *ds, struct lmtp_reply *reply_r)
+{
+	/* netio sends what is queued before it waits for the reply. */
+	return downstream_read_reply(ds, "RCPT", reply_r);
 }
 
 int downstream_rset(struct downstream *ds)

@@ -40,13 +40,16 @@ int downstream_connect(struct downstream *ds, const struct endpoint *ep, const c
 /* downstream_begin - MAIL and the transaction's first RCPT, pipelined in
  * one write, then both replies. When Dovecot refused MAIL, *rcpt_r is that
  * refusal too (its answer to the RCPT only says MAIL is missing).
- * downstream_rcpt / _rset - one command and its reply.
+ * downstream_rcpt_queue - buffer a RCPT (sent at the next read or when
+ * the buffer fills; -1 if that failed); downstream_rcpt_reply - read the
+ * reply to the oldest RCPT queued. downstream_rset - RSET and its reply.
  * body8bit adds BODY=8BITMIME; orcpt (may be NULL) is passed as ORCPT=.
  * Returns 0 when Dovecot's replies were read (whatever their codes), -1
  * when the connection failed (the replies are then a synthesised 4xx). */
 int downstream_begin(struct downstream *ds, const char *from, bool body8bit, const char *rcpt,
 		     const char *orcpt, struct lmtp_reply *mail_r, struct lmtp_reply *rcpt_r);
-int downstream_rcpt(struct downstream *ds, const char *rcpt, const char *orcpt, struct lmtp_reply *reply_r);
+int downstream_rcpt_queue(struct downstream *ds, const char *rcpt, const char *orcpt);
+int downstream_rcpt_reply(struct downstream *ds, struct lmtp_reply *reply_r);
 int downstream_rset(struct downstream *ds);
 
 /* downstream_data - the view's bytes as one BDAT LAST when Dovecot offers

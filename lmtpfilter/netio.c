@@ -126,6 +126,11 @@ static enum netio_status netio_read_more(struct netio *io, bool wakeable)
 	}
 }
 
+bool netio_has_line(const struct netio *io)
+{
+	return memchr(io->rbuf + io->rpos, '\n', io->rlen - io->rpos) != NULL;
+}
+
 enum netio_status netio_fill(struct netio *io)
 {
 	if (netio_pending(io) > 0)

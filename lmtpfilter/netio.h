@@ -55,6 +55,8 @@ enum netio_status netio_fill(struct netio *io);
 enum netio_status netio_fill_more(struct netio *io);
 /* netio_pending - unread bytes in the buffer. */
 static inline size_t netio_pending(const struct netio *io) { return io->rlen - io->rpos; }
+/* netio_has_line - a whole line (up to LF) is buffered: reading it will not wait. */
+bool netio_has_line(const struct netio *io);
 
 /* netio_write - buffer bytes (flushing as needed); netio_flush - send them. */
 enum netio_status netio_write(struct netio *io, const void *data, size_t len);

@@ -8,9 +8,10 @@
  * as one downstream transaction per group.
  *
  * MAIL is answered here and goes to Dovecot pipelined with the first RCPT
- * of each group; every RCPT is relayed to Dovecot at once and Dovecot's
- * reply passed back (a refused MAIL is the answer of each of the group's
- * recipients). DATA is spooled whole (dot-unstuffed) before anything is
+ * of each group; every RCPT is relayed to Dovecot and Dovecot's reply
+ * passed back (a refused MAIL is the answer of each of the group's
+ * recipients). RCPTs that arrive pipelined go on pipelined: their replies
+ * are read once no further command is buffered, or before any other reply. DATA is spooled whole (dot-unstuffed) before anything is
  * sent on, so a client that vanishes mid-DATA delivers nothing. After the
  * final dot each accepted recipient gets the reply Dovecot gave for it, in
  * RCPT order.
@@ -68,6 +69,7 @@ struct transaction {
 	struct xforward xforward;
 	GArray *rcpts;               /* struct recipient */
 	size_t accepted;
+	size_t pending;              /* the last ones in rcpts: RCPT sent on, reply not read */
 	struct group groups[SESSION_GROUPS_MAX];
 	size_t group_count;
 	long long start_ms;
@@ -89,9 +91,14 @@ struct session {
 
 /* ---- replies ---- */
 
+static void session_settle(struct session *s);
+
 static void reply(struct session *s, int code, const char *enhanced, const char *text)
 {
 	char buf[REPLY_LINE_MAX + 32];
+
+	/* Replies go out in command order: pipelined RCPTs answer first. */
+	session_settle(s);
 	size_t len = reply_format(buf, sizeof(buf), code, enhanced, text);
 	(void)netio_write(&s->io, buf, len);
 }
@@ -124,6 +131,7 @@ static void transaction_clear(struct session *s)
 /* End the downstream transactions without delivering (RSET, QUIT, errors). */
 static void transaction_abort(struct session *s)
 {
+	session_settle(s);
 	for (size_t i = 0; i < SESSION_GROUPS_MAX; i++) {
 		struct downstream *ds = s->ds[i];
 		if (ds != NULL && ds->in_transaction && downstream_rset(ds) < 0)
@@ -323,6 +331,41 @@ static int rcpt_group(struct session *s, const char *address, size_t *group_r, s
 	return 0;
 }
 
+/* Record recipient r's reply from Dovecot (or ours) and answer the client. */
+static void rcpt_done(struct session *s, struct recipient *r, const struct lmtp_reply *reply_r)
+{
+	r->rcpt_code = reply_r->code;
+	r->accepted = reply_r->code / 100 == 2;
+	if (r->accepted) {
+		s->tx.accepted++;
+		s->tx.groups[r->group].accepted++;
+	}
+	reply_relay(s, reply_r);
+}
+
+/* Read Dovecot's replies to the pipelined RCPTs, in order, and answer them. */
+static void session_settle(struct session *s)
+{
+	struct transaction *tx = &s->tx;
+	size_t count = tx->pending;
+
+	tx->pending = 0;
+	for (size_t i = tx->rcpts->len - count; i < tx->rcpts->len; i++) {
+		struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
+		struct group *group = &tx->groups[r->group];
+		struct lmtp_reply reply_r;
+
+		if (group->failed) {
+			downstream_fail_reply(s->ds[r->group], &reply_r);
+		} else if (downstream_rcpt_reply(s->ds[r->group], &reply_r) < 0) {
+			/* Recipients already accepted on this connection are lost with it. */
+			group->failed = true;
+			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[r->group]->error);
+		}
+		rcpt_done(s, r, &reply_r);
+	}
+}
+
 static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 {
 	struct transaction *tx = &s->tx;
@@ -333,6 +376,8 @@ static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 		reply(s, 503, "5.5.1", "Need MAIL command");
 		return;
 	}
+	if (tx->accepted + tx->pending >= s->config->max_recipients)
+		session_settle(s);
 	if (tx->accepted >= s->config->max_recipients) {
 		reply(s, 452, "4.5.3", "Too many recipients");
 		return;
@@ -349,20 +394,24 @@ static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 			r = group->mail_reply;
 		} else if (!group->begun) {
 			session_downstream_begin(s, g, rcpt.address, rcpt.orcpt, &r);
-		} else if (downstream_rcpt(s->ds[g], rcpt.address, rcpt.orcpt, &r) < 0) {
-			/* Recipients already accepted on this connection are lost with it. */
+		} else if (downstream_rcpt_queue(s->ds[g], rcpt.address, rcpt.orcpt) == 0) {
+			g_array_append_val(tx->rcpts, rcpt);
+			tx->pending++;
+			/* While more commands are already here (PIPELINING), Dovecot's
+			 * reply is read later: a transaction's recipients then cost one
+			 * round trip, not one each. Never wait for the client first. */
+			if (!netio_has_line(&s->io))
+				session_settle(s);
+			return;
+		} else {
 			group->failed = true;
 			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[g]->error);
+			downstream_fail_reply(s->ds[g], &r);
 		}
 	}
-	rcpt.rcpt_code = r.code;
-	rcpt.accepted = r.code / 100 == 2;
-	if (rcpt.accepted) {
-		tx->accepted++;
-		tx->groups[rcpt.group].accepted++;
-	}
+	session_settle(s);
 	g_array_append_val(tx->rcpts, rcpt);
-	reply_relay(s, &r);
+	rcpt_done(s, &g_array_index(tx->rcpts, struct recipient, tx->rcpts->len - 1), &r);
 }
 
 /*
@@ -621,6 +670,8 @@ static void session_command(struct session *s, const char *line, size_t len, enu
 		session_error(s, error.code, error.enhanced, error.text);
 		return;
 	}
+	if (cmd->verb != LMTP_VERB_RCPT)
+		session_settle(s);
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
 		if (commands[i].verb != cmd->verb)
 			continue;

@@ -947,11 +947,13 @@ class FakeLmtpServer:
     chunking: offer CHUNKING (BDAT) besides DATA, as Dovecot does.
     mail_reply: the answer to MAIL; RCPTs after a refused MAIL get 503.
     close_after: close the connection after that many accepted messages.
-    Every byte received is kept in .received, command lines in .commands,
-    and .connections counts the connections accepted."""
+    drop_at_rcpt: close the connection when that RCPT (counting from 1)
+    arrives, without answering it.
+    Every byte received is kept in .received (and each read in .reads),
+    command lines in .commands, and .connections counts the connections."""
 
     def __init__(self, tmpdir, on_data="drop", drop_after=1000, chunking=False,
-                 mail_reply=b"250 2.1.0 OK", close_after=None):
+                 mail_reply=b"250 2.1.0 OK", close_after=None, drop_at_rcpt=None):
         import threading
         self.path = os.path.join(tmpdir, "fake-lmtp-%d.sock" % id(self))
         self.address = "unix:" + self.path
@@ -960,7 +962,10 @@ class FakeLmtpServer:
         self.chunking = chunking
         self.mail_reply = mail_reply
         self.close_after = close_after
+        self.drop_at_rcpt = drop_at_rcpt
+        self.rcpts_seen = 0
         self.received = b""
+        self.reads = []
         self.commands = []
         self.messages = []
         self.connections = 0
@@ -988,6 +993,7 @@ class FakeLmtpServer:
         if not chunk:
             raise EOFError
         self.received += chunk
+        self.reads.append(chunk)
         return chunk
 
     def _read_message(self, conn, buf, size):
@@ -1030,6 +1036,9 @@ class FakeLmtpServer:
                     mail_ok = self.mail_reply.startswith(b"2")
                     conn.sendall(self.mail_reply + b"\r\n")
                 elif verb == b"RCPT":
+                    self.rcpts_seen += 1
+                    if self.rcpts_seen == self.drop_at_rcpt:
+                        return
                     if mail_ok:
                         rcpts += 1
                         conn.sendall(b"250 2.1.5 OK\r\n")

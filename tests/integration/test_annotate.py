@@ -183,6 +183,13 @@ class SplitDeliveryTest(au.EnvTestCase):
     QUOTA_USERS = ("carol@example.com",)
 
     def test_mixed_domains_unknown_and_over_quota(self):
+        # One command at a time, and all pipelined as Postfix sends them
+        # (then the RCPTs reach Dovecot pipelined too).
+        for pipelined in (False, True):
+            with self.subTest(pipelined=pipelined):
+                self.mixed_domains(pipelined)
+
+    def mixed_domains(self, pipelined):
         mid = au.marker("split")
         forged = ("Authentication-Results: mail.example.com; spf=pass\n"
                   "Received-SPF: pass (forged)\n")
@@ -195,7 +202,7 @@ class SplitDeliveryTest(au.EnvTestCase):
             self.assertEqual(c.lhlo().code, 250)
             mail, rcpt_replies, data = c.transaction(
                 "user@example.org", rcpts, msg,
-                xforward=au.xforward(au.SEED_CLIENT, au.SEED_HELO))
+                xforward=au.xforward(au.SEED_CLIENT, au.SEED_HELO), pipelined=pipelined)
             c.quit()
         self.assertReply(mail, 250)
         self.assertEqual([(r.code, r.enhanced) for r in rcpt_replies],

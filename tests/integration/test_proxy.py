@@ -133,6 +133,25 @@ class DeliveryTest(ProxyTestCase):
         self.assertDelivered("alice", msg)
         self.assertDelivered("bob", msg)
 
+    def test_pipelined_recipients_around_rset(self):
+        # RCPT replies are relayed in order even when the RCPTs went to
+        # Dovecot pipelined, and an RSET in the same write ends that
+        # transaction before the next one starts.
+        f = self.filter()
+        msg = make_message(3000)
+        c = self.client(f.address)
+        c.send("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\nRSET\r\n"
+               "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\n"
+               "RCPT TO:<%s>\r\nDATA\r\n"
+               % (SENDER, ALICE, NOBODY, BOB, SENDER, NOBODY, CAROL, FULL, "nobody2@example.com"))
+        codes = [c.reply().code for _ in range(11)]
+        self.assertEqual(codes, [250, 250, 550, 250, 250, 250, 550, 250, 250, 550, 354])
+        data = c.send_data(msg, 2)
+        self.assertReply(data[0], 250, "2.0.0")      # carol
+        self.assertReply(data[1], 552, "5.2.2")      # dave, over quota
+        self.assertDelivered("carol", msg)
+        self.assertNothingDelivered("alice", "bob", "dave")
+
     def test_connection_reuse_with_rset_and_fresh_xforward(self):
         f = self.filter(xforward=True)
         c = self.client(f.address)
@@ -270,6 +289,34 @@ class DownstreamFailureTest(ProxyTestCase):
                 for r in data:
                     self.assertEqual(r.code // 100, 4, data)
                 f.stop()
+
+    def test_downstream_drops_connection_during_pipelined_rcpts(self):
+        fake = self.fake_downstream(on_data="accept", drop_at_rcpt=3)
+        f = self.start_filter(fake.address)
+        c = self.client(f.address)
+        c.send("MAIL FROM:<%s>\r\n" % SENDER + "".join(
+            "RCPT TO:<r%d@example.com>\r\n" % i for i in range(5)) + "DATA\r\n")
+        replies = [c.reply() for _ in range(7)]
+        self.assertEqual([r.code for r in replies[:3]], [250, 250, 250])
+        for r in replies[3:6]:
+            self.assertEqual(r.code // 100, 4, replies)
+        self.assertEqual(replies[6].code, 354)
+        data = c.send_data(make_message(1000), 2)
+        for r in data:
+            self.assertEqual(r.code // 100, 4, data)
+        self.assertEqual(fake.messages, [])
+        self.assertTrue(f.running())
+
+    def test_pipelined_rcpts_reach_downstream_together(self):
+        fake = self.fake_downstream(on_data="accept")
+        f = self.start_filter(fake.address)
+        c = self.client(f.address)
+        rcpts = ["r%d@example.com" % i for i in range(6)]
+        _, replies, data = c.transaction(SENDER, rcpts, make_message(1000), pipelined=True)
+        self.assertEqual([r.code for r in replies + data], [250] * 12)
+        # MAIL with the first RCPT, then the other five in one write
+        rest = b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpts[1:])
+        self.assertIn(rest, fake.reads)
 
     def test_refused_mail_is_every_recipients_answer(self):
         # MAIL goes to Dovecot with the first RCPT: its refusal is what each
