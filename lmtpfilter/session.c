@@ -40,6 +40,9 @@
 #define SESSION_GROUPS_MAX 8       /* distinct (mode, checks) policies in one transaction */
 #define SESSION_ERRORS_MAX 20      /* bad commands before the connection is dropped */
 #define SESSION_LOG_RCPTS_MAX 2000 /* bytes of the rcpts= log field */
+/* RCPTs sent on before their replies are read: bounds the replies Dovecot
+ * may have to hold (they must fit in the socket buffers while we write). */
+#define SESSION_PIPELINE_MAX 64
 
 struct recipient {
 	char *address;
@@ -400,7 +403,7 @@ static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 			/* While more commands are already here (PIPELINING), Dovecot's
 			 * reply is read later: a transaction's recipients then cost one
 			 * round trip, not one each. Never wait for the client first. */
-			if (!netio_has_line(&s->io))
+			if (!netio_has_line(&s->io) || tx->pending >= SESSION_PIPELINE_MAX)
 				session_settle(s);
 			return;
 		} else {

@@ -152,6 +152,23 @@ class DeliveryTest(ProxyTestCase):
         self.assertDelivered("carol", msg)
         self.assertNothingDelivered("alice", "bob", "dave")
 
+    def test_many_pipelined_recipients_keep_their_order(self):
+        # More RCPTs in one write than lmtpfilter keeps outstanding at
+        # Dovecot: every reply still belongs to its own recipient.
+        f = self.filter()
+        known = {5: ALICE, 40: BOB, 69: CAROL}
+        rcpts = [known.get(i, "nobody%d@example.com" % i) for i in range(70)]
+        msg = make_message(2000)
+        c = self.client(f.address)
+        _, replies, data = c.transaction(SENDER, rcpts, msg, pipelined=True)
+        self.assertEqual([r.code for r in replies],
+                         [250 if i in known else 550 for i in range(70)])
+        self.assertEqual([r.code for r in data], [250, 250, 250])
+        for reply, rcpt in zip(data, [ALICE, BOB, CAROL]):
+            self.assertIn("<%s>" % rcpt, reply.text)
+        for user in ("alice", "bob", "carol"):
+            self.assertDelivered(user, msg)
+
     def test_connection_reuse_with_rset_and_fresh_xforward(self):
         f = self.filter(xforward=True)
         c = self.client(f.address)
