@@ -275,8 +275,8 @@ static int downstream_write_view(struct downstream *ds, const char *what, const 
 	return 0;
 }
 
-/* Send what is buffered, then the message's final line end if it lacks one
- * and the end marker (the dot for DATA, nothing for BDAT). */
+/* Finish the message: its final line end if it lacks one, the end marker
+ * (the dot for DATA, nothing for BDAT), then send what is buffered. */
 static int downstream_end_view(struct downstream *ds, const char *what, char last, const char *end)
 {
 	enum netio_status st = NETIO_OK;

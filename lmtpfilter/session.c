@@ -11,10 +11,10 @@
  * of each group; every RCPT is relayed to Dovecot and Dovecot's reply
  * passed back (a refused MAIL is the answer of each of the group's
  * recipients). RCPTs that arrive pipelined go on pipelined: their replies
- * are read once no further command is buffered, or before any other reply. DATA is spooled whole (dot-unstuffed) before anything is
- * sent on, so a client that vanishes mid-DATA delivers nothing. After the
- * final dot each accepted recipient gets the reply Dovecot gave for it, in
- * RCPT order.
+ * are read once no further command is buffered, or before any other reply.
+ * DATA is spooled whole (dot-unstuffed) before anything is sent on, so a
+ * client that vanishes mid-DATA delivers nothing. After the final dot each
+ * accepted recipient gets the reply Dovecot gave for it, in RCPT order.
  *
  * Limits: LMTP_LINE_MAX per command line, max_recipients, max_message_size
  * (the body is read to the final dot, then 552 5.3.4), the configured
