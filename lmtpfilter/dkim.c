@@ -580,9 +580,9 @@ static ssize_t dkim_header_end(struct dkim_feed *f, const unsigned char *buf, si
 			return i + 1;
 		p++;
 	}
-	for (size_t k = 0; k < 3; k++) {
-		size_t from_buf = MIN(len, 3);
+	size_t from_buf = MIN(len, 3);
 
+	for (size_t k = 0; k < 3; k++) {
 		if (k < 3 - from_buf)
 			f->prev[k] = f->prev[k + from_buf];
 		else

@@ -172,6 +172,14 @@ static void log_downstream_error(struct session *s, const struct downstream *ds)
 		    ds->error);
 }
 
+/* Group g's downstream broke in the middle of its transaction: recipients
+ * already accepted on it are lost with it, every later one gets a 4xx. */
+static void group_broken(struct session *s, size_t g)
+{
+	s->tx.groups[g].failed = true;
+	log_downstream_error(s, s->ds[g]);
+}
+
 /* Make sure s->ds[i] is connected; on failure *reply_r is the 4xx. */
 static int session_downstream_connect(struct session *s, size_t i, struct lmtp_reply *reply_r)
 {
@@ -361,9 +369,7 @@ static void session_settle(struct session *s)
 		if (group->failed) {
 			downstream_fail_reply(s->ds[r->group], &reply_r);
 		} else if (downstream_rcpt_reply(s->ds[r->group], &reply_r) < 0) {
-			/* Recipients already accepted on this connection are lost with it. */
-			group->failed = true;
-			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[r->group]->error);
+			group_broken(s, r->group);
 		}
 		rcpt_done(s, r, &reply_r);
 	}
@@ -407,8 +413,7 @@ static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 				session_settle(s);
 			return;
 		} else {
-			group->failed = true;
-			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[g]->error);
+			group_broken(s, g);
 			downstream_fail_reply(s->ds[g], &r);
 		}
 	}
@@ -512,7 +517,7 @@ static void data_deliver(struct session *s, struct filter_tx *ftx)
 				replies[i] = replies[0];
 			(void)downstream_rset(s->ds[g]);
 		} else if (downstream_data(s->ds[g], &view, s->spool, replies, group->accepted) < 0) {
-			log_warning("peer=%s downstream error=\"%s\"", s->peer, s->ds[g]->error);
+			log_downstream_error(s, s->ds[g]);
 		}
 		message_view_clear(&view);
 		size_t k = 0;
