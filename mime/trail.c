@@ -350,7 +350,14 @@ static int parse_from(const struct clauses *c, struct received_hop *hop)
 	return copy_text(hop->from_helo, sizeof(hop->from_helo), from->s, from->len);
 }
 
-/* parse_auth - "(Authenticated sender: u)" (Postfix), "(authenticated ...)" (Sendmail), ESMTPA and kin */
+/* parse_auth - an authenticated client: the RFC 3848 protocol in "with"
+ * (ESMTPA, ESMTPSA and kin). That clause follows "by" and holds nothing the
+ * client sent, and a second one makes the field garbled, so the client
+ * cannot claim it. Comments can be the client's words, copied by an MTA
+ * that writes the HELO argument unfiltered ("from x (authenticated) ...";
+ * Postfix turns blanks and parentheses into '?', not every MTA does): they
+ * never make a hop authenticated. Postfix's "(Authenticated sender: u)"
+ * only names the user of a hop the protocol already says is authenticated. */
 static int parse_auth(const struct clauses *c, struct received_hop *hop)
 {
 	static const char *const auth_protocols[] = {
@@ -360,26 +367,24 @@ static int parse_auth(const struct clauses *c, struct received_hop *hop)
 	for (size_t i = 0; i < G_N_ELEMENTS(auth_protocols) && c->with != NULL; i++)
 		if (token_is(c->with, auth_protocols[i]))
 			hop->authenticated = true;
-	for (size_t i = 0; i < c->comment_count; i++) {
+	for (size_t i = 0; i < c->comment_count && hop->authenticated; i++) {
 		const struct token *t = c->comments[i];
+		static const char prefix[] = "Authenticated sender:";
+		const char *u;
+		size_t ulen;
 
-		if (has_prefix_ci(t->s, t->len, "Authenticated sender:")) {
-			const char *u = t->s + 21;
-			size_t ulen = t->len - 21;
-
-			while (ulen > 0 && is_wsp(*u)) {
-				u++;
-				ulen--;
-			}
-			while (ulen > 0 && is_wsp(u[ulen - 1]))
-				ulen--;
-			hop->authenticated = true;
-			if (copy_text(hop->auth_user, sizeof(hop->auth_user), u, ulen) < 0)
-				return -1;
-		} else if (has_prefix_ci(t->s, t->len, "authenticated") &&
-			   (t->len == 13 || is_wsp(t->s[13]))) {
-			hop->authenticated = true;
+		if (!has_prefix_ci(t->s, t->len, prefix))
+			continue;
+		u = t->s + strlen(prefix);
+		ulen = t->len - strlen(prefix);
+		while (ulen > 0 && is_wsp(*u)) {
+			u++;
+			ulen--;
 		}
+		while (ulen > 0 && is_wsp(u[ulen - 1]))
+			ulen--;
+		if (copy_text(hop->auth_user, sizeof(hop->auth_user), u, ulen) < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -36,8 +36,9 @@ typedef bool (*trail_trusted_fn)(void *ctx, const char *ip);
  * field written by another host is skipped only when its own client is
  * trusted too (a content filter on localhost), else the trail ends there
  * without facts. The walk stops at the first hop of ours whose client is
- * untrusted or that is authenticated (ESMTPA, "Authenticated sender"): its
- * facts, source FACTS_TRAIL. If every hop is trusted, or the bottom hop
+ * untrusted or that is authenticated (an RFC 3848 protocol such as ESMTPSA
+ * in its "with" clause): its facts, source FACTS_TRAIL. Fields below that
+ * hop are the sender's text and are never read. If every hop is trusted, or the bottom hop
  * is a local submission ("Postfix, from userid N"), all_trusted is set
  * with a reason (facts of the last hop of ours, if any). Missing or
  * garbled fields give source FACTS_NONE with a reason, never a guess.
@@ -52,8 +53,8 @@ struct received_hop {
 	char from_ip[64];        /* normalised as in conn_facts; "" when no valid address literal */
 	char by_host[256];
 	char with_proto[32];
-	bool authenticated;      /* ESMTPA / ESMTPSA / LMTPA ..., "(Authenticated sender: u)", Sendmail "(authenticated ...)" */
-	char auth_user[256];
+	bool authenticated;      /* "with" ESMTPA / ESMTPSA / LMTPA ... (RFC 3848); never from a comment */
+	char auth_user[256];     /* Postfix "(Authenticated sender: u)" of an authenticated hop, else "" */
 	bool local_submission;   /* no "from" clause and "(Postfix, from userid N)": injected on the host */
 };
 

@@ -36,6 +36,13 @@ static const struct hop_case hop_cases[] = {
 	{ " by mail.example.com (Postfix, from userid 1000)\n\tid 4ABC; Mon, 1 Jan 2024", 0, "", "", "", "mail.example.com", "", false, "" },
 	{ " from localhost (localhost [127.0.0.1]) by mail.example.com (Postfix) with ESMTP id R; d",
 	  0, "localhost", "localhost", "127.0.0.1", "mail.example.com", "ESMTP", false, "" },
+	/* a claim in a comment is no authentication: the protocol says ESMTP */
+	{ " from laptop (unknown [198.51.100.7]) (Authenticated sender: alice@example.com) by mail.example.com (Postfix) with ESMTP id Y; d",
+	  0, "laptop", "", "198.51.100.7", "mail.example.com", "ESMTP", false, "" },
+	{ " from laptop (authenticated bits=0) (unknown [198.51.100.7]) by mail.example.com (Postfix) with ESMTP id Y; d",
+	  0, "laptop", "", "198.51.100.7", "mail.example.com", "ESMTP", false, "" },
+	{ " from helo (rdns.example [192.0.2.4]) (authenticated bits=0) by mx.example.org (8.17.1/8.17.1) with ESMTPS id 1; d",
+	  0, "helo", "rdns.example", "192.0.2.4", "mx.example.org", "ESMTPS", false, "" },
 	/* Sendmail */
 	{ " from helo.example (rdns.example [192.0.2.4]) by mx.example.org (8.15.2/8.15.2) with ESMTP id 123; d",
 	  0, "helo.example", "rdns.example", "192.0.2.4", "mx.example.org", "ESMTP", false, "" },
@@ -201,11 +208,48 @@ static void test_authenticated_submission(void)
 	g_assert_cmpstr(f.auth_user, ==, "alice");
 	g_assert_cmpstr(f.client_ip, ==, "198.51.100.7");
 
+	/* Postfix's default: no "Authenticated sender" comment, the protocol says it */
+	facts_of("Received: from laptop (unknown [198.51.100.7])\n"
+		 "\tby mail.example.com (Postfix) with ESMTPA id Y; d\n\n", &f);
+	g_assert_true(f.authenticated);
+	g_assert_cmpstr(f.auth_user, ==, "");
+
 	/* webmail on localhost, authenticated: the border is that hop, not "all trusted" */
 	facts_of("Received: from webmail (localhost [127.0.0.1]) by mail.example.com (Postfix) with ESMTPA id Y; d\n\n", &f);
 	g_assert_cmpint(f.source, ==, FACTS_TRAIL);
 	g_assert_true(f.authenticated);
 	g_assert_false(f.all_trusted);
+}
+
+/* Only our MTA's line for the border hop says whether the client
+ * authenticated: everything below it, and comments in it, the sender can write. */
+static void test_forged_authentication_not_believed(void)
+{
+	static const char *const blocks[] = {
+		/* an ESMTPSA line below ours, for the same client address */
+		"Received: from evil (unknown [198.51.100.7]) by mail.example.com (Postfix) with ESMTP id A; d\n"
+		"Received: from laptop (unknown [198.51.100.7])\n\t(Authenticated sender: alice)\n"
+		"\tby mail.example.com (Postfix) with ESMTPSA id B; d\n\n",
+		/* the same below a trusted hop of ours and an untrusted one */
+		"Received: from lo (localhost [127.0.0.1]) by mail.example.com (Postfix) with ESMTP id A; d\n"
+		"Received: from evil (unknown [203.0.113.66]) by mx2.example.com (Postfix) with ESMTP id B; d\n"
+		"Received: from laptop (unknown [198.51.100.7]) by mail.example.com (Postfix) with ESMTPSA id C; d\n\n",
+		/* our line claims it only in comments */
+		"Received: from laptop (unknown [198.51.100.7]) (Authenticated sender: alice)\n"
+		"\tby mail.example.com (Postfix) with ESMTP id A; d\n\n",
+		"Received: from laptop (authenticated) (unknown [198.51.100.7]) by mail.example.com (Postfix) with ESMTP id A; d\n\n",
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(blocks); i++) {
+		struct conn_facts f;
+
+		g_test_message("block %zu", i);
+		facts_of(blocks[i], &f);
+		g_assert_cmpint(f.source, ==, FACTS_TRAIL);
+		g_assert_false(f.authenticated);
+		g_assert_cmpstr(f.auth_user, ==, "");
+		g_assert_false(f.all_trusted);
+	}
 }
 
 static void test_all_trusted(void)
@@ -298,6 +342,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/trail/backup_mx_walked_past", test_backup_mx_walked_past);
 	g_test_add_func("/trail/content_filter_reinjection_walked_past", test_content_filter_reinjection_walked_past);
 	g_test_add_func("/trail/authenticated_submission", test_authenticated_submission);
+	g_test_add_func("/trail/forged_authentication_not_believed", test_forged_authentication_not_believed);
 	g_test_add_func("/trail/all_trusted", test_all_trusted);
 	g_test_add_func("/trail/no_facts", test_no_facts);
 	g_test_add_func("/trail/thousand_hops_bounded", test_thousand_hops_bounded);
