@@ -146,12 +146,33 @@ static bool trusted_ip(void *ctx, const char *ip)
 	return config_is_trusted_ip(ctx, ip);
 }
 
+/* filter_authenticated_submission - the one place that decides whether
+ * the message is an authenticated submission, whichever way the facts
+ * came (XFORWARD, the trail, the command line). XFORWARD carries no
+ * authentication flag, so the sign is always the Received line our MTA
+ * wrote for the border hop (trail_facts: our authenticated protocol, never
+ * words the client could have put there); when XFORWARD or the command
+ * line named the client, that line must be about the same client. Then
+ * neither SPF nor DMARC applies to the message. */
+static void filter_authenticated_submission(struct conn_facts *c, const struct conn_facts *trail)
+{
+	c->authenticated = false;
+	c->auth_user[0] = '\0';
+	if (trail->source != FACTS_TRAIL || !trail->authenticated)
+		return;
+	if (c->source != FACTS_TRAIL && strcmp(trail->client_ip, c->client_ip) != 0)
+		return;
+	c->authenticated = true;
+	g_strlcpy(c->auth_user, trail->auth_user, sizeof(c->auth_user));
+}
+
 /* Who handed the message to us: XFORWARD from Postfix, else the trail. */
 static void filter_conn_facts(struct filter_tx *ftx)
 {
 	const struct xforward *xf = ftx->facts.xforward;
 	const struct config *config = ftx->config;
 	struct conn_facts trail;
+	struct conn_facts *c = &ftx->conn;
 
 	if (ftx->conn_done)
 		return;
@@ -159,36 +180,35 @@ static void filter_conn_facts(struct filter_tx *ftx)
 	trail_facts(ftx->block, config->mta_hostnames, config->mta_hostname_count, trusted_ip,
 		    (void *)config, &trail);
 	if (ftx->facts.cli != NULL) {
-		ftx->conn = *ftx->facts.cli;
-		return;
-	}
-	if (xf == NULL || xf->addr[0] == '\0' || config_is_trusted_ip(config, xf->addr)) {
+		*c = *ftx->facts.cli;
+	} else if (xf == NULL || xf->addr[0] == '\0' || config_is_trusted_ip(config, xf->addr)) {
 		/* No XFORWARD, or it names a relay we trust: the trail knows more. */
-		ftx->conn = trail;
-		return;
+		*c = trail;
+	} else {
+		memset(c, 0, sizeof(*c));
+		c->source = FACTS_XFORWARD;
+		const char *ip = xf->addr;
+		if (g_ascii_strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
+			ip += 7;
+		g_strlcpy(c->client_ip, ip, sizeof(c->client_ip));
+		g_strlcpy(c->helo, xf->helo, sizeof(c->helo));
+		if (g_ascii_strcasecmp(xf->name, "unknown") != 0)
+			g_strlcpy(c->rdns, xf->name, sizeof(c->rdns));
 	}
-	struct conn_facts *c = &ftx->conn;
-	memset(c, 0, sizeof(*c));
-	c->source = FACTS_XFORWARD;
-	const char *ip = xf->addr;
-	if (g_ascii_strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
-		ip += 7;
-	g_strlcpy(c->client_ip, ip, sizeof(c->client_ip));
-	g_strlcpy(c->helo, xf->helo, sizeof(c->helo));
-	if (g_ascii_strcasecmp(xf->name, "unknown") != 0)
-		g_strlcpy(c->rdns, xf->name, sizeof(c->rdns));
-	/* XFORWARD does not say whether the client authenticated; our own
-	 * Received line for the same client does. */
-	if (trail.source != FACTS_NONE && trail.authenticated && strcmp(trail.client_ip, c->client_ip) == 0) {
-		c->authenticated = true;
-		g_strlcpy(c->auth_user, trail.auth_user, sizeof(c->auth_user));
-	}
+	filter_authenticated_submission(c, &trail);
 }
 
 static bool filter_spf_applies(const struct filter_tx *ftx)
 {
 	const struct conn_facts *c = &ftx->conn;
 	return c->source != FACTS_NONE && !c->all_trusted && !c->authenticated;
+}
+
+/* filter_dmarc_applies - DMARC protects our users from mail that claims
+ * their domain; a message our MTA accepted after authentication is theirs. */
+static bool filter_dmarc_applies(const struct filter_tx *ftx)
+{
+	return !ftx->conn.authenticated;
 }
 
 static void filter_spf(struct filter_tx *ftx)
@@ -241,6 +261,13 @@ static void filter_dmarc(struct filter_tx *ftx)
 		return;
 	ftx->dmarc_done = true;
 	filter_spf(ftx);
+	if (!filter_dmarc_applies(ftx)) {
+		/* Rendered "dmarc=none (authenticated submission)": no policy, no disposition. */
+		memset(&ftx->dmarc, 0, sizeof(ftx->dmarc));
+		ftx->dmarc.result = VERDICT_NONE;
+		g_strlcpy(ftx->dmarc.reason, "authenticated submission", sizeof(ftx->dmarc.reason));
+		return;
+	}
 	filter_dkim(ftx);
 	for (size_t i = 0; i < ftx->block->count && from_count < FILTER_FROM_MAX; i++)
 		if (header_name_is(&ftx->block->headers[i], "From"))
