@@ -141,6 +141,9 @@ static int listen_inet(const struct endpoint *ep, struct listener *l, char **err
 	return 0;
 }
 
+/* listeners_open - systemd's sockets, else the configured ones; returns 0,
+ * or the exit code: 1 when there is nothing to listen on (a configuration
+ * mistake), 2 when a configured socket cannot be opened. */
 static int listeners_open(const struct config *config, struct listener *ls, size_t *count_r, char **error_r)
 {
 	size_t n = 0;
@@ -159,15 +162,16 @@ static int listeners_open(const struct config *config, struct listener *ls, size
 					    : listen_inet(ep, &ls[n], error_r);
 			if (r < 0) {
 				*count_r = n;
-				return -1;
+				return 2;
 			}
 			n++;
 		}
 	}
 	*count_r = n;
 	if (n == 0) {
-		*error_r = g_strdup("nothing to listen on: set listen, or start with systemd socket activation");
-		return -1;
+		*error_r = g_strdup_printf("%s: nothing to listen on: set listen, or start with systemd socket "
+					   "activation (LISTEN_FDS)", config->file != NULL ? config->file : "configuration");
+		return 1;
 	}
 	return 0;
 }
@@ -321,11 +325,11 @@ int server_run(struct engine *engine, const char *config_file)
 	struct config *config = engine_config(engine);
 	int r = listeners_open(config, ls, &count, &error);
 	config_unref(&config);
-	if (r < 0 || sfd == -1) {
+	if (r != 0 || sfd == -1) {
 		log_error("%s", error != NULL ? error : "signalfd failed");
 		g_free(error);
 		listeners_close(ls, count);
-		return 2;
+		return r != 0 ? r : 2;
 	}
 	sd_notify(0, "READY=1");
 	log_info("ready listeners=%zu", count);
