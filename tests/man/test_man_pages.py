@@ -98,6 +98,20 @@ class ConfigKeysTest(unittest.TestCase):
         self.check_section(POLICY_SECTION, self.policy_keys)
 
 
+class SeeAlsoTest(unittest.TestCase):
+
+    def test_readme_sections_named_exist(self):
+        """The README sections the pages send the reader to are there."""
+        with open(os.path.join(SOURCE_DIR, "README.md")) as f:
+            headings = {l[3:].strip() for l in f if l.startswith("## ")}
+        for page in PAGES:
+            with open(os.path.join(MAN_DIR, page)) as f:
+                named = re.findall(r'^\.B "(Migrating[^"]*)"$', f.read(), re.M)
+            self.assertNotEqual(named, [], "%s names no README section" % page)
+            for title in named:
+                self.assertIn(title.replace("\\-", "-"), headings, "%s: README.md section" % page)
+
+
 class RenderTest(unittest.TestCase):
 
     def test_pages_render_without_warnings(self):
