@@ -8,6 +8,10 @@
 set(LMTPFILTER_PACKAGE_MAINTAINER "lmtpfilter maintainers <lmtpfilter@example.org>"
   CACHE STRING "Maintainer field of the Debian package")
 find_program(GZIP_EXECUTABLE gzip REQUIRED)
+if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  message(STATUS "CMAKE_INSTALL_PREFIX is ${CMAKE_INSTALL_PREFIX}: a Debian package wants /usr "
+    "(the units run /usr/sbin/lmtpfilter)")
+endif()
 set(package_dir ${CMAKE_CURRENT_LIST_DIR})
 set(package_build ${CMAKE_BINARY_DIR}/packaging)
 
