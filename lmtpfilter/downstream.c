@@ -2,9 +2,15 @@
  * downstream - the LMTP client towards Dovecot
  *
  * Owns: one connection (netio) and its state. Every read and write has the
- * session's timeout. Limits: replies longer than REPLY_LINE_MAX are a
- * protocol error; multi-line replies are joined (only the last line's text
- * is kept).
+ * session's timeout. Replies: a reply is known by its code and enhanced
+ * status code whatever its length; of a multi-line reply the last line
+ * counts. Each line is parsed from its start (at most DOWNSTREAM_LINE_MAX
+ * bytes of it; the text is cut to a relayable length by reply.c) and the
+ * rest of a longer line is read and dropped, which keeps us in step with
+ * Dovecot. Only a line that is not a reply at all is a protocol error.
+ * Limits: DOWNSTREAM_REPLY_BYTES_MAX per reply; beyond it the reply keeps
+ * the code read so far and the connection is given up (never reused), so
+ * a 2xx Dovecot gave is never turned into a 4xx here.
  *
  * Round trips: MAIL goes out in one write with the first RCPT (Dovecot
  * offers PIPELINING), and when Dovecot offers CHUNKING (RFC 3030) the
@@ -22,7 +28,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DOWNSTREAM_REPLY_LINES_MAX 100   /* lines of one multi-line reply (LHLO) */
+/* The start of a reply line that is parsed; the rest of a longer line is
+ * read and dropped. 64 KB holds the code, the enhanced code and far more
+ * text than a reply line may carry on. */
+#define DOWNSTREAM_LINE_MAX (NETIO_BUFFER_SIZE - 2)
+/* Bytes of one reply, all its lines, read before the connection is given
+ * up: far above anything a real LMTP server says, low enough that an
+ * endless line cannot hold the session. */
+#define DOWNSTREAM_REPLY_BYTES_MAX (1024 * 1024)
 #define DOWNSTREAM_CHUNK 65536           /* spool bytes read per step while streaming */
 
 struct downstream *downstream_new(void)
@@ -51,7 +64,9 @@ void downstream_fail_reply(const struct downstream *ds, struct lmtp_reply *reply
 
 static int downstream_failed(struct downstream *ds, const char *what, const char *why, struct lmtp_reply *reply_r)
 {
-	snprintf(ds->error, sizeof(ds->error), "%s: %s", what, why);
+	/* the first failure is the one that explains the later ones */
+	if (!ds->broken || ds->error[0] == '\0')
+		snprintf(ds->error, sizeof(ds->error), "%s: %s", what, why);
 	ds->broken = true;
 	netio_close(&ds->io);
 	ds->connected = false;
@@ -61,26 +76,66 @@ static int downstream_failed(struct downstream *ds, const char *what, const char
 	return -1;
 }
 
-/* Read one (possibly multi-line) reply; -1 on I/O or protocol failure.
- * With chunking_r (reading the LHLO reply), notes whether CHUNKING is offered. */
+/* read_line - one reply line into line_r, parsed from its start; the rest
+ * of a longer line is dropped, counted against *budget. Returns 0, 1 when
+ * the budget ran out before the line's end (line_r is parsed), -1 on an
+ * I/O error or a line that is not a reply (the connection is failed). */
+static int read_line(struct downstream *ds, const char *what, struct lmtp_reply *line_r, size_t *budget)
+{
+	char *part;
+	size_t len;
+	bool more;
+	enum netio_status st = netio_read_line_part(&ds->io, DOWNSTREAM_LINE_MAX, &part, &len, &more);
+
+	if (st != NETIO_OK)
+		return downstream_failed(ds, what, netio_status_text(st), NULL);
+	if (reply_parse_line(part, len, line_r) < 0)
+		return downstream_failed(ds, what, "malformed reply", NULL);
+	*budget -= MIN(*budget, len + 2);
+	while (more) {
+		if (*budget == 0)
+			return 1;
+		st = netio_read_line_part(&ds->io, DOWNSTREAM_LINE_MAX, &part, &len, &more);
+		if (st != NETIO_OK)
+			return downstream_failed(ds, what, netio_status_text(st), NULL);
+		*budget -= MIN(*budget, len);
+	}
+	return 0;
+}
+
+/* Read one (possibly multi-line) reply: 0 when it came from Dovecot, -1 on
+ * an I/O or protocol failure (*reply_r is then our 4xx). A reply longer
+ * than DOWNSTREAM_REPLY_BYTES_MAX keeps the code read so far (0), and the
+ * connection is given up. With chunking_r (reading the LHLO reply), notes
+ * whether CHUNKING is offered. */
 static int downstream_read_reply_ext(struct downstream *ds, const char *what, struct lmtp_reply *reply_r,
 				     bool *chunking_r)
 {
-	for (int lines = 0; lines < DOWNSTREAM_REPLY_LINES_MAX; lines++) {
-		char *line;
-		size_t len;
-		enum netio_line kind;
-		enum netio_status st = netio_read_line(&ds->io, REPLY_LINE_MAX, &line, &len, &kind);
-		if (st != NETIO_OK)
-			return downstream_failed(ds, what, netio_status_text(st), reply_r);
-		if (kind == NETIO_LINE_TOO_LONG || reply_parse_line(line, len, reply_r) < 0)
-			return downstream_failed(ds, what, "malformed reply", reply_r);
-		if (chunking_r != NULL && reply_r->code == 250 && g_ascii_strcasecmp(reply_r->text, "CHUNKING") == 0)
-			*chunking_r = true;
-		if (reply_r->last)
-			return 0;
+	size_t budget = DOWNSTREAM_REPLY_BYTES_MAX;
+
+	if (!ds->connected) {
+		(void)downstream_failed(ds, what, "not connected", NULL);
+		downstream_fail_reply(ds, reply_r);
+		return -1;
 	}
-	return downstream_failed(ds, what, "reply too long", reply_r);
+	for (;;) {
+		struct lmtp_reply line;
+		int ret = read_line(ds, what, &line, &budget);
+
+		if (ret < 0) {
+			downstream_fail_reply(ds, reply_r);
+			return -1;
+		}
+		*reply_r = line;
+		if (chunking_r != NULL && line.code == 250 && g_ascii_strcasecmp(line.text, "CHUNKING") == 0)
+			*chunking_r = true;
+		if (ret == 0 && line.last)
+			return 0;
+		if (ret > 0 || budget == 0) {
+			(void)downstream_failed(ds, what, "reply too long", NULL);
+			return 0;
+		}
+	}
 }
 
 static int downstream_read_reply(struct downstream *ds, const char *what, struct lmtp_reply *reply_r)

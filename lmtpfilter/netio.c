@@ -3,7 +3,8 @@
  *
  * Owns: one descriptor and its two fixed buffers (no allocation per line).
  * Limits: NETIO_BUFFER_SIZE per direction; lines longer than the caller's
- * maximum are discarded up to their LF and reported, never truncated silently.
+ * maximum are discarded up to their LF and reported, never truncated
+ * silently, or read in pieces of that maximum (netio_read_line_part).
  */
 #include "lmtpfilter/netio.h"
 #include "lmtpfilter/config.h"
@@ -186,6 +187,39 @@ enum netio_status netio_read_line(struct netio *io, size_t max, char **line_r, s
 		/* Only the wait for the start of a new line may be interrupted. */
 		enum netio_status st = netio_read_more(io, first && avail == 0);
 		first = false;
+		if (st != NETIO_OK)
+			return st;
+	}
+}
+
+enum netio_status netio_read_line_part(struct netio *io, size_t max, char **part_r, size_t *len_r,
+				       bool *more_r)
+{
+	if (max > sizeof(io->rbuf) - 2)
+		max = sizeof(io->rbuf) - 2;
+	for (;;) {
+		char *start = io->rbuf + io->rpos;
+		size_t avail = io->rlen - io->rpos;
+		/* max bytes and a CRLF: enough to tell whether the line ends */
+		char *lf = memchr(start, '\n', avail < max + 2 ? avail : max + 2);
+		size_t len = lf != NULL ? (size_t)(lf - start) : avail;
+		size_t content = len > 0 && lf != NULL && start[len - 1] == '\r' ? len - 1 : len;
+
+		if (lf != NULL && content <= max) {
+			io->rpos += len + 1;
+			*part_r = start;
+			*len_r = content;
+			*more_r = false;
+			return NETIO_OK;
+		}
+		if (len > max) {
+			io->rpos += max;
+			*part_r = start;
+			*len_r = max;
+			*more_r = true;
+			return NETIO_OK;
+		}
+		enum netio_status st = netio_read_more(io, false);
 		if (st != NETIO_OK)
 			return st;
 	}

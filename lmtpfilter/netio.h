@@ -49,6 +49,14 @@ void netio_close(struct netio *io);
  * *line_r points into the read buffer and stays valid until the next read. */
 enum netio_status netio_read_line(struct netio *io, size_t max, char **line_r, size_t *len_r,
 				  enum netio_line *kind_r);
+/* netio_read_line_part - the next piece of a line of any length, without
+ * its line end: the whole line when it has at most max bytes (max is at
+ * most NETIO_BUFFER_SIZE - 2), else its next max bytes, with *more_r true
+ * until the piece that ends the line. *part_r points into the read buffer,
+ * is not NUL-terminated and stays valid until the next read. A bare LF
+ * ends a line too. Never interrupted by wake_fd. */
+enum netio_status netio_read_line_part(struct netio *io, size_t max, char **part_r, size_t *len_r,
+				       bool *more_r);
 /* netio_fill - make sure unread bytes are buffered (reads once if empty). */
 enum netio_status netio_fill(struct netio *io);
 /* netio_fill_more - read more bytes even though some are buffered. */

@@ -5,7 +5,9 @@
  * REPLY_LINE_MAX bytes with its CRLF, holds no control characters, and is
  * never cut inside a UTF-8 character. Parsing is strict about the reply
  * code and separator (anything else is a protocol error the caller turns
- * into a temporary failure) and lenient about the text.
+ * into a temporary failure) and lenient about the text: a line of any
+ * length and content keeps its code, and its text is made one we can
+ * relay (no control characters, valid UTF-8, cut to the text buffer).
  */
 #include "lmtpfilter/reply.h"
 
@@ -130,14 +132,58 @@ static size_t enhanced_len(const char *text, size_t len, char cls)
 	return i;
 }
 
+/* text_char - the length of the character at src (n > 0 bytes left) and
+ * what it becomes: *subst_r is ' ' for a control character (C0, DEL, C1),
+ * '?' for a byte that does not begin a valid UTF-8 character (which is then
+ * one byte long), 0 when the character is kept as it is. */
+static size_t text_char(const char *src, size_t n, char *subst_r)
+{
+	unsigned char c = (unsigned char)src[0];
+	gunichar u;
+
+	if (c < 0x80) {
+		*subst_r = c < 0x20 || c == 0x7f ? ' ' : '\0';
+		return 1;
+	}
+	u = g_utf8_get_char_validated(src, (gssize)MIN(n, (size_t)G_MAXSSIZE));
+	if (u == (gunichar)-1 || u == (gunichar)-2) {
+		*subst_r = '?';
+		return 1;
+	}
+	*subst_r = u < 0xa0 ? ' ' : '\0';
+	return (size_t)g_utf8_skip[c];
+}
+
+/* clean_text - src[0..n) into dst (size > 0) as text we can relay, cut
+ * before the first character that does not fit; returns its length. */
+static size_t clean_text(const char *src, size_t n, char *dst, size_t size)
+{
+	size_t in = 0, out = 0;
+
+	while (in < n) {
+		char subst;
+		size_t clen = text_char(src + in, n - in, &subst);
+		size_t olen = subst != '\0' ? 1 : clen;
+
+		if (out + olen >= size)
+			break;
+		if (subst != '\0')
+			dst[out] = subst;
+		else
+			memcpy(dst + out, src + in, clen);
+		in += clen;
+		out += olen;
+	}
+	dst[out] = '\0';
+	return out;
+}
+
 int reply_parse_line(const char *line, size_t len, struct lmtp_reply *reply_r)
 {
 	size_t text_len, elen;
 
 	memset(reply_r, 0, sizeof(*reply_r));
-	if (len < REPLY_CODE_LEN || len > REPLY_LINE_MAX)
-		return -1;
-	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) != NULL || memchr(line, '\n', len) != NULL)
+	if (len < REPLY_CODE_LEN)
 		return -1;
 	if (line[0] < '2' || line[0] > '5' || !g_ascii_isdigit(line[1]) || !g_ascii_isdigit(line[2]))
 		return -1;
@@ -148,14 +194,10 @@ int reply_parse_line(const char *line, size_t len, struct lmtp_reply *reply_r)
 	if (len == REPLY_CODE_LEN)
 		return 0;
 
-	/* control characters become spaces first, as reply_format would make
-	 * them, so a relayed reply means what we parsed */
-	text_len = len - REPLY_CODE_LEN - 1;
-	for (size_t i = 0; i < text_len; i++) {
-		unsigned char c = (unsigned char)line[REPLY_CODE_LEN + 1 + i];
-		reply_r->text[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-	}
-	reply_r->text[text_len] = '\0';
+	/* cleaned first, as reply_format would clean it, so a relayed reply
+	 * means what we parsed */
+	text_len = clean_text(line + REPLY_CODE_LEN + 1, len - REPLY_CODE_LEN - 1, reply_r->text,
+			      sizeof(reply_r->text));
 	elen = enhanced_len(reply_r->text, text_len, line[0]);
 	if (elen > 0) {
 		memcpy(reply_r->enhanced, reply_r->text, elen);

@@ -35,14 +35,16 @@ struct lmtp_reply {
 	bool last;                          /* "250 " rather than "250-" */
 };
 
-/* reply_parse_line - parse one reply line (without CRLF): "250-…", "250 …"
- * or a bare "250"; sets last. An enhanced status code (class.subject.detail)
- * at the start of the text is split off when its class (2, 4 or 5) matches
- * the code's first digit; otherwise the text is kept whole. Control
- * characters in the text become spaces. Returns 0, or
- * -1 for a malformed line: no 3-digit code in 200..599, a character other
- * than ' ' or '-' after it, a NUL, CR or LF, or more than REPLY_LINE_MAX
- * bytes. */
+/* reply_parse_line - parse one reply line (without CRLF), or the start of
+ * one too long to be read whole: "250-…", "250 …" or a bare "250"; sets
+ * last. The line may have any length: only its code is checked strictly.
+ * An enhanced status code (class.subject.detail) at the start of the text
+ * is split off when its class (2, 4 or 5) matches the code's first digit;
+ * otherwise the text is kept whole. In the text, control characters (NUL,
+ * CR and LF included) become spaces and bytes that are not UTF-8 become
+ * '?'; it is cut, at a character boundary, to what the text buffer holds.
+ * Returns 0, or -1 for a malformed line: no 3-digit code in 200..599, or a
+ * byte other than ' ' or '-' after it. */
 int reply_parse_line(const char *line, size_t len, struct lmtp_reply *reply_r);
 
 /* reply_set - fill reply_r with a reply of our own (a single, last line). */
