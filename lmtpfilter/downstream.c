@@ -200,24 +200,28 @@ int downstream_connect(struct downstream *ds, const struct endpoint *ep, const c
 	return 0;
 }
 
-static void format_rcpt(char *line, size_t size, const char *rcpt, const char *orcpt)
+/* format_rcpt - the RCPT command line, allocated: never cut, whatever the
+ * lengths (a cut line would lose its CRLF and run into the next command). */
+static char *format_rcpt(const char *rcpt, const char *orcpt)
 {
 	if (orcpt != NULL)
-		snprintf(line, size, "RCPT TO:<%s> ORCPT=%s\r\n", rcpt, orcpt);
-	else
-		snprintf(line, size, "RCPT TO:<%s>\r\n", rcpt);
+		return g_strdup_printf("RCPT TO:<%s> ORCPT=%s\r\n", rcpt, orcpt);
+	return g_strdup_printf("RCPT TO:<%s>\r\n", rcpt);
 }
 
 int downstream_begin(struct downstream *ds, const char *from, bool body8bit, const char *rcpt,
 		     const char *orcpt, struct lmtp_reply *mail_r, struct lmtp_reply *rcpt_r)
 {
-	char mail[REPLY_LINE_MAX + 64], line[2 * REPLY_LINE_MAX + 64];
+	char *mail = g_strdup_printf("MAIL FROM:<%s>%s\r\n", from, body8bit ? " BODY=8BITMIME" : "");
+	char *line = format_rcpt(rcpt, orcpt);
+	bool failed;
 
 	ds->used = true;
-	snprintf(mail, sizeof(mail), "MAIL FROM:<%s>%s\r\n", from, body8bit ? " BODY=8BITMIME" : "");
-	format_rcpt(line, sizeof(line), rcpt, orcpt);
-	if (downstream_queue(ds, "MAIL", mail, mail_r) < 0 || downstream_queue(ds, "RCPT", line, mail_r) < 0 ||
-	    downstream_send(ds, "MAIL", mail_r) < 0 || downstream_read_reply(ds, "MAIL", mail_r) < 0) {
+	failed = downstream_queue(ds, "MAIL", mail, mail_r) < 0 || downstream_queue(ds, "RCPT", line, mail_r) < 0 ||
+		 downstream_send(ds, "MAIL", mail_r) < 0 || downstream_read_reply(ds, "MAIL", mail_r) < 0;
+	g_free(mail);
+	g_free(line);
+	if (failed) {
 		*rcpt_r = *mail_r;
 		return -1;
 	}
@@ -235,10 +239,11 @@ int downstream_begin(struct downstream *ds, const char *from, bool body8bit, con
 
 int downstream_rcpt_queue(struct downstream *ds, const char *rcpt, const char *orcpt)
 {
-	char line[2 * REPLY_LINE_MAX + 64];
+	char *line = format_rcpt(rcpt, orcpt);
+	int ret = downstream_queue(ds, "RCPT", line, NULL);
 
-	format_rcpt(line, sizeof(line), rcpt, orcpt);
-	return downstream_queue(ds, "RCPT", line, NULL);
+	g_free(line);
+	return ret;
 }
 
 int downstream_rcpt_reply(struct downstream *ds, struct lmtp_reply *reply_r)
