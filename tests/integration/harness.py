@@ -366,8 +366,12 @@ class Dovecot(LogFile):
     _counter = 0
 
     def __init__(self, tmpdir, users=("alice", "bob", "carol"), quota_users=(),
-                 sieve_before=None, settings=()):
+                 sieve_before=None, settings=(), maildir_names=None):
         Dovecot._counter += 1
+        # maildir_names: {address: NAME}, users whose home and maildir are
+        # DIR/home/NAME and DIR/mail/NAME (an address too long for a file name)
+        self.maildir_names = {self._address(u): n for u, n in (maildir_names or {}).items()}
+        users = list(users) + [u for u in self.maildir_names if u not in users]
         self.dir = os.path.join(tmpdir, "dovecot%d" % Dovecot._counter)
         self.instance = "lmtpf-test-%d-%d" % (os.getpid(), Dovecot._counter)
         self.users = [self._address(u) for u in users]
@@ -409,7 +413,12 @@ class Dovecot(LogFile):
             for u in self.users:
                 extra = ("userdb_quota_rule=*:storage=" + QUOTA_LIMIT
                          if u in self.quota_users else "")
-                f.write("%s:{PLAIN}secret::::::%s\n" % (u, extra))
+                home = ""
+                if u in self.maildir_names:
+                    name = self.maildir_names[u]
+                    home = os.path.join(self.dir, "home", name)
+                    extra += " userdb_mail=maildir:%s" % os.path.join(self.mail_dir, name, "Maildir")
+                f.write("%s:{PLAIN}secret::::%s::%s\n" % (u, home, extra.strip()))
         sieve = ("  sieve_before = %s\n" % self.sieve_before) if self.sieve_before else ""
         # The quota plugin only when someone has a quota: it costs a
         # maildirsize update per delivery.
@@ -510,6 +519,8 @@ plugin {{
     def maildir(self, user, folder="INBOX"):
         local, _, domain = self._address(user).partition("@")
         base = os.path.join(self.mail_dir, domain, local, "Maildir")
+        if self._address(user) in self.maildir_names:
+            base = os.path.join(self.mail_dir, self.maildir_names[self._address(user)], "Maildir")
         return base if folder == "INBOX" else os.path.join(base, "." + folder)
 
     def message_files(self, user, folder="INBOX"):
@@ -949,11 +960,16 @@ class FakeLmtpServer:
     close_after: close the connection after that many accepted messages.
     drop_at_rcpt: close the connection when that RCPT (counting from 1)
     arrives, without answering it.
+    rcpt_reply, data_reply: functions of a recipient's address (bytes)
+    giving the raw bytes (CRLF included) that answer its RCPT, or that are
+    its reply after the message; None (or a function returning None) for
+    the usual answer. For replies of any length, content and line count.
     Every byte received is kept in .received (and each read in .reads),
     command lines in .commands, and .connections counts the connections."""
 
     def __init__(self, tmpdir, on_data="drop", drop_after=1000, chunking=False,
-                 mail_reply=b"250 2.1.0 OK", close_after=None, drop_at_rcpt=None):
+                 mail_reply=b"250 2.1.0 OK", close_after=None, drop_at_rcpt=None,
+                 rcpt_reply=None, data_reply=None):
         import threading
         self.path = os.path.join(tmpdir, "fake-lmtp-%d.sock" % id(self))
         self.address = "unix:" + self.path
@@ -963,6 +979,8 @@ class FakeLmtpServer:
         self.mail_reply = mail_reply
         self.close_after = close_after
         self.drop_at_rcpt = drop_at_rcpt
+        self.rcpt_reply = rcpt_reply or (lambda address: None)
+        self.data_reply = data_reply or (lambda address: None)
         self.rcpts_seen = 0
         self.received = b""
         self.reads = []
@@ -1017,6 +1035,7 @@ class FakeLmtpServer:
     def _serve(self, conn):
         buf = b""
         rcpts = 0
+        addresses = []
         mail_ok = False
         done = 0
         try:
@@ -1039,8 +1058,16 @@ class FakeLmtpServer:
                     self.rcpts_seen += 1
                     if self.rcpts_seen == self.drop_at_rcpt:
                         return
-                    if mail_ok:
+                    address = line[line.find(b"<") + 1:line.rfind(b">")]
+                    custom = self.rcpt_reply(address) if mail_ok else None
+                    if custom is not None:
+                        if custom.startswith(b"2"):
+                            rcpts += 1
+                            addresses.append(address)
+                        conn.sendall(custom)
+                    elif mail_ok:
                         rcpts += 1
+                        addresses.append(address)
                         conn.sendall(b"250 2.1.5 OK\r\n")
                     else:
                         conn.sendall(b"503 5.5.1 MAIL needed first\r\n")
@@ -1055,8 +1082,10 @@ class FakeLmtpServer:
                         conn.close()
                         return
                     self.messages.append(message)
-                    conn.sendall(b"".join(b"250 2.0.0 <r%d> Saved\r\n" % i for i in range(rcpts)))
+                    conn.sendall(b"".join(self.data_reply(a) or b"250 2.0.0 <r%d> Saved\r\n" % i
+                                          for i, a in enumerate(addresses)))
                     rcpts = 0
+                    addresses = []
                     mail_ok = False
                     done += 1
                     if self.close_after is not None and done >= self.close_after:
@@ -1067,6 +1096,7 @@ class FakeLmtpServer:
                     return
                 elif verb in (b"RSET", b"NOOP"):
                     rcpts = 0
+                    addresses = []
                     mail_ok = False if verb == b"RSET" else mail_ok
                     conn.sendall(b"250 2.0.0 OK\r\n")
                 else:
