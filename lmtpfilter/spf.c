@@ -13,7 +13,12 @@
  * duplicate modifiers, non-ASCII); it drops exp= so no attacker-chosen
  * explanation is ever looked up; it moves redirect= to the end of the
  * record (libspf2 evaluates it in place); and it converts IPv4-mapped IPv6
- * clients. A record found invalid, or a limit passed, makes libspf2 see an
+ * clients. Names go through the RFC's own rules before any query: an
+ * expansion over 253 characters loses labels from the left (7.3), a name
+ * that is no DNS name (an empty label, one over 63 octets) is never asked
+ * and does not exist (4.3, 4.8), a null MX (RFC 7505) names no host, and a
+ * DNS error on a "ptr" lookup is no match (5.5).
+ * A record found invalid, or a limit passed, makes libspf2 see an
  * empty record from then on (no further DNS traffic) and the result is
  * permerror. libspf2's error handler would abort() the process: ours
  * unwinds the evaluation instead and gives temperror.
@@ -39,6 +44,8 @@
 #define SPF_PTR_NAMES_MAX 10        /* RFC 7208 4.6.4: PTR names looked at per "ptr" term */
 #define SPF_RECORD_MAX 4096         /* longest record text we accept */
 #define SPF_TRACKED_NAMES_MAX 64    /* MX / PTR host names remembered per evaluation */
+#define SPF_NAME_MAX 253            /* RFC 7208 7.3, RFC 1035: longest name in text, no final dot */
+#define SPF_LABEL_MAX 63            /* RFC 1035 2.3.4: longest label */
 #define SPF_EMPTY_RECORD "v=spf1"
 
 struct spf_checker {
@@ -59,6 +66,8 @@ struct spf_eval {
 	bool dns_error;
 	char *hosts[SPF_TRACKED_NAMES_MAX]; /* names from MX / PTR answers: their A lookups are free */
 	size_t host_count;
+	char *ptr_hosts[SPF_TRACKED_NAMES_MAX]; /* names from PTR answers: a DNS error skips them */
+	size_t ptr_host_count;
 	char *any_addr[SPF_TRACKED_NAMES_MAX]; /* names of a//0-style terms (and their MX hosts) */
 	size_t any_addr_count;
 	char *any_mx[SPF_TRACKED_NAMES_MAX];   /* domains of mx//0-style terms */
@@ -558,10 +567,14 @@ static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char
 		size_t skip = type == ns_t_mx ? 2 : 0;
 		if (len <= skip || !wire_name(data + skip, len - skip, name, sizeof(name)))
 			return false;
+		if (name[0] == '\0')
+			return false;   /* the root: a null MX (RFC 7505) names no host, no match */
 		if (SPF_dns_rr_buf_realloc(rr, idx, strlen(name) + 1) != SPF_E_SUCCESS)
 			return false;
 		strcpy(type == ns_t_mx ? rr->rr[idx]->mx : rr->rr[idx]->ptr, name);
 		eval_track_host(ev, name);
+		if (type == ns_t_ptr && ev->ptr_host_count < SPF_TRACKED_NAMES_MAX)
+			ev->ptr_hosts[ev->ptr_host_count++] = g_ascii_strdown(name, -1);
 		if (type == ns_t_mx && name_in(ev->any_mx, ev->any_mx_count, owner))
 			eval_any_address(ev, name, false);
 		return true;
@@ -604,28 +617,59 @@ static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char
 	}
 }
 
-static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type, int should_cache)
+/* spf_name_prepare - name as it is asked, into out (size > SPF_NAME_MAX):
+ * one final dot dropped, and over SPF_NAME_MAX characters, labels removed
+ * from the left until it fits (RFC 7208 7.3: only a macro expansion can be
+ * that long). False when it is no DNS name: empty, an empty label, a label
+ * over SPF_LABEL_MAX (RFC 7208 4.3, 4.8: never asked, it does not exist). */
+static bool spf_name_prepare(const char *name, char *out, size_t size)
 {
-	struct spf_checker *c = layer->hook;
-	struct spf_eval *ev = spf_current;
-	struct dns_answer *answer = NULL;
+	size_t len = strlen(name);
 
-	if (ev == NULL || !eval_count(ev, domain, type))
-		return rr_status(layer, domain, type, NO_DATA);
-	c->dns.query(c->dns.ctx, domain, type, &answer);
-	if (answer == NULL || answer->status == DNS_TEMPFAIL) {
-		ev->dns_error = true;
-		c->dns.free_answer(c->dns.ctx, &answer);
-		return rr_status(layer, domain, type, TRY_AGAIN);
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	while (len > SPF_NAME_MAX) {
+		const char *dot = memchr(name, '.', len);
+		if (dot == NULL)
+			return false;
+		len -= (size_t)(dot + 1 - name);
+		name = dot + 1;
 	}
-	if (answer->status != DNS_OK) {
-		/* A void lookup; the record lookup of the checked domain itself is not one. */
-		if (!(type == ns_t_txt && ev->txt_lookups == 1) && ++ev->voids > SPF_VOID_LOOKUPS_MAX && ev->perm == NULL)
-			ev->perm = "too many void DNS lookups (more than 2)";
-		SPF_dns_stat_t st = answer->status == DNS_NXDOMAIN ? HOST_NOT_FOUND : NO_DATA;
-		c->dns.free_answer(c->dns.ctx, &answer);
-		return rr_status(layer, domain, type, st);
+	if (len == 0 || len >= size)
+		return false;
+	memcpy(out, name, len);
+	out[len] = '\0';
+	for (size_t start = 0, i = 0; i <= len; i++) {
+		if (i < len && out[i] != '.')
+			continue;
+		if (i == start || i - start > SPF_LABEL_MAX)
+			return false;
+		start = i + 1;
 	}
+	return true;
+}
+
+/* A void lookup (RFC 7208 4.6.4); the record lookup of the checked domain itself is not one. */
+static void eval_void(struct spf_eval *ev, ns_type type)
+{
+	if (!(type == ns_t_txt && ev->txt_lookups == 1) && ++ev->voids > SPF_VOID_LOOKUPS_MAX && ev->perm == NULL)
+		ev->perm = "too many void DNS lookups (more than 2)";
+}
+
+/* eval_error_skips - RFC 7208 5.5: a DNS error on the PTR lookup makes
+ * "ptr" fail to match, one on the address lookup of a name from a PTR
+ * answer skips that name; every other DNS error is temperror. */
+static bool eval_error_skips(const struct spf_eval *ev, const char *name, ns_type type)
+{
+	if (type == ns_t_ptr)
+		return is_reverse_name(name);
+	return (type == ns_t_a || type == ns_t_aaaa) && name_in(ev->ptr_hosts, ev->ptr_host_count, name);
+}
+
+/* Build libspf2's answer from a positive one. */
+static SPF_dns_rr_t *rr_from_answer(SPF_dns_server_t *layer, struct spf_eval *ev, const char *domain,
+				    ns_type type, const struct dns_answer *answer)
+{
 	if (type == ns_t_mx && answer->count > SPF_MX_NAMES_MAX && ev->perm == NULL)
 		ev->perm = "too many MX names (more than 10)";
 	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(layer, domain, type, 0, NETDB_SUCCESS);
@@ -647,6 +691,37 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *layer, const char *domai
 		if (n == 0)
 			rr->herrno = NO_DATA;
 	}
+	return rr;
+}
+
+static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type, int should_cache)
+{
+	struct spf_checker *c = layer->hook;
+	struct spf_eval *ev = spf_current;
+	struct dns_answer *answer = NULL;
+	char name[SPF_NAME_MAX + 1];
+
+	if (ev == NULL || !eval_count(ev, domain, type))
+		return rr_status(layer, domain, type, NO_DATA);
+	if (!spf_name_prepare(domain, name, sizeof(name))) {
+		eval_void(ev, type);
+		return rr_status(layer, domain, type, HOST_NOT_FOUND);
+	}
+	c->dns.query(c->dns.ctx, name, type, &answer);
+	if (answer == NULL || answer->status == DNS_TEMPFAIL) {
+		c->dns.free_answer(c->dns.ctx, &answer);
+		if (eval_error_skips(ev, name, type))
+			return rr_status(layer, domain, type, NO_DATA);
+		ev->dns_error = true;
+		return rr_status(layer, domain, type, TRY_AGAIN);
+	}
+	if (answer->status != DNS_OK) {
+		eval_void(ev, type);
+		SPF_dns_stat_t st = answer->status == DNS_NXDOMAIN ? HOST_NOT_FOUND : NO_DATA;
+		c->dns.free_answer(c->dns.ctx, &answer);
+		return rr_status(layer, domain, type, st);
+	}
+	SPF_dns_rr_t *rr = rr_from_answer(layer, ev, domain, type, answer);
 	c->dns.free_answer(c->dns.ctx, &answer);
 	return rr;
 }
@@ -806,6 +881,8 @@ static void spf_evaluate(struct spf_checker *c, const char *ip, const char *helo
 	SPF_request_free(req);
 	for (size_t i = 0; i < ev.host_count; i++)
 		g_free(ev.hosts[i]);
+	for (size_t i = 0; i < ev.ptr_host_count; i++)
+		g_free(ev.ptr_hosts[i]);
 	for (size_t i = 0; i < ev.any_addr_count; i++)
 		g_free(ev.any_addr[i]);
 	for (size_t i = 0; i < ev.any_mx_count; i++)

@@ -4,7 +4,10 @@
  * Each case sets up a few records, runs spf_check and compares the verdict:
  * the plain results, DNS failures, record syntax errors, the RFC 7208
  * lookup limits across includes, IPv4-mapped clients, the null sender
- * (HELO identity), redirect placement and exp= never being fetched.
+ * (HELO identity), redirect placement and exp= never being fetched,
+ * macro expansions over 253 characters, names that are no DNS names,
+ * null MX and DNS errors under "ptr". The cases whose defect only showed on real DNS also run
+ * through the daemon's resolver against a real unbound (unbound_fixture).
  */
 #include <arpa/inet.h>
 #include <glib.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "lmtpfilter/spf.h"
+#include "unbound_fixture.h"
 
 #define T_A 1
 #define T_PTR 12
@@ -20,6 +24,12 @@
 #define T_AAAA 28
 #define T_TEMPFAIL (-1)   /* zone entry: every lookup of the name fails */
 #define TXT_CHUNK_MAX 255
+#define RESOLVER_TIMEOUT_MS 2000
+#define DNS_NAME_MAX 253          /* RFC 1035: longest name in text */
+/* A local part of 60 letters: "%{l}" four times plus ".t.trunc.test" is
+ * 256 characters, so the expansion loses its first label (RFC 7208 7.3). */
+#define LONG_LOCAL "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define TRUNCATED_NAME LONG_LOCAL "." LONG_LOCAL "." LONG_LOCAL ".t.trunc.test"
 
 struct zone_entry {
 	const char *name;
@@ -180,6 +190,18 @@ static const struct zone_entry test_zone[] = {
 	{ "two-all.test", T_TXT, "v=spf1 -all" },
 	{ "exp.test", T_TXT, "v=spf1 -all exp=explain.test" },
 	{ "explain.test", T_TXT, "Go away %{i}" },
+	{ "trunc.test", T_TXT, "v=spf1 exists:%{l}.%{l}.%{l}.%{l}.t.trunc.test -all" },
+	{ TRUNCATED_NAME, T_A, "127.0.0.2" },
+	/* A label of 64 octets: no DNS name, never asked. */
+	{ "longlabel.test", T_TXT, "v=spf1 a:a123456789012345678901234567890123456789012345678901234567890123.test ?all" },
+	{ "nullmx.test", T_TXT, "v=spf1 mx -all" },
+	{ "nullmx.test", T_MX, "." },
+	{ "ptrerr.test", T_TXT, "v=spf1 ptr ?all" },
+	{ "5.2.0.192.in-addr.arpa", T_PTR, "broken.test" },
+	{ "5.2.0.192.in-addr.arpa", T_PTR, "mail.ptrerr.test" },
+	{ "broken.test", T_TEMPFAIL, NULL },
+	{ "mail.ptrerr.test", T_A, "192.0.2.5" },
+	{ "6.2.0.192.in-addr.arpa", T_TEMPFAIL, NULL },
 	{ NULL, 0, NULL },
 };
 
@@ -357,6 +379,103 @@ static void test_no_exp_lookup(struct fixture *f, gconstpointer data)
 	g_assert_false(was_asked(f, "explain.test"));
 }
 
+static void test_macro_truncated_from_the_left(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "192.0.2.5", LONG_LOCAL "@trunc.test"), ==, VERDICT_PASS);
+	g_assert_true(was_asked(f, TRUNCATED_NAME));
+	for (guint i = 0; i < f->zone.asked->len; i++)
+		g_assert_cmpuint(strlen(strchr(g_ptr_array_index(f->zone.asked, i), '/') + 1), <=, DNS_NAME_MAX);
+}
+
+static void test_invalid_names_not_asked(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	/* RFC 7208 4.3: the checked domain itself; 4.8: a term's target. */
+	g_assert_cmpint(check(f, "192.0.2.5", "user@a..ex.test"), ==, VERDICT_NONE);
+	g_assert_cmpint(check(f, "192.0.2.5", "user@longlabel.test"), ==, VERDICT_NEUTRAL);
+	g_assert_false(was_asked(f, "a..ex.test"));
+	g_assert_false(was_asked(f, "a123456789012345678901234567890123456789012345678901234567890123.test"));
+}
+
+static void test_null_mx_is_no_match(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	g_assert_cmpint(check(f, "192.0.2.5", "user@nullmx.test"), ==, VERDICT_FAIL);
+	/* The root is no host: no address lookup for it. */
+	for (guint i = 0; i < f->zone.asked->len; i++) {
+		const char *q = strchr(g_ptr_array_index(f->zone.asked, i), '/') + 1;
+		g_assert_cmpstr(q, !=, "");
+		g_assert_cmpstr(q, !=, ".");
+	}
+}
+
+static void test_ptr_dns_errors(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	/* RFC 7208 5.5: a name whose address lookup fails is skipped... */
+	g_assert_cmpint(check(f, "192.0.2.5", "user@ptrerr.test"), ==, VERDICT_PASS);
+	/* ...and a failed PTR lookup is no match. */
+	g_assert_cmpint(check(f, "192.0.2.6", "user@ptrerr.test"), ==, VERDICT_NEUTRAL);
+}
+
+/* ---- the same cases through the daemon's resolver and a real unbound ---- */
+
+static struct test_unbound real_dns;
+
+static const char real_zone[] =
+	"  local-data: 'trunc.test. 300 IN TXT \"v=spf1 exists:%{l}.%{l}.%{l}.%{l}.t.trunc.test -all\"'\n"
+	"  local-data: '" TRUNCATED_NAME ". 300 IN A 127.0.0.2'\n"
+	"  local-data: 'nullmx.test. 300 IN TXT \"v=spf1 mx -all\"'\n"
+	"  local-data: 'nullmx.test. 300 IN MX 0 .'\n"
+	"  local-data: 'longlabel.test. 300 IN TXT \"v=spf1 "
+	"a:a123456789012345678901234567890123456789012345678901234567890123.test ?all\"'\n"
+	"  local-data: 'ex.test. 300 IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"'\n";
+
+struct real_fixture {
+	struct resolver *resolver;
+	struct spf_checker *checker;
+};
+
+static void real_setup(struct real_fixture *f, gconstpointer data)
+{
+	char *servers[] = { real_dns.server };
+	struct spf_dns dns;
+	char *error = NULL;
+
+	(void)data;
+	g_assert_cmpint(resolver_new(servers, 1, RESOLVER_TIMEOUT_MS, &f->resolver, &error), ==, 0);
+	spf_dns_for_resolver(f->resolver, &dns);
+	g_assert_cmpint(spf_checker_new(&dns, "mx.receiver.test", &f->checker, &error), ==, 0);
+	g_assert_null(error);
+}
+
+static void real_teardown(struct real_fixture *f, gconstpointer data)
+{
+	(void)data;
+	spf_checker_free(&f->checker);
+	resolver_free(&f->resolver);
+}
+
+static struct spf_outcome real_check(struct real_fixture *f, const char *ip, const char *mail_from)
+{
+	struct spf_outcome mf, helo;
+
+	g_assert_cmpint(spf_check(f->checker, ip, "mail.client.test", mail_from, &mf, &helo), ==, 0);
+	return mf;
+}
+
+static void test_real_dns(struct real_fixture *f, gconstpointer data)
+{
+	(void)data;
+	/* Each was temperror: the resolver cannot ask a name over 253
+	 * characters, one with a 64-octet label, or the root's address. */
+	g_assert_cmpstr(verdict_name(real_check(f, "192.0.2.5", LONG_LOCAL "@trunc.test").result), ==, "pass");
+	g_assert_cmpstr(verdict_name(real_check(f, "192.0.2.5", "user@longlabel.test").result), ==, "neutral");
+	g_assert_cmpstr(verdict_name(real_check(f, "192.0.2.5", "user@a..ex.test").result), ==, "none");
+	g_assert_cmpstr(verdict_name(real_check(f, "192.0.2.5", "user@nullmx.test").result), ==, "fail");
+}
+
 #define ADD(path, fn) g_test_add(path, struct fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int main(int argc, char **argv)
@@ -373,5 +492,13 @@ int main(int argc, char **argv)
 	ADD("/spf/null-sender", test_null_sender);
 	ADD("/spf/redirect-last", test_redirect_last);
 	ADD("/spf/no-exp-lookup", test_no_exp_lookup);
-	return g_test_run();
+	ADD("/spf/macro-truncated-from-the-left", test_macro_truncated_from_the_left);
+	ADD("/spf/invalid-names-not-asked", test_invalid_names_not_asked);
+	ADD("/spf/null-mx-is-no-match", test_null_mx_is_no_match);
+	ADD("/spf/ptr-dns-errors", test_ptr_dns_errors);
+	g_test_add("/spf/real-dns", struct real_fixture, NULL, real_setup, test_real_dns, real_teardown);
+	test_unbound_start(&real_dns, real_zone);
+	int rc = g_test_run();
+	test_unbound_stop(&real_dns);
+	return rc;
 }
