@@ -832,6 +832,25 @@ static void outcome_init(struct spf_outcome *o, const char *identity, const char
 	g_strlcpy(o->domain, at != NULL ? at + 1 : sender, sizeof(o->domain));
 }
 
+/* spf_perm_reason - the text for a permerror libspf2 found. libspf2
+ * leaves the response's code at SPF_E_SUCCESS ("No errors") when the
+ * record did not compile (e.g. a domain-spec over its 255-character
+ * limit): then the first error it recorded, else the code the query
+ * returned, else a generic text. */
+static const char *spf_perm_reason(SPF_response_t *resp, SPF_errcode_t err)
+{
+	SPF_errcode_t code = resp != NULL ? SPF_response_errcode(resp) : SPF_E_SUCCESS;
+
+	for (int i = 0; resp != NULL && code == SPF_E_SUCCESS && i < SPF_response_messages(resp); i++) {
+		SPF_error_t *e = SPF_response_message(resp, i);
+		if (SPF_error_errorp(e))
+			code = SPF_error_code(e);
+	}
+	if (code == SPF_E_SUCCESS)
+		code = err;
+	return code != SPF_E_SUCCESS ? SPF_strerror(code) : "invalid SPF record";
+}
+
 /* One evaluation of sender (user@domain) for the client. */
 static void spf_evaluate(struct spf_checker *c, const char *ip, const char *helo, const char *sender,
 			 struct spf_outcome *out)
@@ -867,8 +886,7 @@ static void spf_evaluate(struct spf_checker *c, const char *ip, const char *helo
 		else if (out->result == VERDICT_TEMPERROR)
 			g_strlcpy(out->reason, "DNS lookup failed", sizeof(out->reason));
 		else if (out->result == VERDICT_PERMERROR)
-			g_strlcpy(out->reason, SPF_strerror(resp != NULL ? SPF_response_errcode(resp) : err),
-				  sizeof(out->reason));
+			g_strlcpy(out->reason, spf_perm_reason(resp, err), sizeof(out->reason));
 	} else {
 		/* libspf2 reported an internal error: unwound here, partial state leaked. */
 		resp = NULL;

@@ -6,7 +6,7 @@
  * lookup limits across includes, IPv4-mapped clients, the null sender
  * (HELO identity), redirect placement and exp= never being fetched,
  * macro expansions over 253 characters, names that are no DNS names,
- * null MX and DNS errors under "ptr". The cases whose defect only showed on real DNS also run
+ * null MX, DNS errors under "ptr" and permerror texts. The cases whose defect only showed on real DNS also run
  * through the daemon's resolver against a real unbound (unbound_fixture).
  */
 #include <arpa/inet.h>
@@ -202,6 +202,9 @@ static const struct zone_entry test_zone[] = {
 	{ "broken.test", T_TEMPFAIL, NULL },
 	{ "mail.ptrerr.test", T_A, "192.0.2.5" },
 	{ "6.2.0.192.in-addr.arpa", T_TEMPFAIL, NULL },
+	/* Valid syntax, but a domain-spec over libspf2's 255-character limit. */
+	{ "bigterm.test", T_TXT, "v=spf1 a:" LONG_LOCAL "." LONG_LOCAL "." LONG_LOCAL "." LONG_LOCAL "."
+				 LONG_LOCAL ".test -all" },
 	{ NULL, 0, NULL },
 };
 
@@ -419,6 +422,24 @@ static void test_ptr_dns_errors(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(check(f, "192.0.2.6", "user@ptrerr.test"), ==, VERDICT_NEUTRAL);
 }
 
+static void test_permerror_text(struct fixture *f, gconstpointer data)
+{
+	static const char *const domains[] = { "two.test", "bigterm.test", "bad.test" };
+	struct spf_outcome mf, helo;
+
+	(void)data;
+	/* libspf2 says "No errors" for a record it could not compile. */
+	for (size_t i = 0; i < G_N_ELEMENTS(domains); i++) {
+		char *from = g_strconcat("user@", domains[i], NULL);
+		g_assert_cmpint(spf_check(f->checker, "192.0.2.5", "mail.client.test", from, &mf, &helo), ==, 0);
+		g_assert_cmpint(mf.result, ==, VERDICT_PERMERROR);
+		g_assert_cmpstr(mf.reason, !=, "");
+		if (strstr(mf.reason, "No error") != NULL)
+			g_error("%s: permerror reason \"%s\"", from, mf.reason);
+		g_free(from);
+	}
+}
+
 /* ---- the same cases through the daemon's resolver and a real unbound ---- */
 
 static struct test_unbound real_dns;
@@ -430,7 +451,10 @@ static const char real_zone[] =
 	"  local-data: 'nullmx.test. 300 IN MX 0 .'\n"
 	"  local-data: 'longlabel.test. 300 IN TXT \"v=spf1 "
 	"a:a123456789012345678901234567890123456789012345678901234567890123.test ?all\"'\n"
-	"  local-data: 'ex.test. 300 IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"'\n";
+	"  local-data: 'ex.test. 300 IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"'\n"
+	/* Two strings (255 at most each), glued together by the receiver. */
+	"  local-data: 'bigterm.test. 300 IN TXT \"v=spf1 a:" LONG_LOCAL "." LONG_LOCAL "." LONG_LOCAL ".\" \""
+	LONG_LOCAL "." LONG_LOCAL ".test -all\"'\n";
 
 struct real_fixture {
 	struct resolver *resolver;
@@ -474,6 +498,9 @@ static void test_real_dns(struct real_fixture *f, gconstpointer data)
 	g_assert_cmpstr(verdict_name(real_check(f, "192.0.2.5", "user@longlabel.test").result), ==, "neutral");
 	g_assert_cmpstr(verdict_name(real_check(f, "192.0.2.5", "user@a..ex.test").result), ==, "none");
 	g_assert_cmpstr(verdict_name(real_check(f, "192.0.2.5", "user@nullmx.test").result), ==, "fail");
+	struct spf_outcome big = real_check(f, "192.0.2.5", "user@bigterm.test");
+	g_assert_cmpstr(verdict_name(big.result), ==, "permerror");
+	g_assert_null(strstr(big.reason, "No error"));
 }
 
 #define ADD(path, fn) g_test_add(path, struct fixture, NULL, fixture_setup, fn, fixture_teardown)
@@ -496,6 +523,7 @@ int main(int argc, char **argv)
 	ADD("/spf/invalid-names-not-asked", test_invalid_names_not_asked);
 	ADD("/spf/null-mx-is-no-match", test_null_mx_is_no_match);
 	ADD("/spf/ptr-dns-errors", test_ptr_dns_errors);
+	ADD("/spf/permerror-text", test_permerror_text);
 	g_test_add("/spf/real-dns", struct real_fixture, NULL, real_setup, test_real_dns, real_teardown);
 	test_unbound_start(&real_dns, real_zone);
 	int rc = g_test_run();
