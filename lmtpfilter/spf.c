@@ -17,7 +17,9 @@
  * expansion over 253 characters loses labels from the left (7.3), a name
  * that is no DNS name (an empty label, one over 63 octets) is never asked
  * and does not exist (4.3, 4.8), a null MX (RFC 7505) names no host, and a
- * DNS error on a "ptr" lookup is no match (5.5).
+ * DNS error on a "ptr" lookup is no match (5.5). libspf2's free "pass" for
+ * loopback clients is not used: the record decides for every address
+ * (relays in trusted_networks are walked past before SPF is asked).
  * A record found invalid, or a limit passed, makes libspf2 see an
  * empty record from then on (no further DNS traffic) and the result is
  * permerror. libspf2's error handler would abort() the process: ours
@@ -832,6 +834,35 @@ static void outcome_init(struct spf_outcome *o, const char *identity, const char
 	g_strlcpy(o->domain, at != NULL ? at + 1 : sender, sizeof(o->domain));
 }
 
+/* spf_query - SPF_request_query_mailfrom without its free "pass" for
+ * 127.0.0.0/8 and ::1 clients ("localhost is always allowed"): behind a
+ * content filter re-injecting on loopback, or with trusted_networks not
+ * listing loopback, that pass would go to every spoof. The rest is
+ * libspf2's own sequence: the record of the current domain, then its
+ * interpretation. */
+static SPF_errcode_t spf_query(SPF_server_t *server, SPF_request_t *req, SPF_response_t **resp_r)
+{
+	SPF_record_t *record = NULL;
+	SPF_response_t *resp = SPF_response_new(req);
+	SPF_errcode_t err;
+
+	*resp_r = resp;
+	if (resp == NULL)
+		return SPF_E_NO_MEMORY;
+	req->cur_dom = req->use_helo ? req->helo_dom : req->env_from_dp;
+	err = SPF_server_get_record(server, req, resp, &record);
+	if (err != SPF_E_SUCCESS) {
+		if (record != NULL)
+			SPF_record_free(record);
+		SPF_i_done(resp, resp->result, resp->reason, resp->err);
+		return err;
+	}
+	resp->spf_record_exp = record;
+	err = SPF_record_interpret(record, req, resp, 0);
+	SPF_record_free(record);
+	return err;
+}
+
 /* spf_perm_reason - the text for a permerror libspf2 found. libspf2
  * leaves the response's code at SPF_E_SUCCESS ("No errors") when the
  * record did not compile (e.g. a domain-spec over its 255-character
@@ -879,7 +910,7 @@ static void spf_evaluate(struct spf_checker *c, const char *ip, const char *helo
 
 	spf_current = &ev;
 	if (sigsetjmp(ev.abort_jmp, 0) == 0) {
-		err = SPF_request_query_mailfrom(req, &resp);
+		err = spf_query(c->server, req, &resp);
 		out->result = map_result(resp != NULL ? SPF_response_result(resp) : SPF_RESULT_INVALID, err, &ev);
 		if (ev.perm != NULL)
 			g_strlcpy(out->reason, ev.perm, sizeof(out->reason));

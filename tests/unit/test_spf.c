@@ -6,7 +6,8 @@
  * lookup limits across includes, IPv4-mapped clients, the null sender
  * (HELO identity), redirect placement and exp= never being fetched,
  * macro expansions over 253 characters, names that are no DNS names,
- * null MX, DNS errors under "ptr" and permerror texts. The cases whose defect only showed on real DNS also run
+ * null MX, DNS errors under "ptr", permerror texts and loopback clients
+ * (no free pass). The cases whose defect only showed on real DNS also run
  * through the daemon's resolver against a real unbound (unbound_fixture).
  */
 #include <arpa/inet.h>
@@ -202,6 +203,7 @@ static const struct zone_entry test_zone[] = {
 	{ "broken.test", T_TEMPFAIL, NULL },
 	{ "mail.ptrerr.test", T_A, "192.0.2.5" },
 	{ "6.2.0.192.in-addr.arpa", T_TEMPFAIL, NULL },
+	{ "lo.test", T_TXT, "v=spf1 ip4:127.0.0.0/8 ip6:::1 -all" },
 	/* Valid syntax, but a domain-spec over libspf2's 255-character limit. */
 	{ "bigterm.test", T_TXT, "v=spf1 a:" LONG_LOCAL "." LONG_LOCAL "." LONG_LOCAL "." LONG_LOCAL "."
 				 LONG_LOCAL ".test -all" },
@@ -440,6 +442,20 @@ static void test_permerror_text(struct fixture *f, gconstpointer data)
 	}
 }
 
+static void test_loopback_client_is_evaluated(struct fixture *f, gconstpointer data)
+{
+	(void)data;
+	/* libspf2 alone says "pass (localhost is always allowed)". */
+	g_assert_cmpint(check(f, "127.0.0.1", "user@ex.test"), ==, VERDICT_FAIL);
+	g_assert_cmpint(check(f, "127.1.2.3", "user@ex.test"), ==, VERDICT_FAIL);
+	g_assert_cmpint(check(f, "::1", "user@ex.test"), ==, VERDICT_FAIL);
+	g_assert_cmpint(check(f, "::ffff:127.0.0.1", "user@ex.test"), ==, VERDICT_FAIL);
+	g_assert_true(was_asked(f, "ex.test"));
+	/* A record that lists loopback passes it, like any other address. */
+	g_assert_cmpint(check(f, "127.0.0.1", "user@lo.test"), ==, VERDICT_PASS);
+	g_assert_cmpint(check(f, "::1", "user@lo.test"), ==, VERDICT_PASS);
+}
+
 /* ---- the same cases through the daemon's resolver and a real unbound ---- */
 
 static struct test_unbound real_dns;
@@ -501,6 +517,7 @@ static void test_real_dns(struct real_fixture *f, gconstpointer data)
 	struct spf_outcome big = real_check(f, "192.0.2.5", "user@bigterm.test");
 	g_assert_cmpstr(verdict_name(big.result), ==, "permerror");
 	g_assert_null(strstr(big.reason, "No error"));
+	g_assert_cmpstr(verdict_name(real_check(f, "127.0.0.1", "user@ex.test").result), ==, "fail");
 }
 
 #define ADD(path, fn) g_test_add(path, struct fixture, NULL, fixture_setup, fn, fixture_teardown)
@@ -524,6 +541,7 @@ int main(int argc, char **argv)
 	ADD("/spf/null-mx-is-no-match", test_null_mx_is_no_match);
 	ADD("/spf/ptr-dns-errors", test_ptr_dns_errors);
 	ADD("/spf/permerror-text", test_permerror_text);
+	ADD("/spf/loopback-client-is-evaluated", test_loopback_client_is_evaluated);
 	g_test_add("/spf/real-dns", struct real_fixture, NULL, real_setup, test_real_dns, real_teardown);
 	test_unbound_start(&real_dns, real_zone);
 	int rc = g_test_run();
