@@ -1,7 +1,11 @@
 """SPF in annotate mode, end to end: unbound with test zones, the real
 Dovecot, lmtpfilter in between. Client facts from XFORWARD or from the
 Received trail our MTA wrote; each test asserts our Authentication-Results
-and Received-SPF exactly, and where the message landed."""
+and Received-SPF exactly, and where the message landed. A loopback client
+outside trusted_networks is judged by the record like any other."""
+import json
+import os
+import subprocess
 import unittest
 
 import annotate_util as au
@@ -216,6 +220,51 @@ class SpfTest(SpfTestBase):
         found = self.env.find("bob@example.net", mid)
         self.assertEqual(list(found), ["INBOX"])
         self.assertEqual(harness.stored_body(found["INBOX"][0]), harness.as_stored(msg))
+
+
+class SpfLoopbackNotTrustedTest(SpfTestBase):
+    """trusted_networks = 10.0.0.0/8: 127.0.0.1 is a client like any other.
+    libspf2 alone says "pass (localhost is always allowed)" for it, so a
+    spoof relayed through loopback would pass example.org's -all."""
+    FILTER_CONFIG = {"trusted_networks": "10.0.0.0/8"}
+
+    def test_xforward_loopback_client_gets_the_records_verdict(self):
+        mid = au.marker("lo-xfwd")
+        msg = au.make_message("user@example.org", mid=mid)
+        self.send(msg, "user@example.org", xfwd=au.xforward("127.0.0.1", "localhost"))
+        d = self.delivered(mid)
+        self.assertOurHeaders(d, msg)
+        self.assertSpf(d, "fail", "user@example.org", "localhost", "127.0.0.1")
+
+    def test_ipv6_loopback_client_gets_the_records_verdict(self):
+        mid = au.marker("lo6-xfwd")
+        msg = au.make_message("user@example.org", mid=mid)
+        self.send(msg, "user@example.org", xfwd=au.xforward("IPv6:::1", "localhost"))
+        d = self.delivered(mid)
+        self.assertSpf(d, "fail", "user@example.org", "localhost", "::1")
+
+    def test_trail_loopback_client_gets_the_records_verdict(self):
+        mid = au.marker("lo-trail")
+        trail = au.postfix_received("localhost", "127.0.0.1", rdns="localhost", qid="4Xloop001")
+        msg = au.make_message("user@example.org", mid=mid, top=trail)
+        self.send(msg, "user@example.org")
+        d = self.delivered(mid)
+        self.assertOurHeaders(d, msg)
+        self.assertSpf(d, "fail", "user@example.org", "localhost", "127.0.0.1")
+
+    def test_check_client_ip_loopback_gets_the_records_verdict(self):
+        path = os.path.join(self.env.tmpdir, "lo-check.eml")
+        with open(path, "wb") as f:
+            f.write(au.make_message("user@example.org"))
+        r = subprocess.run([harness.lmtpfilter_binary(), "-c", self.env.filter.config_path, "check",
+                            "--client-ip", "127.0.0.1", "--helo", "localhost",
+                            "--mail-from", "user@example.org", "--rcpt", "alice@example.com",
+                            "--json", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        v = json.loads(r.stdout)
+        self.assertEqual(v["facts"]["client_ip"], "127.0.0.1", r.stdout)
+        self.assertEqual(v["spf"]["result"], "fail", r.stdout)
 
 
 class SpfSilentDnsTest(SpfTestBase):
