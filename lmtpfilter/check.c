@@ -6,6 +6,9 @@
  * CRLF), evaluated with the checks of the first --rcpt's domain (or of
  * [defaults]) whatever that domain's mode, and printed with the line ends
  * it came with. Without --client-ip the facts come from the Received trail.
+ * --client-ip is trusted as the daemon trusts the client Postfix names in
+ * XFORWARD: an address in trusted_networks is a relay of ours, so the
+ * facts come from the trail below it, exactly as in the daemon.
  */
 #include "lmtpfilter/check.h"
 #include "lmtpfilter/config.h"
@@ -196,13 +199,14 @@ static int check_run(struct engine *engine, struct config *config, struct check_
 	}
 
 	struct conn_facts cli = { .source = FACTS_OPTIONS };
-	if (o->client_ip != NULL) {
+	bool given = o->client_ip != NULL && !config_is_trusted_ip(config, o->client_ip);
+	if (given) {
 		g_strlcpy(cli.client_ip, o->client_ip, sizeof(cli.client_ip));
 		g_strlcpy(cli.helo, o->helo != NULL ? o->helo : "", sizeof(cli.helo));
 	}
 	char *mail_from = o->mail_from != NULL ? g_strdup(o->mail_from) : check_return_path(spool);
 	struct tx_facts facts = { .mail_from = mail_from, .peer = "check", .spool = spool,
-				  .cli = o->client_ip != NULL ? &cli : NULL };
+				  .cli = given ? &cli : NULL };
 	const struct domain_policy *found = o->rcpts != NULL && o->rcpts[0] != NULL
 		? config_policy_for(config, o->rcpts[0]) : &config->defaults;
 	/* An administrator asking wants the verdict whatever the mode. */

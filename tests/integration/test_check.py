@@ -1,11 +1,13 @@
 """lmtpfilter check: the daemon's engine on one stored message, with the
-facts from the options or from the Received trail."""
+facts from the options or from the Received trail; a --client-ip in
+trusted_networks is trusted as the daemon trusts that XFORWARD client."""
 import json
 import os
 import subprocess
 import tempfile
 import unittest
 
+import annotate_util as au
 import harness
 
 ZONE = [
@@ -96,6 +98,49 @@ class CheckTest(harness.HarnessTestCase):
         r = self.check(os.path.join(self.tmpdir, "missing.eml"))
         self.assertEqual(r.returncode, 2)
         self.assertIn("missing.eml", r.stderr)
+
+
+class CheckMatchesDaemonTest(au.EnvTestCase):
+    """The same message through the daemon (real Dovecot) and through
+    `check`, the client being a relay in trusted_networks (127.0.0.0/8):
+    both walk past it to the trail's client and write the same results."""
+    ZONE = [
+        'local-zone: "example.org." static',
+        au.txt_record("example.org", "v=spf1 ip4:192.0.2.0/24 -all"),
+    ]
+
+    def check(self, path, *args):
+        r = subprocess.run([harness.lmtpfilter_binary(), "-c", self.env.filter.config_path, "check"]
+                           + list(args) + [path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_trusted_client_ip_gives_the_daemons_result(self):
+        # The border hop (192.0.2.10, authorised) is below the trusted relay:
+        # taken at its word, 127.0.0.1 would fail example.org's -all.
+        mid = au.marker("check-trusted")
+        trail = au.postfix_received("mx.example.org", "192.0.2.10", qid="4Xchkdmn1")
+        msg = au.make_message("user@example.org", mid=mid, top=trail)
+        self.send(msg, "user@example.org", xfwd=au.xforward("127.0.0.1", "localhost"))
+        d = self.delivered(mid)
+        path = os.path.join(self.env.tmpdir, "check-trusted.eml")
+        with open(path, "wb") as f:
+            f.write(msg)
+        out = self.check(path, "--client-ip", "127.0.0.1", "--helo", "localhost",
+                         "--mail-from", "user@example.org", "--rcpt", "alice@example.com")
+        fields, _ = au.split_header_fields(out.encode())
+        self.assertEqual([au.field_name(f) for f in fields[:2]],
+                         ["Authentication-Results", "Received-SPF"], out)
+        self.assertEqual(au.field_value(fields[0]), d.ar_value)
+        self.assertEqual(au.field_value(fields[1]), d.rspf_value)
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
+        self.assertEqual(d.rspf[2].get("client-ip"), "192.0.2.10", d.rspf_value)
+        v = json.loads(self.check(path, "--client-ip", "127.0.0.1", "--helo", "localhost",
+                                  "--mail-from", "user@example.org", "--rcpt", "alice@example.com",
+                                  "--json"))
+        self.assertEqual(v["facts"]["source"], "trail")
+        self.assertEqual(v["facts"]["client_ip"], "192.0.2.10")
 
 
 if __name__ == "__main__":
