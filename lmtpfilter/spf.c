@@ -547,12 +547,31 @@ static SPF_dns_rr_t *rr_status(SPF_dns_server_t *layer, const char *domain, ns_t
 	return SPF_dns_rr_new_init(layer, domain, type, 0, st);
 }
 
+/* An MX or PTR record's host name into libspf2's record idx; false when
+ * malformed or the root (a null MX, RFC 7505: no host, no match). */
+static bool rr_fill_host(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char *data, size_t len,
+			 struct spf_eval *ev, const char *owner)
+{
+	char name[NS_MAXDNAME];
+	size_t skip = type == ns_t_mx ? 2 : 0;
+
+	if (len <= skip || !wire_name(data + skip, len - skip, name, sizeof(name)) || name[0] == '\0')
+		return false;
+	if (SPF_dns_rr_buf_realloc(rr, idx, strlen(name) + 1) != SPF_E_SUCCESS)
+		return false;
+	strcpy(type == ns_t_mx ? rr->rr[idx]->mx : rr->rr[idx]->ptr, name);
+	eval_track_host(ev, name);
+	if (type == ns_t_ptr && ev->ptr_host_count < SPF_TRACKED_NAMES_MAX)
+		ev->ptr_hosts[ev->ptr_host_count++] = g_ascii_strdown(name, -1);
+	if (type == ns_t_mx && name_in(ev->any_mx, ev->any_mx_count, owner))
+		eval_any_address(ev, name, false);
+	return true;
+}
+
 /* Fill one libspf2 record from rdata; false when malformed (then skipped). */
 static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char *data, size_t len,
 		    struct spf_eval *ev, const char *owner)
 {
-	char name[NS_MAXDNAME];
-
 	switch (type) {
 	case ns_t_a:
 		if (len != 4 || SPF_dns_rr_buf_realloc(rr, idx, sizeof(struct in_addr)) != SPF_E_SUCCESS)
@@ -565,22 +584,8 @@ static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char
 		memcpy(&rr->rr[idx]->aaaa, data, 16);
 		return true;
 	case ns_t_mx:
-	case ns_t_ptr: {
-		size_t skip = type == ns_t_mx ? 2 : 0;
-		if (len <= skip || !wire_name(data + skip, len - skip, name, sizeof(name)))
-			return false;
-		if (name[0] == '\0')
-			return false;   /* the root: a null MX (RFC 7505) names no host, no match */
-		if (SPF_dns_rr_buf_realloc(rr, idx, strlen(name) + 1) != SPF_E_SUCCESS)
-			return false;
-		strcpy(type == ns_t_mx ? rr->rr[idx]->mx : rr->rr[idx]->ptr, name);
-		eval_track_host(ev, name);
-		if (type == ns_t_ptr && ev->ptr_host_count < SPF_TRACKED_NAMES_MAX)
-			ev->ptr_hosts[ev->ptr_host_count++] = g_ascii_strdown(name, -1);
-		if (type == ns_t_mx && name_in(ev->any_mx, ev->any_mx_count, owner))
-			eval_any_address(ev, name, false);
-		return true;
-	}
+	case ns_t_ptr:
+		return rr_fill_host(rr, idx, type, data, len, ev, owner);
 	case ns_t_txt: {
 		GString *txt = g_string_new(NULL);
 		for (size_t i = 0; i < len;) {
