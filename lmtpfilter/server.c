@@ -7,18 +7,29 @@
  * and libopendkim call DNS synchronously, and every read and write has a
  * deadline: a small pool of blocking sessions is simple and enough.
  *
+ * Out of descriptors (EMFILE, ENFILE) the accept loop gives up its reserve
+ * descriptor for a moment to accept the waiting connection, tells it 421
+ * 4.3.2 and closes it, so the listen queue never fills with clients that
+ * hear nothing. When even that fails, or on ENOBUFS / ENOMEM, it stops
+ * polling the listeners for a pause that doubles up to
+ * SERVER_ACCEPT_PAUSE_MAX_MS, so a queued connection that cannot be taken
+ * never makes it spin; service resumes by itself once accept works again.
+ * Such trouble is logged once per SERVER_ACCEPT_LOG_INTERVAL_MS with counts.
+ *
  * Owns: the listening sockets (unix sockets it created are unlinked at
- * exit; sockets from systemd are left alone), the signalfd, the count of
- * running sessions.
+ * exit; sockets from systemd are left alone), the signalfd, the reserve
+ * descriptor, the count of running sessions.
  */
 #include "lmtpfilter/server.h"
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/engine.h"
 #include "lmtpfilter/log.h"
+#include "lmtpfilter/netio.h"
 #include "lmtpfilter/session.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <netdb.h>
 #include <poll.h>
@@ -39,6 +50,14 @@
 #define SERVER_BACKLOG 128
 #define SERVER_SHUTDOWN_GRACE 60       /* seconds running transactions get at SIGTERM */
 #define SERVER_THREAD_STACK (512 * 1024)
+/* Pauses of the listeners while accept fails for lack of a resource: short
+ * at first (the shortage may pass at once), never longer than the delay a
+ * client sees once resources are back. */
+#define SERVER_ACCEPT_PAUSE_MIN_MS 10
+#define SERVER_ACCEPT_PAUSE_MAX_MS 1000
+/* One log line per interval while accept keeps failing, however busy. */
+#define SERVER_ACCEPT_LOG_INTERVAL_MS 60000
+#define SERVER_RESERVE_PATH "/dev/null"
 
 struct listener {
 	int fd;
@@ -52,6 +71,17 @@ struct worker {
 	int fd;
 	bool trusted;
 	char peer[128];
+};
+
+/* The accept loop's response to resource shortage. */
+struct accept_state {
+	int reserve_fd;              /* given up to answer 421 when descriptors run out; -1: none */
+	long long pause_ms;          /* current pause of the listeners; 0: none */
+	long long resume_ms;         /* when the pause ends (netio_now_ms clock) */
+	long long logged_ms;         /* when trouble was last logged */
+	bool troubled;               /* accept has failed since it last worked */
+	unsigned long failures;      /* failed accepts since the last log line */
+	unsigned long turned_away;   /* connections told 421 for want of descriptors, likewise */
 };
 
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -206,30 +236,114 @@ static void peer_describe(const struct config *config, const struct listener *l,
 	*trusted_r = config_is_trusted_ip(config, host);
 }
 
-/* Turn a connection away with a 421 (never blocking) and forget it. */
-static void server_refuse(struct worker *w, const char *reply, const char *why)
+/* server_refuse - turn a connection away with a 421 (never blocking) and
+ * close it; why NULL: the caller accounts for it instead of a log line. */
+static void server_refuse(int fd, const char *peer, const char *reply, const char *why)
 {
 	char line[128];
 	int n = snprintf(line, sizeof(line), "421 4.3.2 %s, try again later\r\n", reply);
-	ssize_t r = send(w->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t r = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	(void)r;
-	log_warning("peer=%s error=\"%s\"", w->peer, why);
-	close(w->fd);
-	g_free(w);
+	if (why != NULL)
+		log_warning("peer=%s error=\"%s\"", peer, why);
+	close(fd);
 }
 
-static void server_accept(struct engine *engine, const struct listener *l)
+/* accept_error_transient - the failed accept concerned only that connection
+ * (gone already, or refused by the network): nothing to wait for. */
+static bool accept_error_transient(int err)
+{
+	switch (err) {
+	case EAGAIN: case EINTR: case ECONNABORTED: case EPERM: case EPROTO:
+	case ENETDOWN: case ENETUNREACH: case ENONET: case EHOSTDOWN: case EHOSTUNREACH:
+	case ENOPROTOOPT: case EOPNOTSUPP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* accept_turn_away - out of descriptors: free the reserve for a moment to
+ * take the first waiting connection and tell it 421. Returns false when
+ * even that found no descriptor. */
+static bool accept_turn_away(struct accept_state *as, const struct listener *l)
+{
+	if (as->reserve_fd == -1)
+		as->reserve_fd = open(SERVER_RESERVE_PATH, O_RDONLY | O_CLOEXEC);
+	if (as->reserve_fd == -1)
+		return false;
+	close(as->reserve_fd);
+	int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd != -1)
+		server_refuse(fd, "-", "Out of resources", NULL);
+	as->reserve_fd = open(SERVER_RESERVE_PATH, O_RDONLY | O_CLOEXEC);
+	return fd != -1;
+}
+
+/* accept_trouble - accept failed with err: answer or pause, and log the
+ * condition at most once per interval. */
+static void accept_trouble(struct accept_state *as, const struct listener *l, int err)
+{
+	long long now = netio_now_ms();
+	bool first = !as->troubled;
+
+	as->troubled = true;
+	as->failures++;
+	if ((err == EMFILE || err == ENFILE) && accept_turn_away(as, l)) {
+		as->turned_away++;
+	} else {
+		as->pause_ms = as->pause_ms == 0 ? SERVER_ACCEPT_PAUSE_MIN_MS
+						 : MIN(as->pause_ms * 2, SERVER_ACCEPT_PAUSE_MAX_MS);
+		as->resume_ms = now + as->pause_ms;
+	}
+	if (first || now - as->logged_ms >= SERVER_ACCEPT_LOG_INTERVAL_MS) {
+		log_error("accept: %s: refusing new connections with 421 4.3.2 or pausing up to %d ms "
+			  "(failures=%lu turned_away=%lu in the last %d s)", g_strerror(err),
+			  SERVER_ACCEPT_PAUSE_MAX_MS, as->failures, as->turned_away,
+			  SERVER_ACCEPT_LOG_INTERVAL_MS / 1000);
+		as->logged_ms = now;
+		as->failures = as->turned_away = 0;
+	}
+}
+
+/* accept_state_init - no trouble yet, and the reserve descriptor opened. */
+static void accept_state_init(struct accept_state *as)
+{
+	*as = (struct accept_state){ .reserve_fd = open(SERVER_RESERVE_PATH, O_RDONLY | O_CLOEXEC) };
+	if (as->reserve_fd == -1)
+		log_warning("%s: %s: no reserve descriptor to refuse connections with", SERVER_RESERVE_PATH,
+			    g_strerror(errno));
+}
+
+/* accept_recovered - accept works again: end the pause, say so once. */
+static void accept_recovered(struct accept_state *as)
+{
+	if (!as->troubled)
+		return;
+	log_info("accept: accepting connections again (failures=%lu turned_away=%lu since the last report)",
+		 as->failures, as->turned_away);
+	as->troubled = false;
+	as->pause_ms = 0;
+	as->failures = as->turned_away = 0;
+}
+
+static void server_accept(struct engine *engine, const struct listener *l, struct accept_state *as)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+	/* A reserve lost to a short-lived descriptor elsewhere (a new thread's
+	 * malloc arena reads /sys) is taken back before the next connection. */
+	if (as->reserve_fd == -1)
+		as->reserve_fd = open(SERVER_RESERVE_PATH, O_RDONLY | O_CLOEXEC);
+	int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd == -1) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_error("accept: %s", g_strerror(errno));
+		if (!accept_error_transient(errno))
+			accept_trouble(as, l, errno);
 		return;
 	}
+	accept_recovered(as);
 	struct config *config = engine_config(engine);
 	struct worker *w = g_new0(struct worker, 1);
 	w->engine = engine;
@@ -243,7 +357,8 @@ static void server_accept(struct engine *engine, const struct listener *l)
 	pthread_mutex_unlock(&active_lock);
 	config_unref(&config);
 	if (full) {
-		server_refuse(w, "Too many connections", "too many connections");
+		server_refuse(w->fd, w->peer, "Too many connections", "too many connections");
+		g_free(w);
 		return;
 	}
 	pthread_attr_t attr;
@@ -252,7 +367,8 @@ static void server_accept(struct engine *engine, const struct listener *l)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SERVER_THREAD_STACK);
 	if (pthread_create(&thread, &attr, worker_main, w) != 0) {
-		server_refuse(w, "Cannot start a session", "cannot create thread");
+		server_refuse(w->fd, w->peer, "Cannot start a session", "cannot create thread");
+		g_free(w);
 		pthread_mutex_lock(&active_lock);
 		active_sessions--;
 		pthread_mutex_unlock(&active_lock);
@@ -311,6 +427,20 @@ void server_block_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* server_poll_setup - what to poll: the listeners unless accept is paused,
+ * always the signalfd. Returns poll's timeout: the rest of the pause, or -1. */
+static int server_poll_setup(struct accept_state *as, const struct listener *ls, size_t count, int sfd,
+			     struct pollfd *pfd)
+{
+	long long left = as->pause_ms > 0 ? as->resume_ms - netio_now_ms() : 0;
+	bool paused = left > 0;
+
+	for (size_t i = 0; i < count; i++)
+		pfd[i] = (struct pollfd){ .fd = paused ? -1 : ls[i].fd, .events = POLLIN };
+	pfd[count] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	return paused ? (int)left : -1;
+}
+
 int server_run(struct engine *engine, const char *config_file)
 {
 	struct listener ls[SERVER_LISTEN_MAX];
@@ -334,13 +464,13 @@ int server_run(struct engine *engine, const char *config_file)
 	sd_notify(0, "READY=1");
 	log_info("ready listeners=%zu", count);
 
+	struct accept_state as;
+	accept_state_init(&as);
 	bool running = true;
 	while (running) {
 		struct pollfd pfd[SERVER_LISTEN_MAX + 1];
-		for (size_t i = 0; i < count; i++)
-			pfd[i] = (struct pollfd){ .fd = ls[i].fd, .events = POLLIN };
-		pfd[count] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-		if (poll(pfd, count + 1, -1) < 0) {
+		int wait_ms = server_poll_setup(&as, ls, count, sfd, pfd);
+		if (poll(pfd, count + 1, wait_ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", g_strerror(errno));
@@ -360,8 +490,10 @@ int server_run(struct engine *engine, const char *config_file)
 		}
 		for (size_t i = 0; running && i < count; i++)
 			if (pfd[i].revents & POLLIN)
-				server_accept(engine, &ls[i]);
+				server_accept(engine, &ls[i], &as);
 	}
+	if (as.reserve_fd != -1)
+		close(as.reserve_fd);
 	sd_notify(0, "STOPPING=1");
 	log_info("shutting down");
 	listeners_close(ls, count);
