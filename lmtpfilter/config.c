@@ -34,6 +34,9 @@
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 64u
 #define CONFIG_DEFAULT_MAX_RECIPIENTS 1000u
 #define CONFIG_DEFAULT_TIMEOUT 300u
+/* Ten minutes for the whole message: a 50 MB message over the local hop
+ * takes seconds, and a client that needs longer is trickling. */
+#define CONFIG_DEFAULT_DATA_TIMEOUT 600u
 #define CONFIG_DEFAULT_SPOOL_DIR "/var/tmp"
 #define CONFIG_DEFAULT_SPOOL_MEMORY_LIMIT 1048576u
 #define CONFIG_DEFAULT_CHECKS (CHECK_SPF | CHECK_DKIM | CHECK_DMARC)
@@ -703,6 +706,11 @@ static void parse_timeout(struct loader *ld, const char *key)
 	unsigned_get(ld, key, 1, CONFIG_TIMEOUT_MAX, &ld->config->timeout);
 }
 
+static void parse_data_timeout(struct loader *ld, const char *key)
+{
+	unsigned_get(ld, key, 1, CONFIG_TIMEOUT_MAX, &ld->config->data_timeout);
+}
+
 static void parse_spool_dir(struct loader *ld, const char *key)
 {
 	char *value = value_get(ld, GROUP_MAIN, key);
@@ -748,6 +756,7 @@ static const struct main_key main_keys[] = {
 	{ "max_connections", parse_max_connections },
 	{ "max_recipients", parse_max_recipients },
 	{ "timeout", parse_timeout },
+	{ "data_timeout", parse_data_timeout },
 	{ "spool_dir", parse_spool_dir },
 	{ "spool_memory_limit", parse_spool_memory_limit },
 };
@@ -1093,6 +1102,7 @@ struct config *config_defaults(void)
 	config->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
 	config->max_recipients = CONFIG_DEFAULT_MAX_RECIPIENTS;
 	config->timeout = CONFIG_DEFAULT_TIMEOUT;
+	config->data_timeout = CONFIG_DEFAULT_DATA_TIMEOUT;
 	config->spool_dir = g_strdup(CONFIG_DEFAULT_SPOOL_DIR);
 	config->spool_memory_limit = CONFIG_DEFAULT_SPOOL_MEMORY_LIMIT;
 	config->defaults.mode = DOMAIN_MODE_OFF;

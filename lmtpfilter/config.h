@@ -94,7 +94,8 @@ struct config {
 	size_t max_message_size;
 	unsigned max_connections;
 	unsigned max_recipients;
-	unsigned timeout;               /* seconds */
+	unsigned timeout;               /* seconds: a whole command line, and each wait */
+	unsigned data_timeout;          /* seconds: the whole DATA transfer, 354 to final dot */
 	char *spool_dir;
 	size_t spool_memory_limit;
 

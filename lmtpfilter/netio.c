@@ -2,6 +2,9 @@
  * netio - a buffered stream socket with a deadline on every read and write
  *
  * Owns: one descriptor and its two fixed buffers (no allocation per line).
+ * Deadlines: each wait ends after timeout_ms, or at the overall deadline
+ * when that comes first; past the deadline no read starts and no write
+ * waits (a last reply still goes out when the socket takes it at once).
  * Limits: NETIO_BUFFER_SIZE per direction; lines longer than the caller's
  * maximum are discarded up to their LF and reported, never truncated
  * silently, or read in pieces of that maximum (netio_read_line_part).
@@ -26,6 +29,7 @@ void netio_init(struct netio *io, int fd, int timeout_ms)
 	io->fd = fd;
 	io->timeout_ms = timeout_ms;
 	io->wake_fd = -1;
+	io->deadline_ms = 0;
 	io->err = 0;
 	io->rpos = io->rlen = 0;
 	io->wlen = 0;
@@ -56,6 +60,24 @@ long long netio_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void netio_set_deadline(struct netio *io, int ms)
+{
+	io->deadline_ms = ms > 0 ? netio_now_ms() + ms : 0;
+}
+
+/* The end of the next wait: timeout_ms from now, or the deadline if sooner. */
+static long long netio_wait_end(const struct netio *io)
+{
+	long long end = netio_now_ms() + io->timeout_ms;
+
+	return io->deadline_ms != 0 && io->deadline_ms < end ? io->deadline_ms : end;
+}
+
+static bool netio_past_deadline(const struct netio *io)
+{
+	return io->deadline_ms != 0 && netio_now_ms() >= io->deadline_ms;
 }
 
 /* Wait until fd is ready for events, the deadline passes, or wake_fd fires. */
@@ -102,7 +124,9 @@ static enum netio_status netio_read_more(struct netio *io, bool wakeable)
 	/* Before blocking, send the replies to everything read so far. */
 	if (io->wlen > 0 && (st = netio_flush(io)) != NETIO_OK)
 		return st;
-	long long deadline = netio_now_ms() + io->timeout_ms;
+	if (netio_past_deadline(io))
+		return NETIO_TIMEOUT;
+	long long deadline = netio_wait_end(io);
 	/* Right after sending (a reply, a command) the peer has rarely answered
 	 * yet: wait first instead of a read that would only say EAGAIN. */
 	if (io->sent && (st = netio_wait(io, POLLIN, deadline, wakeable)) != NETIO_OK)
@@ -227,7 +251,7 @@ enum netio_status netio_read_line_part(struct netio *io, size_t max, char **part
 
 static enum netio_status netio_write_raw(struct netio *io, const char *data, size_t len)
 {
-	long long deadline = netio_now_ms() + io->timeout_ms;
+	long long deadline = netio_wait_end(io);
 
 	while (len > 0) {
 		ssize_t n = send(io->fd, data, len, MSG_NOSIGNAL);

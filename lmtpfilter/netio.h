@@ -5,6 +5,8 @@
  * client towards Dovecot. Writes are buffered and flushed before blocking on
  * a read, which is what makes PIPELINING cheap. Every wait is bounded by
  * timeout_ms; an optional wake descriptor interrupts an idle wait (shutdown).
+ * An optional overall deadline (netio_set_deadline) bounds a whole exchange
+ * however the bytes trickle in: past it every read and write is a timeout.
  */
 #ifndef LMTPFILTER_NETIO_H
 #define LMTPFILTER_NETIO_H
@@ -33,6 +35,7 @@ struct netio {
 	int fd;
 	int timeout_ms;
 	int wake_fd;                /* -1: none */
+	long long deadline_ms;      /* netio_now_ms() time no wait may pass; 0: none */
 	int err;
 	char rbuf[NETIO_BUFFER_SIZE];
 	size_t rpos, rlen;
@@ -42,6 +45,10 @@ struct netio {
 };
 
 void netio_init(struct netio *io, int fd, int timeout_ms);
+/* netio_set_deadline - from now on, reads and the waits of writes (flushes
+ * too) end with NETIO_TIMEOUT once ms milliseconds have passed, on top of
+ * timeout_ms per wait; ms 0 removes the deadline. */
+void netio_set_deadline(struct netio *io, int ms);
 /* netio_close - close the descriptor (no flush). */
 void netio_close(struct netio *io);
 

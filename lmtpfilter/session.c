@@ -17,8 +17,13 @@
  * accepted recipient gets the reply Dovecot gave for it, in RCPT order.
  *
  * Limits: LMTP_LINE_MAX per command line, max_recipients, max_message_size
- * (the body is read to the final dot, then 552 5.3.4), the configured
- * timeout on every read and write, SESSION_ERRORS_MAX bad commands.
+ * (the body is read to the final dot, then 552 5.3.4), SESSION_ERRORS_MAX
+ * bad commands. Deadlines, totals however the bytes trickle in: the next
+ * command line must be whole within `timeout` of the daemon starting to
+ * wait for it (after the greeting or the previous reply), and the message
+ * within `data_timeout` of the 354; past either the client gets 421 4.4.2
+ * and the connection closes, and a half-received message is not delivered.
+ * Every single wait, towards Dovecot too, is bounded by `timeout`.
  */
 #include "lmtpfilter/session.h"
 #include "lmtpfilter/config.h"
@@ -496,6 +501,26 @@ static enum netio_status data_read(struct session *s, bool *too_big_r, const cha
 	}
 }
 
+/* data_read_timed - data_read within data_timeout of now (the 354 is sent
+ * under that deadline too); on a timeout *text_r says which limit struck. */
+static enum netio_status data_read_timed(struct session *s, bool *too_big_r, const char **spool_error_r,
+					 char *text_r, size_t size)
+{
+	long long start = netio_now_ms();
+
+	netio_set_deadline(&s->io, (int)s->config->data_timeout * 1000);
+	enum netio_status st = data_read(s, too_big_r, spool_error_r);
+	netio_set_deadline(&s->io, 0);
+	if (st != NETIO_TIMEOUT)
+		return st;
+	if (netio_now_ms() - start >= (long long)s->config->data_timeout * 1000)
+		snprintf(text_r, size, "Timeout: message not received within %u s, closing connection",
+			 s->config->data_timeout);
+	else
+		snprintf(text_r, size, "Timeout: no data for %u s, closing connection", s->config->timeout);
+	return st;
+}
+
 /* Deliver the spooled message: one downstream DATA per group. */
 static void data_deliver(struct session *s, struct filter_tx *ftx)
 {
@@ -547,6 +572,7 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 	struct transaction *tx = &s->tx;
 	bool too_big;
 	const char *spool_error;
+	char timeout_text[128];
 
 	if (!tx->active) {
 		reply(s, 503, "5.5.1", "Need MAIL command");
@@ -557,10 +583,10 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 		return;
 	}
 	reply(s, 354, NULL, "Start mail input; end with <CRLF>.<CRLF>");
-	enum netio_status st = data_read(s, &too_big, &spool_error);
+	enum netio_status st = data_read_timed(s, &too_big, &spool_error, timeout_text, sizeof(timeout_text));
 	if (st != NETIO_OK) {
 		if (st == NETIO_TIMEOUT)
-			reply(s, 421, "4.4.2", "Timeout while receiving the message, closing connection");
+			reply(s, 421, "4.4.2", timeout_text);
 		log_transaction(s, NULL, st == NETIO_TIMEOUT ? "timeout-in-data" : "disconnect-in-data");
 		transaction_abort(s);
 		s->quit = true;
@@ -693,6 +719,17 @@ static void session_command(struct session *s, const char *line, size_t len, enu
 	session_error(s, 500, "5.5.1", "Command unrecognized");
 }
 
+/* session_read_command - the next command line, whole within `timeout` of
+ * now (the flush of the replies before it included), however it trickles. */
+static enum netio_status session_read_command(struct session *s, char **line_r, size_t *len_r,
+					      enum netio_line *kind_r)
+{
+	netio_set_deadline(&s->io, (int)s->config->timeout * 1000);
+	enum netio_status st = netio_read_line(&s->io, LMTP_LINE_MAX, line_r, len_r, kind_r);
+	netio_set_deadline(&s->io, 0);
+	return st;
+}
+
 void session_run(struct engine *engine, int fd, const char *peer, bool trusted)
 {
 	struct session *s = g_new0(struct session, 1);
@@ -714,9 +751,12 @@ void session_run(struct engine *engine, int fd, const char *peer, bool trusted)
 		enum netio_line kind;
 		/* Only an idle session gives way to a shutdown; a transaction finishes. */
 		s->io.wake_fd = s->tx.active ? -1 : engine->shutdown_fd;
-		enum netio_status st = netio_read_line(&s->io, LMTP_LINE_MAX, &line, &len, &kind);
+		enum netio_status st = session_read_command(s, &line, &len, &kind);
 		if (st == NETIO_TIMEOUT) {
-			reply(s, 421, "4.4.2", "Timeout, closing connection");
+			char text[128];
+			snprintf(text, sizeof(text), "Timeout: no complete command within %u s, closing connection",
+				 s->config->timeout);
+			reply(s, 421, "4.4.2", text);
 			break;
 		}
 		if (st == NETIO_WOKEN) {

@@ -140,3 +140,82 @@ class DescriptorExhaustionTest(ResourceTestCase):
                 return c.greeting.code == 220
         except (OSError, ConnectionClosed):
             return False
+
+
+class TrickleTest(ResourceTestCase):
+    # timeout bounds a whole command line, data_timeout the whole DATA phase;
+    # a byte a second keeps any per-read timeout of 3 s happy for ever.
+    TIMEOUT = 3
+    DATA_TIMEOUT = 5
+    filter_config = {"timeout": TIMEOUT, "data_timeout": DATA_TIMEOUT}
+    SLACK = 1.5              # seconds of scheduling slack past a deadline
+
+    def trickle(self, c, data, interval=1.0, give_up=15.0):
+        """Send data one byte per interval until a reply comes; returns
+        (reply or None, seconds from the call to the reply)."""
+        t0 = time.monotonic()
+        for i in range(len(data)):
+            try:
+                c.send(data[i:i + 1])
+            except OSError:
+                pass
+            try:
+                return c.reply(timeout=interval), time.monotonic() - t0
+            except socket.timeout:
+                pass
+            except ConnectionClosed:
+                return None, time.monotonic() - t0
+            if time.monotonic() - t0 > give_up:
+                break
+        return None, time.monotonic() - t0
+
+    def test_trickled_command_line_is_cut_at_timeout(self):
+        c = self.client(self.filter.address)
+        r, elapsed = self.trickle(c, b"MAIL FROM:<%s> BODY=8BITMIME\r\n" % SENDER.encode())
+        self.assertIsNotNone(r, "no reply while trickling for %.1f s" % elapsed)
+        print("\n  trickled command line: %r after %.1f s (timeout=%d)" % (r, elapsed, self.TIMEOUT))
+        self.assertReply(r, 421, "4.4.2")
+        self.assertIn("within %d s" % self.TIMEOUT, r.text)
+        self.assertTrue(c.is_closed(3))
+        self.assertGreater(elapsed, self.TIMEOUT - 0.5)
+        self.assertLess(elapsed, self.TIMEOUT + self.SLACK)
+        self.assertDelivers()
+
+    def test_trickled_data_is_cut_at_data_timeout_and_nothing_delivered(self):
+        c = self.client(self.filter.address)
+        self.assertReply(c.command("MAIL FROM:<%s>" % SENDER), 250)
+        self.assertReply(c.command("RCPT TO:<%s>" % ALICE), 250)
+        self.assertReply(c.command("DATA"), 354)
+        r, elapsed = self.trickle(c, c.dot_stuff(make_message(200, "trickled")))
+        self.assertIsNotNone(r, "no reply while trickling for %.1f s" % elapsed)
+        print("\n  trickled DATA: %r after %.1f s (data_timeout=%d)" % (r, elapsed, self.DATA_TIMEOUT))
+        self.assertReply(r, 421, "4.4.2")
+        self.assertIn("within %d s" % self.DATA_TIMEOUT, r.text)
+        self.assertTrue(c.is_closed(3))
+        self.assertGreater(elapsed, self.DATA_TIMEOUT - 0.5)
+        self.assertLess(elapsed, self.DATA_TIMEOUT + self.SLACK)
+        self.filter.wait_log("status=timeout-in-data")
+        self.assertEqual(self.dovecot.messages("alice"), [])
+        self.assertDelivers()
+
+    def test_slow_but_steady_client_within_the_deadlines_delivers(self):
+        c = self.client(self.filter.address)
+        time.sleep(self.TIMEOUT - 1.5)        # idle, but less than timeout
+        for line in ("MAIL FROM:<%s>" % SENDER, "RCPT TO:<%s>" % ALICE, "DATA"):
+            data = (line + "\r\n").encode()
+            c.send(data[:5])                  # each line in two pieces, 1 s apart
+            time.sleep(1.0)
+            c.send(data[5:])
+            self.assertIn(c.reply().code, (250, 354))
+        msg = make_message(40000, "slow but steady")
+        payload = c.dot_stuff(msg)
+        pieces = 8                            # about 2.8 s in all, below data_timeout
+        step = len(payload) // pieces + 1
+        for i in range(0, len(payload), step):
+            c.send(payload[i:i + step])
+            time.sleep(0.35)
+        self.assertReply(c.reply(), 250)
+        c.quit()
+        stored = self.dovecot.messages("alice")
+        self.assertEqual(len(stored), 1)
+        self.assertEqual(stored_body(stored[0]), as_stored(msg))

@@ -17,8 +17,8 @@ SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "
 # The keys of the configuration (SPEC.md, "Configuration").
 CONFIG_KEYS = ["listen", "listen_mode", "downstream", "authserv_id", "authserv_id_aliases", "mta_hostnames",
                "trusted_networks", "xforward", "dns_servers", "dns_timeout", "max_message_size",
-               "max_connections", "max_recipients", "timeout", "spool_dir", "spool_memory_limit", "mode",
-               "checks"]
+               "max_connections", "max_recipients", "timeout", "data_timeout", "spool_dir", "spool_memory_limit",
+               "mode", "checks"]
 
 OURS = ("Authentication-Results: mail.example.com;\n"
         "\tspf={spf} smtp.mailfrom=owner@example.com smtp.helo=www.wormly.com;\n"

@@ -103,6 +103,7 @@ static void assert_defaults(const struct config *c)
 	g_assert_cmpuint(c->max_connections, ==, 64);
 	g_assert_cmpuint(c->max_recipients, ==, 1000);
 	g_assert_cmpuint(c->timeout, ==, 300);
+	g_assert_cmpuint(c->data_timeout, ==, 600);
 	g_assert_cmpstr(c->spool_dir, ==, "/var/tmp");
 	g_assert_cmpuint(c->spool_memory_limit, ==, 1048576);
 	g_assert_null(c->defaults.domain);
@@ -190,7 +191,7 @@ static void test_sample_file(void)
 
 enum field {
 	F_LISTEN_MODE, F_DNS_TIMEOUT, F_MAX_MESSAGE_SIZE, F_MAX_CONNECTIONS, F_MAX_RECIPIENTS,
-	F_TIMEOUT, F_SPOOL_MEMORY_LIMIT, F_XFORWARD,
+	F_TIMEOUT, F_DATA_TIMEOUT, F_SPOOL_MEMORY_LIMIT, F_XFORWARD,
 };
 
 static guint64 field_get(const struct config *c, enum field f)
@@ -202,6 +203,7 @@ static guint64 field_get(const struct config *c, enum field f)
 	case F_MAX_CONNECTIONS: return c->max_connections;
 	case F_MAX_RECIPIENTS: return c->max_recipients;
 	case F_TIMEOUT: return c->timeout;
+	case F_DATA_TIMEOUT: return c->data_timeout;
 	case F_SPOOL_MEMORY_LIMIT: return c->spool_memory_limit;
 	case F_XFORWARD: return c->xforward;
 	}
@@ -228,6 +230,12 @@ static const struct {
 	{ "max_recipients = 100000", F_MAX_RECIPIENTS, 100000 },
 	{ "timeout = 1", F_TIMEOUT, 1 },
 	{ "timeout = 3600", F_TIMEOUT, 3600 },
+	{ "data_timeout = 1", F_DATA_TIMEOUT, 1 },
+	{ "data_timeout = 3600", F_DATA_TIMEOUT, 3600 },
+	{ "data_timeout = 600 ; seconds for the whole message", F_DATA_TIMEOUT, 600 },
+	/* independent of timeout, either way round */
+	{ "timeout = 900\ndata_timeout = 60", F_DATA_TIMEOUT, 60 },
+	{ "data_timeout = 60\ntimeout = 900", F_TIMEOUT, 900 },
 	{ "spool_memory_limit = 0", F_SPOOL_MEMORY_LIMIT, 0 },
 	{ "spool_memory_limit = 52428800", F_SPOOL_MEMORY_LIMIT, 52428800 },
 	/* left unset, the memory limit follows a smaller message size */
@@ -373,6 +381,14 @@ static const struct {
 	{ "lmtpfilter", "timeout", "3601", "must be an integer between 1 and 3600, got \"3601\"" },
 	{ "lmtpfilter", "timeout", "99999999999999999999999",
 	  "must be an integer between 1 and 3600, got \"99999999999999999999999\"" },
+	{ "lmtpfilter", "data_timeout", "0", "must be an integer between 1 and 3600, got \"0\"" },
+	{ "lmtpfilter", "data_timeout", "3601", "must be an integer between 1 and 3600, got \"3601\"" },
+	{ "lmtpfilter", "data_timeout", "-5", "must be an integer between 1 and 3600, got \"-5\"" },
+	{ "lmtpfilter", "data_timeout", "10m", "must be an integer between 1 and 3600, got \"10m\"" },
+	{ "lmtpfilter", "data_timeout", "", "must be an integer between 1 and 3600, got \"\"" },
+	{ "domain example.com", "data_timeout", "600", "unknown key" },
+	{ "defaults", "data_timeout", "600", "unknown key" },
+	{ "lmtpfilter", "Data_Timeout", "600", "unknown key (did you mean data_timeout?)" },
 	{ "lmtpfilter", "spool_memory_limit", "52428801",
 	  "must not exceed max_message_size (52428800), got 52428801" },
 	{ "lmtpfilter", "spool_memory_limit", "x", "must be an integer between 0 and 4294967295, got \"x\"" },
