@@ -14,7 +14,8 @@
  * polling the listeners for a pause that doubles up to
  * SERVER_ACCEPT_PAUSE_MAX_MS, so a queued connection that cannot be taken
  * never makes it spin; service resumes by itself once accept works again.
- * Such trouble is logged once per SERVER_ACCEPT_LOG_INTERVAL_MS with counts.
+ * Such trouble is logged at most once per SERVER_ACCEPT_LOG_INTERVAL_MS, with
+ * counts, and its end once after each such line.
  *
  * Owns: the listening sockets (unix sockets it created are unlinked at
  * exit; sockets from systemd are left alone), the signalfd, the reserve
@@ -78,8 +79,9 @@ struct accept_state {
 	int reserve_fd;              /* given up to answer 421 when descriptors run out; -1: none */
 	long long pause_ms;          /* current pause of the listeners; 0: none */
 	long long resume_ms;         /* when the pause ends (netio_now_ms clock) */
-	long long logged_ms;         /* when trouble was last logged */
+	long long logged_ms;         /* when trouble was last logged; 0: never */
 	bool troubled;               /* accept has failed since it last worked */
+	bool reported;               /* trouble logged, its end not yet */
 	unsigned long failures;      /* failed accepts since the last log line */
 	unsigned long turned_away;   /* connections told 421 for want of descriptors, likewise */
 };
@@ -286,7 +288,6 @@ static bool accept_turn_away(struct accept_state *as, const struct listener *l)
 static void accept_trouble(struct accept_state *as, const struct listener *l, int err)
 {
 	long long now = netio_now_ms();
-	bool first = !as->troubled;
 
 	as->troubled = true;
 	as->failures++;
@@ -297,12 +298,13 @@ static void accept_trouble(struct accept_state *as, const struct listener *l, in
 						 : MIN(as->pause_ms * 2, SERVER_ACCEPT_PAUSE_MAX_MS);
 		as->resume_ms = now + as->pause_ms;
 	}
-	if (first || now - as->logged_ms >= SERVER_ACCEPT_LOG_INTERVAL_MS) {
+	/* However often the shortage comes and goes: one line per interval. */
+	if (as->logged_ms == 0 || now - as->logged_ms >= SERVER_ACCEPT_LOG_INTERVAL_MS) {
 		log_error("accept: %s: refusing new connections with 421 4.3.2 or pausing up to %d ms "
-			  "(failures=%lu turned_away=%lu in the last %d s)", g_strerror(err),
-			  SERVER_ACCEPT_PAUSE_MAX_MS, as->failures, as->turned_away,
-			  SERVER_ACCEPT_LOG_INTERVAL_MS / 1000);
+			  "(failures=%lu turned_away=%lu since the last report)", g_strerror(err),
+			  SERVER_ACCEPT_PAUSE_MAX_MS, as->failures, as->turned_away);
 		as->logged_ms = now;
+		as->reported = true;
 		as->failures = as->turned_away = 0;
 	}
 }
@@ -316,15 +318,19 @@ static void accept_state_init(struct accept_state *as)
 			    g_strerror(errno));
 }
 
-/* accept_recovered - accept works again: end the pause, say so once. */
+/* accept_recovered - accept works again: end the pause; say so when the
+ * trouble was logged (the counts of unlogged trouble wait for the next line). */
 static void accept_recovered(struct accept_state *as)
 {
 	if (!as->troubled)
 		return;
-	log_info("accept: accepting connections again (failures=%lu turned_away=%lu since the last report)",
-		 as->failures, as->turned_away);
 	as->troubled = false;
 	as->pause_ms = 0;
+	if (!as->reported)
+		return;
+	log_info("accept: accepting connections again (failures=%lu turned_away=%lu since the last report)",
+		 as->failures, as->turned_away);
+	as->reported = false;
 	as->failures = as->turned_away = 0;
 }
 

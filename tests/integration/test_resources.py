@@ -93,13 +93,20 @@ class DescriptorExhaustionTest(ResourceTestCase):
         self.assertIn(220, codes)
         # Logged once, not once per connection turned away.
         exhausted = self.filter.log_lines("Too many open files")
-        self.assertGreaterEqual(len(exhausted), 1, self.filter.log()[-3000:])
-        self.assertLessEqual(len(exhausted), 2, exhausted)
+        self.assertEqual(len(exhausted), 1, self.filter.log()[-3000:])
 
-        extra = LmtpClient(self.filter.address, read_greeting=False)
-        self.addCleanup(extra.close)
-        r = extra.reply(timeout=5)
-        self.assertReply(r, 421, "4.3.2")
+        # A new client is turned away. (A descriptor a new thread held for a
+        # moment during the rush may have turned a client away that could
+        # have been served: then one more is served first.)
+        extras = []
+        for _ in range(3):
+            extra = LmtpClient(self.filter.address, read_greeting=False)
+            self.addCleanup(extra.close)
+            r = extra.reply(timeout=5)
+            extras.append(r)
+            if r.code != 220:
+                break
+        self.assertReply(r, 421, "4.3.2", extras)
         self.assertTrue(extra.is_closed(5))
 
         for c in clients:
@@ -124,6 +131,7 @@ class DescriptorExhaustionTest(ResourceTestCase):
         # Service resumes by itself: the waiting clients are greeted.
         for c in clients:
             self.assertReply(c.reply(timeout=5), 220)
+        self.filter.wait_log("accepting connections again")
         c = clients[0]
         self.assertReply(c.lhlo(), 250)
         msg = make_message(2000, "after the shortage")
