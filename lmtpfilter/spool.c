@@ -20,6 +20,9 @@
 
 #define SPOOL_INITIAL_BUFFER 16384
 #define SPOOL_WRITE_BUFFER 65536
+/* The header block of a file spool is read in pieces of this size: header
+ * blocks are usually a few KB, so most messages need one read. */
+#define SPOOL_HEADER_READ_STEP 65536
 
 struct spool {
 	char *dir;
@@ -259,14 +262,24 @@ void spool_reset(struct spool *spool)
 	spool->header_size = 0;
 }
 
-/* Find the end of the header block in buf: the offset after the empty line, or 0. */
-static size_t header_end(const char *buf, size_t len)
+/* header_end - the offset just after the empty line that ends the header
+ * block in buf[0, len), or 0 when buf holds none (yet). Only line ends at
+ * or after from are looked at: a caller that searched a shorter prefix
+ * before passes where that search could no longer see the two bytes after
+ * a line end (its length - 2), so no empty line is missed and none is made
+ * up from a line end in the middle of the block. */
+static size_t header_end(const char *buf, size_t len, size_t from)
 {
-	if (len >= 2 && buf[0] == '\r' && buf[1] == '\n')
-		return 2;
-	if (len >= 1 && buf[0] == '\n')
-		return 1;
-	for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++) {
+	if (len == 0)
+		return 0;
+	if (from == 0) {
+		/* An empty line first: no header fields at all. */
+		if (buf[0] == '\n')
+			return 1;
+		if (len >= 2 && buf[0] == '\r' && buf[1] == '\n')
+			return 2;
+	}
+	for (const char *p = buf + from; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++) {
 		size_t i = (size_t)(p - buf) + 1;
 		if (i < len && buf[i] == '\n')
 			return i + 1;
@@ -276,10 +289,33 @@ static size_t header_end(const char *buf, size_t len)
 	return 0;
 }
 
+/* header_copy - read the file spool's first bytes into spool->header until
+ * the empty line or want bytes; *have_r bytes read, *end_r as header_end */
+static int header_copy(struct spool *spool, size_t want, size_t *have_r, size_t *end_r, const char **error_r)
+{
+	size_t have = 0, end = 0;
+
+	while (have < want && end == 0) {
+		size_t n = want - have < SPOOL_HEADER_READ_STEP ? want - have : SPOOL_HEADER_READ_STEP;
+		ssize_t r = spool_read(spool, have, spool->header + have, n, error_r);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		/* Line ends before have - 2 were judged with both bytes after them. */
+		size_t from = have > 2 ? have - 2 : 0;
+		have += (size_t)r;
+		end = header_end(spool->header, have, from);
+	}
+	*have_r = have;
+	*end_r = end;
+	return 0;
+}
+
 int spool_header_block(struct spool *spool, const char **block_r, size_t *len_r, int *complete_r, const char **error_r)
 {
 	if (!spool_in_file(spool)) {
-		size_t end = header_end(spool->mem, spool->mem_len);
+		size_t end = header_end(spool->mem, spool->mem_len, 0);
 		size_t len = end ? end : spool->mem_len;
 		*complete_r = len <= SPOOL_HEADER_MAX;
 		*block_r = spool->mem ? spool->mem : "";
@@ -288,7 +324,7 @@ int spool_header_block(struct spool *spool, const char **block_r, size_t *len_r,
 	}
 	uint64_t total = spool_size(spool);
 	size_t want = total < SPOOL_HEADER_MAX + 2 ? (size_t)total : SPOOL_HEADER_MAX + 2;
-	size_t have = 0, end = 0;
+	size_t have, end;
 	if (spool->header == NULL) {
 		spool->header = malloc(want ? want : 1);
 		if (spool->header == NULL) {
@@ -296,25 +332,8 @@ int spool_header_block(struct spool *spool, const char **block_r, size_t *len_r,
 			return -1;
 		}
 	}
-	/* Read in growing steps: header blocks are usually a few KB. */
-	size_t step = 65536;
-	while (have < want) {
-		size_t n = want - have < step ? want - have : step;
-		ssize_t r = spool_read(spool, have, spool->header + have, n, error_r);
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			break;
-		size_t from = have > 3 ? have - 3 : 0;
-		have += (size_t)r;
-		end = header_end(spool->header + from, have - from);
-		if (end) {
-			end += from;
-			break;
-		}
-	}
-	/* header_end on a suffix can misreport a leading empty line; recheck whole. */
-	end = header_end(spool->header, have);
+	if (header_copy(spool, want, &have, &end, error_r) < 0)
+		return -1;
 	size_t len = end ? end : have;
 	*complete_r = len <= SPOOL_HEADER_MAX && (end || have == total);
 	*len_r = len <= SPOOL_HEADER_MAX ? len : SPOOL_HEADER_MAX;

@@ -125,6 +125,138 @@ static void test_header_block_too_large(void)
 	spool_free(&spool);
 }
 
+/* Boundary tests: the file spool reads its header block in pieces of
+ * SPOOL_READ_STEP bytes (the step of spool_header_block); a line end or
+ * the empty line that ends the block may fall on either side of a piece. */
+#define SPOOL_READ_STEP 65536
+#define BOUNDARY_SLACK 3       /* offsets -3..+3 around each multiple */
+#define BOUNDARY_MULTIPLES 3   /* 64 KB, 128 KB, 192 KB */
+
+/* add_line - one header line of exactly len bytes (len >= 6 with CRLF,
+ * >= 5 with LF), "X-Fnnn: aaa...", ending in eol */
+static void add_line(GString *s, size_t len, const char *eol)
+{
+	size_t start = s->len;
+
+	g_string_append_printf(s, "X-F%zu: ", s->len % 1000);
+	if (s->len - start + strlen(eol) + 1 > len)
+		g_string_truncate(s, start), g_string_append(s, "X: ");
+	while (s->len - start + strlen(eol) < len)
+		g_string_append_c(s, 'a' + (char)(s->len % 26));
+	g_string_append(s, eol);
+	g_assert_cmpuint(s->len - start, ==, len);
+}
+
+/* header_up_to - header lines of line_len bytes up to exactly target,
+ * the last one shortened or lengthened to land there */
+static void header_up_to(GString *s, size_t target, size_t line_len, const char *eol)
+{
+	size_t min = strlen(eol) + 4;
+
+	while (s->len + line_len + min <= target)
+		add_line(s, line_len, eol);
+	if (target - s->len > 0)
+		add_line(s, target - s->len, eol);
+	g_assert_cmpuint(s->len, ==, target);
+}
+
+/* check_header_block - the message in a file spool (and, as a reference,
+ * in a memory spool) gives the complete header block of header_len bytes */
+static void check_header_block(const GString *msg, size_t header_len, const char *what)
+{
+	for (size_t limit = 1024; limit != 0; limit = limit == 1024 ? 16u * 1024 * 1024 : 0) {
+		struct spool *spool = spool_new(g_get_tmp_dir(), limit);
+		const char *error = NULL, *block;
+		size_t len;
+		int complete;
+
+		/* Appended in odd pieces, as the DATA reader does. */
+		for (size_t off = 0; off < msg->len; off += 4093)
+			g_assert_cmpint(spool_append(spool, msg->str + off, MIN(4093, msg->len - off), &error), ==, 0);
+		g_assert_cmpint(spool_finish(spool, &error), ==, 0);
+		g_assert_cmpint(spool_fd(spool) >= 0, ==, limit == 1024);
+		g_assert_cmpint(spool_header_block(spool, &block, &len, &complete, &error), ==, 0);
+		if (!complete || len != header_len)
+			g_error("%s (%s spool): complete=%d len=%zu, want complete, len=%zu", what,
+				limit == 1024 ? "file" : "memory", complete, len, header_len);
+		g_assert_true(memcmp(block, msg->str, len) == 0);
+		spool_free(&spool);
+	}
+}
+
+/* A header line starts at each offset -3..+3 around every 64 KB multiple. */
+static void test_header_line_across_read_boundary(void)
+{
+	static const size_t line_lens[] = { 7, 60, 78, 200, 999, 4000 };
+	static const char *eols[] = { "\r\n", "\n" };
+
+	for (size_t e = 0; e < G_N_ELEMENTS(eols); e++)
+		for (size_t l = 0; l < G_N_ELEMENTS(line_lens); l++)
+			for (size_t m = 1; m <= BOUNDARY_MULTIPLES; m++)
+				for (int d = -BOUNDARY_SLACK; d <= BOUNDARY_SLACK; d++) {
+					GString *msg = g_string_new(NULL);
+					size_t at = m * SPOOL_READ_STEP + (size_t)d;
+					char *what;
+
+					header_up_to(msg, at, line_lens[l], eols[e]);
+					/* The lines after the boundary: a few of each length. */
+					for (size_t i = 0; i < 5; i++)
+						add_line(msg, line_lens[(l + i) % G_N_ELEMENTS(line_lens)], eols[e]);
+					g_string_append(msg, eols[e]);
+					size_t header_len = msg->len;
+					g_string_append(msg, "body line");
+					g_string_append(msg, eols[e]);
+					what = g_strdup_printf("line at %zu%+d, lines of %zu, %s", m * SPOOL_READ_STEP, d,
+							       line_lens[l], e == 0 ? "CRLF" : "LF");
+					check_header_block(msg, header_len, what);
+					g_free(what);
+					g_string_free(msg, TRUE);
+				}
+}
+
+/* The empty line that ends the block, at each offset around every multiple. */
+static void test_empty_line_across_read_boundary(void)
+{
+	static const char *eols[] = { "\r\n", "\n" };
+
+	for (size_t e = 0; e < G_N_ELEMENTS(eols); e++)
+		for (size_t m = 1; m <= BOUNDARY_MULTIPLES; m++)
+			for (int d = -BOUNDARY_SLACK; d <= BOUNDARY_SLACK; d++) {
+				GString *msg = g_string_new(NULL);
+				char *what;
+
+				header_up_to(msg, m * SPOOL_READ_STEP + (size_t)d, 78, eols[e]);
+				g_string_append(msg, eols[e]);
+				size_t header_len = msg->len;
+				g_string_append(msg, "body line");
+				g_string_append(msg, eols[e]);
+				g_string_append(msg, eols[e]);
+				what = g_strdup_printf("empty line at %zu%+d, %s", m * SPOOL_READ_STEP, d,
+						       e == 0 ? "CRLF" : "LF");
+				check_header_block(msg, header_len, what);
+				g_free(what);
+				g_string_free(msg, TRUE);
+			}
+}
+
+/* An empty message: no bytes at all (the memory spool has no buffer yet). */
+static void test_header_block_of_empty_message(void)
+{
+	for (size_t limit = 0; limit <= 1024; limit += 1024) {
+		struct spool *spool = spool_new(g_get_tmp_dir(), limit);
+		const char *error = NULL, *block = NULL;
+		size_t len = 99;
+		int complete = 0;
+
+		g_assert_cmpint(spool_finish(spool, &error), ==, 0);
+		g_assert_cmpint(spool_header_block(spool, &block, &len, &complete, &error), ==, 0);
+		g_assert_nonnull(block);
+		g_assert_cmpuint(len, ==, 0);
+		g_assert_true(complete);
+		spool_free(&spool);
+	}
+}
+
 static void test_bad_dir(void)
 {
 	struct spool *spool = spool_new("/nonexistent/dir", 10);
@@ -144,6 +276,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/spool/header-block", test_header_block);
 	g_test_add_func("/spool/header-block-without-body", test_header_block_without_body);
 	g_test_add_func("/spool/header-block-too-large", test_header_block_too_large);
+	g_test_add_func("/spool/header-line-across-read-boundary", test_header_line_across_read_boundary);
+	g_test_add_func("/spool/empty-line-across-read-boundary", test_empty_line_across_read_boundary);
+	g_test_add_func("/spool/header-block-of-empty-message", test_header_block_of_empty_message);
 	g_test_add_func("/spool/bad-dir", test_bad_dir);
 	return g_test_run();
 }
