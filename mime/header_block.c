@@ -90,6 +90,7 @@ int header_block_parse(const char *buf, size_t len, struct header_block **block_
 {
 	struct header_block *block = g_new0(struct header_block, 1);
 	enum line_state state = STATE_NONE;
+	bool leading = false;       /* still in the continuation lines that open the block */
 	size_t alloc = 0, pos = 0;
 	struct line line;
 
@@ -107,10 +108,14 @@ int header_block_parse(const char *buf, size_t len, struct header_block **block_
 			else if (state == STATE_NONE) {
 				block->skipped_lines++;
 				state = STATE_JUNK;
+				leading = true;
 			}
+			if (leading)
+				block->leading_continuation = line.end;
 		} else {
 			const char *colon = memchr(buf + pos, ':', line.content_end - pos);
 
+			leading = false;
 			if (colon != NULL) {
 				field_start(block, &alloc, buf, &line, colon);
 				state = STATE_FIELD;
@@ -139,6 +144,25 @@ bool header_name_is(const struct raw_header *h, const char *name)
 	size_t len = strlen(name);
 
 	return h->name_len == len && g_ascii_strncasecmp(h->name, name, len) == 0;
+}
+
+/* is_blank_or_control - white space, a control byte or DEL */
+static bool is_blank_or_control(char c)
+{
+	return (unsigned char)c <= ' ' || c == 0x7f;
+}
+
+bool header_name_reads_as(const struct raw_header *h, const char *name)
+{
+	const char *nul = memchr(h->name, '\0', h->name_len);
+	size_t start = 0, end = nul != NULL ? (size_t)(nul - h->name) : h->name_len;
+	size_t len = strlen(name);
+
+	while (start < end && is_blank_or_control(h->name[start]))
+		start++;
+	while (end > start && is_blank_or_control(h->name[end - 1]))
+		end--;
+	return end - start == len && g_ascii_strncasecmp(h->name + start, name, len) == 0;
 }
 
 char *header_value_unfold(const struct raw_header *h)

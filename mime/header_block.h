@@ -23,6 +23,9 @@ struct header_block {
 	size_t count;
 	size_t body_offset;         /* just after the empty line that ends the block, or len without one */
 	size_t skipped_lines;       /* lines that were neither a field nor a continuation (see header_block_parse) */
+	size_t leading_continuation; /* bytes of the continuation lines the block opens with (its first
+				      * line begins with space or tab), 0 when it opens otherwise: text
+				      * put in front of the block would take these lines for its own */
 };
 
 /* header_block_parse - split the raw header block buf (len bytes, not
@@ -43,6 +46,14 @@ void header_block_free(struct header_block **block);
 
 /* header_name_is - the field is called name (ASCII case-insensitive). */
 bool header_name_is(const struct raw_header *h, const char *name);
+
+/* header_name_reads_as - a reader at least as lenient as Dovecot's takes
+ * the field for name: the name up to its first NUL byte, white space and
+ * control bytes at either end dropped, equals name ASCII case-insensitively.
+ * Dovecot (2.3, and so Sieve) strips trailing blanks and then uses the
+ * name as a C string, so "Authentication-Results\0junk:" is read as
+ * Authentication-Results; this test takes that and a little more. */
+bool header_name_reads_as(const struct raw_header *h, const char *name);
 
 /* header_value_unfold - g_malloc'd, NUL-terminated copy of the value with
  * every line end (CRLF or LF) that is followed by a space or tab removed,

@@ -136,6 +136,77 @@ static void test_name_is(void)
 	header_block_free(&block);
 }
 
+/* header_name_reads_as: names as Dovecot reads them (it drops blanks
+ * before the colon and stops the name at a NUL), and a little more */
+static void test_name_reads_as(void)
+{
+	static const struct {
+		const char *field;
+		size_t len;
+		bool reads_as;
+	} cases[] = {
+#define C(s, r) { s, sizeof(s) - 1, r }
+		C("Authentication-Results: x\n", true),
+		C("AUTHENTICATION-results \t: x\n", true),
+		C("Authentication-Results\0: x\n", true),
+		C("Authentication-Results\0junk: x\n", true),
+		C("Authentication-Results\0 : x\n", true),
+		C("Authentication-Results \0: x\n", true),
+		C("Authentication-Results\x01\x7f: x\n", true),
+		C("Authentication-Results\r: x\n", true),
+		C("\x1f" "Authentication-Results: x\n", true),
+		C("Authentication\0-Results: x\n", false),
+		C("\0Authentication-Results: x\n", false),
+		C("Authentication-\rResults: x\n", false),
+		C("Authentication-Results\xff: x\n", false),
+		C("Authentication -Results: x\n", false),
+		C("Authentication-Result: x\n", false),
+		C("Authentication-Results-X: x\n", false),
+		C(": x\n", false),
+#undef C
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct header_block *block = NULL;
+		const char *error = NULL;
+
+		header_block_parse(cases[i].field, cases[i].len, &block, &error);
+		g_assert_cmpuint(block->count, ==, 1);
+		if (header_name_reads_as(&block->headers[0], "Authentication-Results") != cases[i].reads_as)
+			g_error("case %zu: reads_as should be %d", i, cases[i].reads_as);
+		header_block_free(&block);
+	}
+}
+
+/* leading_continuation: the bytes of the white-space lines that open the block */
+static void test_leading_continuation(void)
+{
+	static const struct {
+		const char *in;
+		size_t leading;
+	} cases[] = {
+		{ " a\r\nFrom: x\r\n\r\n", 4 },
+		{ "\tAuthentication-Results: y\n  more\n\tand more\nFrom: x\n\n", 44 },
+		{ " \r\n\r\nbody", 3 },
+		{ " no line end", 12 },
+		{ "From: x\r\n cont\r\n\r\n", 0 },
+		{ "junk\r\n cont\r\nFrom: x\r\n\r\n", 0 },
+		{ "\r\n body", 0 },
+		{ "", 0 },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct header_block *block = NULL;
+		const char *error = NULL;
+
+		header_block_parse(cases[i].in, strlen(cases[i].in), &block, &error);
+		if (block->leading_continuation != cases[i].leading)
+			g_error("case %zu: leading_continuation %zu, want %zu", i, block->leading_continuation,
+				cases[i].leading);
+		header_block_free(&block);
+	}
+}
+
 static void test_unfold(void)
 {
 	const char *in = "X: a\r\n b\n\tc\r\n  d\0e\n\n";
@@ -238,6 +309,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/header_block/table", test_table);
 	g_test_add_func("/header_block/fields_tile_block", test_fields_tile_block);
 	g_test_add_func("/header_block/name_is", test_name_is);
+	g_test_add_func("/header_block/name_reads_as", test_name_reads_as);
+	g_test_add_func("/header_block/leading_continuation", test_leading_continuation);
 	g_test_add_func("/header_block/unfold", test_unfold);
 	g_test_add_func("/header_block/many_fields", test_many_fields);
 	g_test_add_func("/header_block/agrees_with_gmime", test_agrees_with_gmime);
