@@ -6,10 +6,11 @@
  * each computed at most once and only when a recipient group needs it.
  *
  * For mode=off the view is the original bytes. For mode=annotate it is our
- * Authentication-Results and Received-SPF, then the original bytes with
- * "X-Original-" inserted before every Authentication-Results that claims to
- * be ours and every Received-SPF: nothing else changes, so signatures that
- * verified before still verify after.
+ * Authentication-Results and Received-SPF, then the original bytes with the
+ * insertions normalize_find asks for ("X-Original-" before every field that
+ * claims to be, or reads as, one of ours; a name before continuation lines
+ * that open the block): nothing else changes, so signatures that verified
+ * before still verify after.
  */
 #include "lmtpfilter/filter.h"
 #include "lmtpfilter/dkim.h"

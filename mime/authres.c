@@ -12,6 +12,9 @@
  * next part would pass the line limit. Folding never happens inside a
  * quoted-string, only between parts and between comment words, where
  * RFC 5322 allows folding white space.
+ *
+ * authres_id_same is the one place that says whether an id another field
+ * claims is ours (normalize.c renames what it says is ours).
  */
 #include "mime/authres.h"
 
@@ -351,6 +354,46 @@ char *authres_render(const struct authres *ar)
 		fold_result(&f, g_ptr_array_index(ar->results, i), i + 1 == ar->results->len);
 	g_string_append(f.out, "\r\n");
 	return g_string_free(f.out, FALSE);
+}
+
+/* ---- comparing ids ---- */
+
+/* id_canonical - the form authres_id_same compares: trimmed, trailing dots
+ * gone, A-labels, lower case; g_malloc'd */
+static char *id_canonical(const char *id)
+{
+	char *s = g_strstrip(g_strdup(id));
+	size_t len = strlen(s);
+	char *out;
+
+	while (len > 0 && s[len - 1] == '.')
+		s[--len] = '\0';
+	out = !g_str_is_ascii(s) && g_utf8_validate(s, -1, NULL) ? g_hostname_to_ascii(s) : NULL;
+	if (out == NULL)
+		out = g_strdup(s);
+	g_free(s);
+	/* The A-label of "name." keeps the dot: drop it again. */
+	len = strlen(out);
+	while (len > 0 && out[len - 1] == '.')
+		out[--len] = '\0';
+	for (char *p = out; *p != '\0'; p++)
+		*p = g_ascii_tolower(*p);
+	return out;
+}
+
+gboolean authres_id_same(const char *claimed, const char *ours)
+{
+	char *a, *b;
+	gboolean same;
+
+	if (claimed == NULL || ours == NULL)
+		return FALSE;
+	a = id_canonical(claimed);
+	b = id_canonical(ours);
+	same = *a != '\0' && strcmp(a, b) == 0;
+	g_free(a);
+	g_free(b);
+	return same;
 }
 
 /* ---- Received-SPF ---- */

@@ -46,6 +46,15 @@ unsigned int authres_count(const struct authres *ar);
  * results (RFC 8601 2.2). */
 char *authres_render(const struct authres *ar);
 
+/* authres_id_same - whether the authserv-id a field claims (as
+ * normalize_authserv_id reads it) names the host ours names: white space
+ * at either end and trailing dots ignored ("mail.example.com." is a fully
+ * qualified mail.example.com), ASCII case ignored (RFC 8601 2.5: ids
+ * compare case-insensitively), and an internationalised name (RFC 8616)
+ * compared as its A-label, so a U-label cannot pass for ours unnoticed.
+ * An empty id is never the same. */
+gboolean authres_id_same(const char *claimed, const char *ours);
+
 struct received_spf {
 	enum verdict result;
 	const char *receiver;       /* our authserv-id; NULL to leave out */

@@ -6,9 +6,15 @@
  * (token or quoted-string), then optional CFWS and a version, then ';'.
  * Comments may nest (up to NORMALIZE_COMMENT_DEPTH_MAX); folding is
  * whitespace. A field that does not follow that grammar is renamed whatever
- * its id: some reader might take it for ours.
+ * its id: some reader might take it for ours. Whether an id is ours is
+ * authres_id_same's answer; whether a field name is one of ours is
+ * header_name_reads_as's (Dovecot's reading, probed with Dovecot 2.3.19 and
+ * Pigeonhole: it strips blanks before the colon and stops the name at a
+ * NUL byte; other control bytes, 8-bit bytes and a bare CR in the name
+ * make it another name).
  */
 #include "mime/normalize.h"
+#include "mime/authres.h"
 
 #include <glib.h>
 #include <string.h>
@@ -97,12 +103,35 @@ static bool is_ours(const char *id, bool well_formed, const char *authserv_id, c
 {
 	if (id == NULL || !well_formed)
 		return true;
-	if (authserv_id != NULL && g_ascii_strcasecmp(id, authserv_id) == 0)
+	if (authres_id_same(id, authserv_id))
 		return true;
 	for (size_t i = 0; i < alias_count; i++)
-		if (aliases[i] != NULL && g_ascii_strcasecmp(id, aliases[i]) == 0)
+		if (aliases[i] != NULL && authres_id_same(id, aliases[i]))
 			return true;
 	return false;
+}
+
+/* Fields renamed whatever they say: only we write them. */
+static const char *const always_renamed[] = { "Received-SPF", "X-Disposition-Quarantine" };
+
+/* must_rename - the field is, or would be read as, one of ours */
+static bool must_rename(const struct raw_header *h, const char *authserv_id, char *const *aliases,
+			size_t alias_count)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(always_renamed); i++)
+		if (header_name_reads_as(h, always_renamed[i]))
+			return true;
+	if (!header_name_reads_as(h, "Authentication-Results"))
+		return false;
+	/* A name Dovecot reads as A-R only by dropping bytes (a NUL, control
+	 * bytes): no A-R at all by RFC 5322, so garbled whatever its id. */
+	if (!header_name_is(h, "Authentication-Results"))
+		return true;
+	bool well_formed;
+	char *id = normalize_authserv_id(h->value, h->value_len, &well_formed);
+	bool ours = is_ours(id, well_formed, authserv_id, aliases, alias_count);
+	g_free(id);
+	return ours;
 }
 
 int normalize_find(const struct header_block *block, const char *authserv_id, char *const *aliases,
@@ -110,18 +139,21 @@ int normalize_find(const struct header_block *block, const char *authserv_id, ch
 {
 	GArray *edits = g_array_new(FALSE, FALSE, sizeof(struct normalize_edit));
 
+	/* A block that opens with white space would continue the last field
+	 * written above it: our Received-SPF would absorb the sender's bytes.
+	 * Whatever field stands right above those lines takes them, so one of
+	 * ours must not, and removing or unfolding the white space would
+	 * rewrite the sender's bytes. Giving the lines a name of their own
+	 * makes them a field that says whose they are; like the X-Original-
+	 * renames it only inserts, and in front of lines that were no field
+	 * of the message, so no signature covers them. */
+	if (block->leading_continuation > 0) {
+		struct normalize_edit e = { .offset = 0, .text = NORMALIZE_CONTINUATION_NAME };
+		g_array_append_val(edits, e);
+	}
 	for (size_t i = 0; i < block->count; i++) {
 		const struct raw_header *h = &block->headers[i];
-		bool rename = false;
-		if (header_name_is(h, "Received-SPF")) {
-			rename = true;
-		} else if (header_name_is(h, "Authentication-Results")) {
-			bool well_formed;
-			char *id = normalize_authserv_id(h->value, h->value_len, &well_formed);
-			rename = is_ours(id, well_formed, authserv_id, aliases, alias_count);
-			g_free(id);
-		}
-		if (rename) {
+		if (must_rename(h, authserv_id, aliases, alias_count)) {
 			struct normalize_edit e = { .offset = h->offset, .text = NORMALIZE_PREFIX };
 			g_array_append_val(edits, e);
 		}

@@ -5,6 +5,8 @@
  * as /usr/bin/python3) reading back every field we write.
  */
 #include "mime/authres.h"
+#include "mime/header_block.h"
+#include "mime/normalize.h"
 
 #include <gio/gio.h>
 #include <glib.h>
@@ -352,6 +354,70 @@ static void test_received_spf_values(void)
 	g_free(s);
 }
 
+/* authres_id_same: what counts as our id in a field someone else wrote */
+static void test_id_same(void)
+{
+	static const struct {
+		const char *claimed, *ours;
+		gboolean same;
+	} cases[] = {
+		{ "mail.example.com", "mail.example.com", TRUE },
+		{ "MAIL.Example.COM", "mail.example.com", TRUE },
+		{ "mail.example.com.", "mail.example.com", TRUE },
+		{ "mail.example.com..", "Mail.Example.Com", TRUE },
+		{ "mail.example.com", "mail.example.com.", TRUE },
+		{ " mail.example.com\t", "mail.example.com", TRUE },
+		/* RFC 8616: an id may be UTF-8; compared as the A-label. */
+		{ "mx.b\xc3\xbc" "cher.example", "mx.xn--bcher-kva.example", TRUE },
+		{ "MX.B\xc3\x9c" "CHER.example.", "mx.xn--bcher-kva.example", TRUE },
+		{ "XN--BCHER-KVA.example", "b\xc3\xbc" "cher.example", TRUE },
+		{ "mail.example.com.evil.example", "mail.example.com", FALSE },
+		{ "ail.example.com", "mail.example.com", FALSE },
+		{ "mail.example.co", "mail.example.com", FALSE },
+		{ "mail.example.com", "mx.example.com", FALSE },
+		{ ".", "mail.example.com", FALSE },
+		{ "", "", FALSE },
+		{ "b\xc3\xbc" "cher.example", "bucher.example", FALSE },
+		{ "\xff\xfe", "mail.example.com", FALSE },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
+		if (authres_id_same(cases[i].claimed, cases[i].ours) != cases[i].same)
+			g_error("case %zu (%s vs %s): want %s", i, cases[i].claimed, cases[i].ours,
+				cases[i].same ? "same" : "different");
+	g_assert_false(authres_id_same(NULL, "mail.example.com"));
+	g_assert_false(authres_id_same("mail.example.com", NULL));
+}
+
+/* A field we rendered, read back by the finder, is ours (so a copy of it
+ * that comes back, say in a forwarded message, is renamed). */
+static void test_rendered_id_reads_back_as_ours(void)
+{
+	static const char *const ids[] = { "mail.example.com", "MX.Example.COM.", "odd id; with \"quotes\"",
+					   "mx.b\xc3\xbc" "cher.example" };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+		struct authres *ar = authres_new(ids[i]);
+		struct header_block *block = NULL;
+		struct normalize_edit *edits = NULL;
+		size_t count = 0;
+		const char *error = NULL;
+		char *field;
+
+		authres_add(ar, "spf", VERDICT_PASS, "a (comment)", "smtp.mailfrom", "u@example.org", NULL);
+		field = authres_render(ar);
+		header_block_parse(field, strlen(field), &block, &error);
+		g_assert_cmpuint(block->count, ==, 1);
+		normalize_find(block, ids[i], NULL, 0, &edits, &count);
+		if (count != 1)
+			g_error("id %s: our own field %s is not taken for ours", ids[i], field);
+		g_free(edits);
+		header_block_free(&block);
+		g_free(field);
+		authres_free(&ar);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -361,5 +427,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/authres/python_parses_everything", test_python_parses_everything);
 	g_test_add_func("/authres/received_spf_spec_example", test_received_spf_spec_example);
 	g_test_add_func("/authres/received_spf_values", test_received_spf_values);
+	g_test_add_func("/authres/id_same", test_id_same);
+	g_test_add_func("/authres/rendered_id_reads_back_as_ours", test_rendered_id_reads_back_as_ours);
 	return g_test_run();
 }
