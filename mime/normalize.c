@@ -64,7 +64,9 @@ char *normalize_authserv_id(const char *s, size_t len, bool *well_formed_r)
 		for (i++; i < len && s[i] != '"'; i++) {
 			if (s[i] == '\\' && i + 1 < len)
 				i++;
-			if (s[i] != '\r' && s[i] != '\n')
+			if (s[i] == '\0')
+				well_formed = false;   /* no quoted-string holds a NUL (RFC 5322 3.2.4) */
+			else if (s[i] != '\r' && s[i] != '\n')
 				g_string_append_c(id, s[i]);
 		}
 		if (i < len)

@@ -71,6 +71,7 @@ READ_AS_OURS = [
     (b"Authentication-Results", " (%s) mail.example.com. 1; spf=pass" % MARKER),
     (b"Authentication-Results", ' "Mail.Example.Com." (%s); spf=pass' % MARKER),
     (b"Authentication-Results", " =?utf-8?q?mail.example.com?= (%s); spf=pass" % MARKER),
+    (b"Authentication-Results", ' "\x00mail.example.com" (%s); spf=pass' % MARKER),
     (b"Authentication-Results", " mx-old.example.com. (%s); spf=pass" % MARKER),
     (b"Received-SPF\x00", " pass (%s) client-ip=192.0.2.10" % MARKER),
     (b"received-spf \t", " pass (%s) client-ip=192.0.2.10" % MARKER),

@@ -275,6 +275,19 @@ static void test_odd_names(void)
 	g_assert_cmpuint(failed, ==, 0);
 }
 
+/* A quoted id with a NUL byte: no valid A-R, renamed (it was kept as "") */
+static void test_nul_in_quoted_id(void)
+{
+	static const char in[] = "Authentication-Results: \"\0mail.example.com\"; spf=pass\r\n\r\n";
+	static const char want[] = "X-Original-Authentication-Results: \"\0mail.example.com\"; spf=pass\r\n\r\n";
+	size_t len;
+	char *got = normalized_len(in, sizeof(in) - 1, &len);
+
+	g_assert_cmpuint(len, ==, sizeof(want) - 1);
+	g_assert_true(memcmp(got, want, len) == 0);
+	g_free(got);
+}
+
 static void test_deep_in_a_long_trail(void)
 {
 	GString *in = g_string_new(NULL), *out;
@@ -299,6 +312,12 @@ static void test_authserv_id(void)
 	g_free(id);
 	id = normalize_authserv_id(" mx.example.org@x; spf=pass", 27, &ok);
 	g_assert_cmpstr(id, ==, "mx.example.org");
+	g_assert_false(ok);
+	g_free(id);
+	/* A NUL in a quoted id: garbled, and the id is read whole. */
+	ok = true;
+	id = normalize_authserv_id("\"\0mail.example.com\"; spf=pass", 30, &ok);
+	g_assert_cmpstr(id, ==, "mail.example.com");
 	g_assert_false(ok);
 	g_free(id);
 	ok = true;
@@ -329,6 +348,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/normalize/table", test_table);
 	g_test_add_func("/normalize/odd-names", test_odd_names);
+	g_test_add_func("/normalize/nul-in-quoted-id", test_nul_in_quoted_id);
 	g_test_add_func("/normalize/deep-in-a-long-trail", test_deep_in_a_long_trail);
 	g_test_add_func("/normalize/authserv-id", test_authserv_id);
 	g_test_add_func("/normalize/no-aliases", test_no_aliases);
