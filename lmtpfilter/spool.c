@@ -154,6 +154,9 @@ static bool spool_in_file(const struct spool *spool)
 
 int spool_append(struct spool *spool, const void *data, size_t len, const char **error_r)
 {
+	/* Nothing to add; the buffer may not exist yet (memcpy to NULL). */
+	if (len == 0)
+		return 0;
 	if (!spool_in_file(spool) && spool->mem_len + len <= spool->memory_limit) {
 		if (spool->mem_len + len > spool->mem_size) {
 			size_t size = spool->mem_size ? spool->mem_size : SPOOL_INITIAL_BUFFER;

@@ -257,6 +257,24 @@ static void test_header_block_of_empty_message(void)
 	}
 }
 
+/* Empty appends, first of all and later, add nothing (check.c makes them
+ * for a message that starts with an empty line). */
+static void test_empty_appends(void)
+{
+	for (size_t limit = 0; limit <= 1024; limit += 1024) {
+		struct spool *spool = spool_new(g_get_tmp_dir(), limit);
+		const char *error = NULL;
+
+		g_assert_cmpint(spool_append(spool, "", 0, &error), ==, 0);
+		g_assert_cmpint(spool_append(spool, "\r\nbody", 6, &error), ==, 0);
+		g_assert_cmpint(spool_append(spool, "", 0, &error), ==, 0);
+		g_assert_cmpint(spool_finish(spool, &error), ==, 0);
+		g_assert_cmpuint(spool_size(spool), ==, 6);
+		check_content(spool, "\r\nbody", 6);
+		spool_free(&spool);
+	}
+}
+
 static void test_bad_dir(void)
 {
 	struct spool *spool = spool_new("/nonexistent/dir", 10);
@@ -279,6 +297,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/spool/header-line-across-read-boundary", test_header_line_across_read_boundary);
 	g_test_add_func("/spool/empty-line-across-read-boundary", test_empty_line_across_read_boundary);
 	g_test_add_func("/spool/header-block-of-empty-message", test_header_block_of_empty_message);
+	g_test_add_func("/spool/empty-appends", test_empty_appends);
 	g_test_add_func("/spool/bad-dir", test_bad_dir);
 	return g_test_run();
 }
