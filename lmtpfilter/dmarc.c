@@ -2,10 +2,11 @@
  * dmarc - RFC 7489 evaluation of the RFC5322.From domain
  *
  * Phases of dmarc_check: extract the one From domain (GMime's address
- * parser: RFC 2047, groups, comments), discover the policy record
- * (_dmarc.<from>, then _dmarc.<organisational domain>) through the checker's
- * DNS source, hand record, SPF and DKIM results to libopendmarc, decide
- * alignment, then the disposition (p= or sp=, sampled by pct=).
+ * parser: RFC 2047, groups, comments; only within the bounds it survives),
+ * discover the policy record (_dmarc.<from>, then _dmarc.<organisational
+ * domain>) through the checker's DNS source, hand record, SPF and DKIM
+ * results to libopendmarc, decide alignment, then the disposition (p= or
+ * sp=, sampled by pct=).
  *
  * Owns: the Public Suffix List loaded into hash sets, and one reference on
  * libopendmarc's process-wide state (its own copy of the list, read under
@@ -34,9 +35,10 @@
  *   thread-safe); a message outside the sample gets the next weaker policy
  *   (reject -> quarantine, quarantine -> none; §6.6.4), result stays fail.
  *
- * Limits: DMARC_FROM_FIELD_MAX bytes of From, DMARC_FROM_ADDRESSES_MAX
- * addresses, DMARC_DKIM_SIGNATURES_MAX signatures, DMARC_RECORD_MAX bytes
- * of record, DMARC_PSL_LINE_MAX bytes per list line.
+ * Limits: DMARC_FROM_FIELD_MAX bytes and DMARC_FROM_COLONS_MAX colons of
+ * From handed to GMime, DMARC_FROM_ADDRESSES_MAX addresses,
+ * DMARC_DKIM_SIGNATURES_MAX signatures, DMARC_RECORD_MAX bytes of record,
+ * DMARC_PSL_LINE_MAX bytes per list line.
  */
 #include "lmtpfilter/dmarc.h"
 
@@ -55,7 +57,13 @@
 #define LMTPFILTER_PSL "/usr/share/publicsuffix/public_suffix_list.dat"
 #endif
 
-#define DMARC_FROM_FIELD_MAX 16384      /* raw From field bytes evaluated */
+/* Bounds on what GMime's address parser is given: it recurses once per
+ * group level (no limit of its own; 3,000 levels in 9 KB overflow a
+ * worker's stack) and its cost grows with the field. A From beyond them,
+ * or with a comment that never closes (see dmarc_from_comments_close), is
+ * an invalid From. */
+#define DMARC_FROM_FIELD_MAX 16384      /* raw From bytes; real ones are < 1 KB */
+#define DMARC_FROM_COLONS_MAX 32        /* ':' anywhere in it, >= group depth; real: 0-3 */
 #define DMARC_FROM_ADDRESSES_MAX 64     /* mailboxes in the From field */
 #define DMARC_GROUP_DEPTH_MAX 2         /* groups inside groups (GMime is lenient) */
 #define DMARC_DKIM_SIGNATURES_MAX 16    /* DKIM results considered */
@@ -316,6 +324,49 @@ static void dmarc_from_list(InternetAddressList *list, unsigned depth,
 	}
 }
 
+/* dmarc_from_colons - the ':' in a From value, wherever they are: GMime
+ * (in its lenient mode) opens a group at one, also inside a quoted string
+ * it cannot close, so this bounds the nesting it will see. */
+static size_t dmarc_from_colons(const char *value)
+{
+	size_t n = 0;
+
+	for (const char *p = strchr(value, ':'); p != NULL; p = strchr(p + 1, ':'))
+		n++;
+	return n;
+}
+
+/* dmarc_comment_end - past the comment opening at p, read as GMime's
+ * skip_comment reads it (a backslash takes the next byte, parentheses
+ * nest), or NULL if it never closes. */
+static const char *dmarc_comment_end(const char *p)
+{
+	size_t depth = 1;
+
+	for (p++; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth == 0)
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* dmarc_from_comments_close - whether a comment GMime may start at any
+ * '(' closes: after a domain literal GMime 3.2 leaks the parsed address
+ * (up to the whole field) when the comment that follows never closes.
+ * Linear: every '(' inside a comment that closes closes as well. */
+static bool dmarc_from_comments_close(const char *value)
+{
+	for (const char *p = strchr(value, '('); p != NULL; p = strchr(p, '(')) {
+		if ((p = dmarc_comment_end(p)) == NULL)
+			return false;
+	}
+	return true;
+}
+
 /* dmarc_from_domain - the single RFC5322.From domain, or -1 with the
  * permerror reason written into out. */
 static int dmarc_from_domain(const struct dmarc_input *in, struct dmarc_outcome *out)
@@ -334,6 +385,14 @@ static int dmarc_from_domain(const struct dmarc_input *in, struct dmarc_outcome 
 	}
 	if (in->from_values[0] == NULL || strlen(in->from_values[0]) > DMARC_FROM_FIELD_MAX) {
 		dmarc_reason(out, "From field missing or too long");
+		return -1;
+	}
+	if (dmarc_from_colons(in->from_values[0]) > DMARC_FROM_COLONS_MAX) {
+		dmarc_reason(out, "From field with over %d colons", DMARC_FROM_COLONS_MAX);
+		return -1;
+	}
+	if (!dmarc_from_comments_close(in->from_values[0])) {
+		dmarc_reason(out, "From field with an unclosed comment");
 		return -1;
 	}
 	unfolded = g_strdup(in->from_values[0]);

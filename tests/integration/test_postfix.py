@@ -27,7 +27,10 @@ SETTLE_TIME = 1.0                   # how long a duplicate would need to show up
 ZONE = [
     'local-zone: "example.com." static',
     "local-data: 'example.com. TXT \"v=spf1 ip4:192.0.2.0/24 -all\"'",
+    "local-data: '_dmarc.example.com. TXT \"v=DMARC1; p=reject\"'",
 ]
+NESTED_GROUPS = 3000                # levels that overflowed a session's stack in GMime
+FOLD_WIDTH = 76
 
 
 def message(sender, recipient, subject, extra_headers=""):
@@ -36,6 +39,16 @@ def message(sender, recipient, subject, extra_headers=""):
                         "Message-ID: <%s@test.example>\n\n"
                         "Hello.\n" % (extra_headers, sender, recipient, subject,
                                       subject.replace(" ", "-")))
+
+
+def folded(words):
+    """words joined by spaces, folded before FOLD_WIDTH (LF; crlf() later)."""
+    lines = [""]
+    for w in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(w) > FOLD_WIDTH:
+            lines.append("")
+        lines[-1] += (" " if lines[-1] else "") + w
+    return "\n ".join(lines)
 
 
 def header_fields(stored):
@@ -211,6 +224,40 @@ class PostfixEndToEndTest(harness.HarnessTestCase):
         self.assertTrue(stored[0].endswith(harness.as_stored(msg)), stored[0])
         self.assertEqual(self.transaction_log(queue_id)["client"], PARTNER_CLIENT)
 
+    # -- a From field built to crash the address parser -----------------------
+
+    def test_deeply_nested_groups_in_from_are_delivered_once_and_the_daemon_lives(self):
+        # 3,000 nested groups around an example.com address (~9 KB,
+        # folded): while Postfix keeps such a message queued, a crash would
+        # recur on every queue run. It must be evaluated (the From is
+        # invalid), delivered once, and the daemon keep running.
+        pid = self.filter.pid()
+        from_value = folded(["g:"] * NESTED_GROUPS + ["ceo@example.com"]
+                            + [";" * 60] * (NESTED_GROUPS // 60))
+        self.assertGreater(len(from_value), 9000)
+        msg = harness.crlf("From: %s\nTo: <owner@example.com>\nSubject: nested\n"
+                           "Date: Sat, 28 Nov 2026 09:00:00 +0000\n"
+                           "Message-ID: <nested-groups@test.example>\n\nHello.\n" % from_value)
+        queue_id = self.send("someone@example.org", "owner@example.com", msg)
+        stored = self.wait_delivered("owner@example.com")
+        harness.wait_for(lambda: self.postfix.queue() == [], DELIVERY_TIMEOUT,
+                         "an empty Postfix queue")
+        time.sleep(SETTLE_TIME)
+        self.assertEqual(len(self.dovecot.messages("owner@example.com")), 1)
+        self.assertEqual(self.dovecot.messages("owner@example.com", "Quarantine"), [])
+        self.assertTrue(self.filter.running(), self.filter.log()[-3000:])
+        self.assertEqual(self.filter.pid(), pid)
+        sent = [l for l in self.postfix.log_lines("%s: to=<owner@example.com>" % queue_id)
+                if "status=sent" in l]
+        self.assertEqual(len(sent), 1, self.postfix.log())
+
+        ours, _ = self.our_results(stored[0])
+        self.assertEqual(len(ours), 1, stored[0][:2000])
+        dmarc = [r for r in ours[0].results if r.method == "dmarc"]
+        self.assertEqual([r.result for r in dmarc], ["permerror"], stored[0][:2000])
+        fields = self.transaction_log(queue_id)
+        self.assertEqual(fields["status"], "done")
+        self.assertEqual(fields["dmarc"], "permerror")
 
 if __name__ == "__main__":
     unittest.main()
