@@ -25,9 +25,21 @@
  * same organisational domain by our list code (RFC 7489 §3.2). The library
  * still parses the record and gives p, sp, adkim, aspf and pct.
  *
+ * A broken From (several fields, addresses in different domains, an
+ * address without a domain, too many addresses, over a bound, unparsable,
+ * or naming a domain that GMime's parse dropped) must not escape DMARC:
+ * every domain it names is found by a linear scan of the raw fields (no
+ * GMime, whatever the nesting) and evaluated as above; any failure gives
+ * fail with the strictest disposition among the failures, pass needs a
+ * pass for every domain (RFC 9989, "Denial of DMARC Processing Attacks").
+ * The outcome says from_invalid; the A-R comment "from=invalid".
+ *
  * Choices where RFC 7489 leaves room, stated in `reason`:
- * - no From, several From fields, a From without an address, addresses in
- *   different domains, an unusable domain: permerror (§6.6.1);
+ * - no From, or a broken From naming no usable domain: permerror (§6.6.1);
+ * - a broken From whose domains neither fail nor all pass (no record,
+ *   invalid record): permerror; with a DNS failure: temperror;
+ * - a broken From naming more than DMARC_AUTHOR_DOMAINS_MAX domains: the
+ *   first ones are evaluated and the disposition is at least quarantine;
  * - several DMARC records at the name: none (§6.6.3);
  * - a record that libopendmarc rejects (bad p=, bad v=): permerror;
  * - DNS failure on either _dmarc lookup: temperror;
@@ -37,6 +49,7 @@
  *
  * Limits: DMARC_FROM_FIELD_MAX bytes and DMARC_FROM_COLONS_MAX colons of
  * From handed to GMime, DMARC_FROM_ADDRESSES_MAX addresses,
+ * DMARC_AUTHOR_DOMAINS_MAX domains of a broken From,
  * DMARC_DKIM_SIGNATURES_MAX signatures, DMARC_RECORD_MAX bytes of record,
  * DMARC_PSL_LINE_MAX bytes per list line.
  */
@@ -61,10 +74,14 @@
  * group level (no limit of its own; 3,000 levels in 9 KB overflow a
  * worker's stack) and its cost grows with the field. A From beyond them,
  * or with a comment that never closes (see dmarc_from_comments_close), is
- * an invalid From. */
+ * an invalid From, read only by the linear domain scan. */
 #define DMARC_FROM_FIELD_MAX 16384      /* raw From bytes; real ones are < 1 KB */
 #define DMARC_FROM_COLONS_MAX 32        /* ':' anywhere in it, >= group depth; real: 0-3 */
 #define DMARC_FROM_ADDRESSES_MAX 64     /* mailboxes in the From field */
+/* Domains of a broken From evaluated, each up to two DNS lookups (RFC 9989
+ * asks to limit them against a denial of service); naming more makes the
+ * evaluation incomplete, which never passes. */
+#define DMARC_AUTHOR_DOMAINS_MAX 8
 #define DMARC_GROUP_DEPTH_MAX 2         /* groups inside groups (GMime is lenient) */
 #define DMARC_DKIM_SIGNATURES_MAX 16    /* DKIM results considered */
 #define DMARC_RECORD_MAX 4096           /* bytes of one DMARC TXT record */
@@ -324,6 +341,108 @@ static void dmarc_from_list(InternetAddressList *list, unsigned depth,
 	}
 }
 
+/* ---- the domains a From names: a scan that needs no valid syntax ------- */
+
+/* Ends a domain after "@": white space, specials (RFC 5322 §3.2.3). */
+#define DMARC_DOMAIN_STOP " \t\r\n<>()[],;:@\"\\"
+
+enum dmarc_span { DMARC_SPAN_QUOTE, DMARC_SPAN_COMMENT, DMARC_SPAN_LITERAL, DMARC_SPANS };
+
+struct dmarc_authors {
+	char domain[DMARC_AUTHOR_DOMAINS_MAX][DMARC_DOMAIN_MAX];
+	size_t count;
+	bool incomplete;                /* it named more than were kept */
+	bool unclosed[DMARC_SPANS];     /* such a span never closes: read on as text */
+};
+
+/* dmarc_authors_add - one candidate domain (len bytes at token): A-labels,
+ * normalised, once. Anything that is no usable domain name is ignored. */
+static void dmarc_authors_add(struct dmarc_authors *a, const char *token, size_t len)
+{
+	char raw[DMARC_DOMAIN_MAX], norm[DMARC_DOMAIN_MAX];
+	g_autofree char *ascii = NULL;
+
+	if (len == 0 || len >= sizeof(raw))
+		return;
+	memcpy(raw, token, len);
+	raw[len] = '\0';
+	ascii = g_hostname_to_ascii(raw);
+	if (ascii == NULL || dmarc_domain_normalize(ascii, norm, sizeof(norm)) < 0)
+		return;
+	for (size_t i = 0; i < a->count; i++)
+		if (strcmp(a->domain[i], norm) == 0)
+			return;
+	if (a->count == DMARC_AUTHOR_DOMAINS_MAX) {
+		a->incomplete = true;
+		return;
+	}
+	dmarc_copy(a->domain[a->count++], sizeof(a->domain[0]), norm);
+}
+
+/* dmarc_span_end - past the quoted string, comment or domain literal that
+ * opens at p (backslash escapes; comments nest), or NULL if it never
+ * closes. A span type that failed once is plain text from then on, so the
+ * scan stays linear. */
+static const char *dmarc_span_end(struct dmarc_authors *a, const char *p)
+{
+	static const char closers[DMARC_SPANS] = { '"', ')', ']' };
+	enum dmarc_span type = *p == '"' ? DMARC_SPAN_QUOTE :
+			       *p == '(' ? DMARC_SPAN_COMMENT : DMARC_SPAN_LITERAL;
+	char open = *p;
+	size_t depth = 1;
+
+	if (a->unclosed[type])
+		return NULL;
+	for (p++; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == closers[type] && --depth == 0)
+			return p + 1;
+		else if (type == DMARC_SPAN_COMMENT && *p == open)
+			depth++;
+	}
+	a->unclosed[type] = true;
+	return NULL;
+}
+
+/* dmarc_authors_at - the domain after an "@" (p points past it), CFWS
+ * allowed before it. Returns where to read on. */
+static const char *dmarc_authors_at(struct dmarc_authors *a, const char *p)
+{
+	size_t len;
+
+	for (;;) {
+		const char *end;
+
+		p += strspn(p, " \t\r\n");
+		if (*p != '(' || (end = dmarc_span_end(a, p)) == NULL)
+			break;
+		p = end;
+	}
+	len = strcspn(p, DMARC_DOMAIN_STOP);
+	dmarc_authors_add(a, p, len);
+	return p + len;
+}
+
+/* dmarc_authors_scan - every domain that follows an "@" outside quoted
+ * strings, comments and domain literals, in one linear pass that needs no
+ * well-formed syntax (and no recursion): what a broken From names. */
+static void dmarc_authors_scan(struct dmarc_authors *a, const char *value)
+{
+	const char *p = value;
+
+	while ((p = strpbrk(p, "@\"([")) != NULL) {
+		const char *end;
+
+		if (*p == '@')
+			p = dmarc_authors_at(a, p + 1);
+		else if ((end = dmarc_span_end(a, p)) != NULL)
+			p = end;
+		else
+			p++;
+	}
+}
+
 /* dmarc_from_colons - the ':' in a From value, wherever they are: GMime
  * (in its lenient mode) opens a group at one, also inside a quoted string
  * it cannot close, so this bounds the nesting it will see. */
@@ -367,13 +486,57 @@ static bool dmarc_from_comments_close(const char *value)
 	return true;
 }
 
-/* dmarc_from_domain - the single RFC5322.From domain, or -1 with the
- * permerror reason written into out. */
-static int dmarc_from_domain(const struct dmarc_input *in, struct dmarc_outcome *out)
+/* dmarc_from_parse - one From value through GMime's address parser, once
+ * it is within the bounds that parser survives. Returns -1 with the
+ * reason (static text) in scan->error. */
+static int dmarc_from_parse(const char *value, struct dmarc_from_scan *scan)
 {
-	struct dmarc_from_scan scan = { .error = NULL };
 	InternetAddressList *list;
 	char *unfolded;
+
+	if (strlen(value) > DMARC_FROM_FIELD_MAX) {
+		scan->error = "From field over " G_STRINGIFY(DMARC_FROM_FIELD_MAX) " bytes";
+		return -1;
+	}
+	if (dmarc_from_colons(value) > DMARC_FROM_COLONS_MAX) {
+		scan->error = "From field with over " G_STRINGIFY(DMARC_FROM_COLONS_MAX) " colons";
+		return -1;
+	}
+	if (!dmarc_from_comments_close(value)) {
+		scan->error = "From field with an unclosed comment";
+		return -1;
+	}
+	unfolded = g_strdup(value);
+	g_strdelimit(unfolded, "\r\n", ' ');
+	list = internet_address_list_parse(NULL, unfolded);
+	g_free(unfolded);
+	if (list == NULL) {
+		scan->error = "unparsable From field";
+		return -1;
+	}
+	dmarc_from_list(list, 0, scan);
+	g_object_unref(list);
+	return scan->error != NULL ? -1 : 0;
+}
+
+/* dmarc_from_other - a domain the scan found besides the parsed one. */
+static const char *dmarc_from_other(const struct dmarc_authors *a, const char *domain)
+{
+	for (size_t i = 0; i < a->count; i++)
+		if (strcmp(a->domain[i], domain) != 0)
+			return a->domain[i];
+	return NULL;
+}
+
+/* dmarc_from_domain - the single RFC5322.From domain, or -1 with the
+ * reason the From field is broken written into out. authors holds what
+ * the scan found; a domain there that GMime's addresses lack (it skips
+ * what it cannot parse) makes the field broken too. */
+static int dmarc_from_domain(const struct dmarc_input *in, const struct dmarc_authors *authors,
+			     struct dmarc_outcome *out)
+{
+	struct dmarc_from_scan scan = { .error = NULL };
+	const char *other;
 
 	if (in->from_count == 0 || in->from_values == NULL) {
 		dmarc_reason(out, "no From field");
@@ -383,29 +546,11 @@ static int dmarc_from_domain(const struct dmarc_input *in, struct dmarc_outcome 
 		dmarc_reason(out, "%zu From fields", in->from_count);
 		return -1;
 	}
-	if (in->from_values[0] == NULL || strlen(in->from_values[0]) > DMARC_FROM_FIELD_MAX) {
-		dmarc_reason(out, "From field missing or too long");
+	if (in->from_values[0] == NULL) {
+		dmarc_reason(out, "no From field");
 		return -1;
 	}
-	if (dmarc_from_colons(in->from_values[0]) > DMARC_FROM_COLONS_MAX) {
-		dmarc_reason(out, "From field with over %d colons", DMARC_FROM_COLONS_MAX);
-		return -1;
-	}
-	if (!dmarc_from_comments_close(in->from_values[0])) {
-		dmarc_reason(out, "From field with an unclosed comment");
-		return -1;
-	}
-	unfolded = g_strdup(in->from_values[0]);
-	g_strdelimit(unfolded, "\r\n", ' ');
-	list = internet_address_list_parse(NULL, unfolded);
-	g_free(unfolded);
-	if (list == NULL) {
-		dmarc_reason(out, "unparsable From field");
-		return -1;
-	}
-	dmarc_from_list(list, 0, &scan);
-	g_object_unref(list);
-	if (scan.error != NULL) {
+	if (dmarc_from_parse(in->from_values[0], &scan) < 0) {
 		dmarc_reason(out, "%s", scan.error);
 		return -1;
 	}
@@ -416,6 +561,11 @@ static int dmarc_from_domain(const struct dmarc_input *in, struct dmarc_outcome 
 	if (scan.other[0] != '\0') {
 		dmarc_reason(out, "From addresses in different domains: %s, %s",
 			     scan.domain, scan.other);
+		return -1;
+	}
+	if ((other = dmarc_from_other(authors, scan.domain)) != NULL) {
+		dmarc_reason(out, "From field names %s beside its address in %s", other,
+			     scan.domain);
 		return -1;
 	}
 	dmarc_copy(out->header_from, sizeof(out->header_from), scan.domain);
@@ -688,10 +838,130 @@ static void dmarc_evaluate(struct dmarc_checker *c, const struct dmarc_input *in
 		     out->pct_sampled_out ? " (outside pct sample)" : "");
 }
 
+/* dmarc_evaluate_domain - the whole evaluation for one From domain. */
+static void dmarc_evaluate_domain(struct dmarc_checker *c, const struct dmarc_input *in,
+				  const char *domain, struct dmarc_outcome *out)
+{
+	char org[DMARC_DOMAIN_MAX];
+
+	memset(out, 0, sizeof(*out));
+	out->result = VERDICT_PERMERROR;
+	dmarc_copy(out->header_from, sizeof(out->header_from), domain);
+	if (dmarc_organizational_domain(c, domain, org, sizeof(org)) < 0) {
+		dmarc_reason(out, "invalid From domain");
+		return;
+	}
+	dmarc_evaluate(c, in, org, out);
+}
+
+/* ---- a broken From: every domain it names ----------------------------- */
+
+struct dmarc_tally {
+	struct dmarc_outcome fail;      /* the failure with the strictest disposition */
+	struct dmarc_outcome pass;      /* the first pass */
+	char temperror[DMARC_REASON_MAX]; /* the first temperror's reason */
+	char other[DMARC_REASON_MAX];   /* the first none/permerror's reason */
+	size_t fails, passes, temperrors;
+};
+
+/* dmarc_strictness - how much a disposition asks for: none < quarantine < reject. */
+static int dmarc_strictness(const char *disposition)
+{
+	if (strcmp(disposition, "reject") == 0)
+		return 3;
+	if (strcmp(disposition, "quarantine") == 0)
+		return 2;
+	return strcmp(disposition, "none") == 0 ? 1 : 0;
+}
+
+/* dmarc_tally_add - count one domain's outcome, keep the ones that may decide. */
+static void dmarc_tally_add(struct dmarc_tally *t, const struct dmarc_outcome *one)
+{
+	switch (one->result) {
+	case VERDICT_FAIL:
+		if (t->fails++ == 0 ||
+		    dmarc_strictness(one->disposition) > dmarc_strictness(t->fail.disposition))
+			t->fail = *one;
+		break;
+	case VERDICT_PASS:
+		if (t->passes++ == 0)
+			t->pass = *one;
+		break;
+	case VERDICT_TEMPERROR:
+		if (t->temperrors++ == 0)
+			dmarc_copy(t->temperror, sizeof(t->temperror), one->reason);
+		break;
+	default:
+		if (t->other[0] == '\0')
+			dmarc_copy(t->other, sizeof(t->other), one->reason);
+		break;
+	}
+}
+
+/* dmarc_tally_fresh - an outcome without a policy or a From domain. */
+static void dmarc_tally_fresh(struct dmarc_outcome *out, enum verdict result, const char *detail)
+{
+	memset(out, 0, sizeof(*out));
+	out->result = result;
+	dmarc_copy(out->reason, sizeof(out->reason), detail);
+}
+
+/* dmarc_tally_decide - one outcome for the message. Any failure decides
+ * (the strictest disposition; an incomplete evaluation at least
+ * quarantine); then temperror; pass only if every domain passed; else
+ * permerror. problem says why the From is broken and opens the reason. */
+static void dmarc_tally_decide(const struct dmarc_tally *t, size_t count, bool incomplete,
+			       const char *problem, struct dmarc_outcome *out)
+{
+	if (t->fails > 0)
+		*out = t->fail;
+	else if (incomplete)
+		dmarc_tally_fresh(out, VERDICT_FAIL, "");
+	else if (t->temperrors > 0)
+		dmarc_tally_fresh(out, VERDICT_TEMPERROR, t->temperror);
+	else if (t->passes == count)
+		*out = t->pass;
+	else
+		dmarc_tally_fresh(out, VERDICT_PERMERROR, t->other);
+	if (incomplete && dmarc_strictness(out->disposition) < dmarc_strictness("quarantine")) {
+		dmarc_copy(out->disposition, sizeof(out->disposition), "quarantine");
+		dmarc_reason(out, "more than %d From domains, not all evaluated",
+			     DMARC_AUTHOR_DOMAINS_MAX);
+	}
+	out->from_invalid = true;
+	{
+		g_autofree char *detail = g_strdup(out->reason);
+
+		dmarc_reason(out, "%s; %s", problem, detail);
+	}
+}
+
+/* dmarc_evaluate_authors - a broken From: every domain it names (at most
+ * DMARC_AUTHOR_DOMAINS_MAX) evaluated on its own, then one outcome, so
+ * that breaking the field never escapes a policy (RFC 9989, "Denial of
+ * DMARC Processing Attacks": the strictest policy among those that fail). */
+static void dmarc_evaluate_authors(struct dmarc_checker *c, const struct dmarc_input *in,
+				   const struct dmarc_authors *a, struct dmarc_outcome *out)
+{
+	struct dmarc_tally *t = g_new0(struct dmarc_tally, 1);
+	struct dmarc_outcome *one = g_new0(struct dmarc_outcome, 1);
+	char problem[DMARC_REASON_MAX];
+
+	dmarc_copy(problem, sizeof(problem), out->reason);
+	for (size_t i = 0; i < a->count; i++) {
+		dmarc_evaluate_domain(c, in, a->domain[i], one);
+		dmarc_tally_add(t, one);
+	}
+	dmarc_tally_decide(t, a->count, a->incomplete, problem, out);
+	g_free(one);
+	g_free(t);
+}
+
 int dmarc_check(struct dmarc_checker *c, const struct dmarc_input *in,
 		struct dmarc_outcome *out_r)
 {
-	char org[DMARC_DOMAIN_MAX];
+	struct dmarc_authors *authors;
+	char from[DMARC_DOMAIN_MAX];
 
 	memset(out_r, 0, sizeof(*out_r));
 	out_r->result = VERDICT_PERMERROR;
@@ -700,13 +970,20 @@ int dmarc_check(struct dmarc_checker *c, const struct dmarc_input *in,
 		dmarc_reason(out_r, "invalid arguments");
 		return -1;
 	}
-	if (dmarc_from_domain(in, out_r) < 0)
-		return 0;
-	if (dmarc_organizational_domain(c, out_r->header_from, org, sizeof(org)) < 0) {
-		dmarc_reason(out_r, "invalid From domain");
-		return 0;
+	authors = g_new0(struct dmarc_authors, 1);
+	for (size_t i = 0; in->from_values != NULL && i < in->from_count; i++)
+		if (in->from_values[i] != NULL)
+			dmarc_authors_scan(authors, in->from_values[i]);
+	if (dmarc_from_domain(in, authors, out_r) == 0) {
+		dmarc_copy(from, sizeof(from), out_r->header_from);
+		dmarc_evaluate_domain(c, in, from, out_r);
+	} else {
+		/* Broken: permerror unless it names a domain. */
+		out_r->from_invalid = true;
+		if (authors->count > 0)
+			dmarc_evaluate_authors(c, in, authors, out_r);
 	}
-	dmarc_evaluate(c, in, org, out_r);
+	g_free(authors);
 	return 0;
 }
 
@@ -716,12 +993,12 @@ void dmarc_outcome_comment(const struct dmarc_outcome *out, char *buf, size_t bu
 {
 	if (buf_size == 0)
 		return;
-	if (out->policy[0] != '\0' && out->disposition[0] != '\0') {
-		if (out->sp[0] != '\0')
-			g_snprintf(buf, buf_size, "p=%s sp=%s dis=%s", out->policy, out->sp,
-				   out->disposition);
-		else
-			g_snprintf(buf, buf_size, "p=%s dis=%s", out->policy, out->disposition);
+	if (out->disposition[0] != '\0' && (out->policy[0] != '\0' || out->from_invalid)) {
+		g_snprintf(buf, buf_size, "%s%s%s%s%s%sdis=%s%s",
+			   out->policy[0] != '\0' ? "p=" : "", out->policy,
+			   out->policy[0] != '\0' ? " " : "",
+			   out->sp[0] != '\0' ? "sp=" : "", out->sp, out->sp[0] != '\0' ? " " : "",
+			   out->disposition, out->from_invalid ? " from=invalid" : "");
 		return;
 	}
 	g_strlcpy(buf, out->reason, buf_size);

@@ -50,6 +50,12 @@ struct dmarc_outcome {
 	char aligned_by[DMARC_ALIGNED_BY_MAX]; /* "dkim:example.com", "spf:example.com" or "" */
 	char reason[DMARC_REASON_MAX];       /* human-readable, for logs and the A-R comment */
 	bool pct_sampled_out;       /* failed, but pct= spared it the full policy */
+	/* The From field is broken: missing, repeated, addresses in several
+	 * domains, unparsable or over a bound. Then every domain it names was
+	 * evaluated (RFC 9989, "Denial of DMARC Processing Attacks"): pass
+	 * only if all pass, else the failing one with the strictest
+	 * disposition; header_from is the domain reported. */
+	bool from_invalid;
 };
 
 /* A DNS source for TXT lookups. query_txt returns 0 and fills *answer_r
@@ -78,7 +84,8 @@ int dmarc_checker_new_with_psl(const struct dmarc_dns *dns, const char *psl_path
 void dmarc_checker_free(struct dmarc_checker **checker);
 
 /* dmarc_check - evaluate one message. Always fills *out_r (never guesses:
- * anything it cannot evaluate becomes none/permerror/temperror with a reason).
+ * anything it cannot evaluate becomes none/permerror/temperror with a reason;
+ * a broken From naming no usable domain is permerror).
  * Returns 0, or -1 only for invalid arguments (then out_r says permerror).
  * Thread-safe once the checker exists. */
 int dmarc_check(struct dmarc_checker *checker, const struct dmarc_input *in,
@@ -92,8 +99,9 @@ int dmarc_organizational_domain(const struct dmarc_checker *checker, const char 
 				char *buf, size_t buf_size);
 
 /* dmarc_outcome_comment - the A-R comment text: "p=reject sp=none dis=reject"
- * (sp= only when published) when a policy record was evaluated, else the
- * reason; characters not allowed in an RFC 5322 comment are replaced.
+ * (sp= only when published) when a policy record was evaluated, followed by
+ * " from=invalid" for a broken From; else the reason. Characters not
+ * allowed in an RFC 5322 comment are replaced.
  * Always NUL-terminates buf (truncating). */
 void dmarc_outcome_comment(const struct dmarc_outcome *out, char *buf, size_t buf_size);
 

@@ -13,6 +13,18 @@ PARTNER_CLIENT = "192.0.2.10"          # in every test domain's SPF range
 SPF_RANGE = "v=spf1 ip4:192.0.2.0/24 -all"
 SLOW_DMARC = "_dmarc.slow.example.org"  # never answered
 SPOOF_SAMPLE = os.path.join(au.SAMPLES, "messages", "01-spoof.eml")
+SPOOF_ENVELOPE = "bounce@www.wormly.com"  # no SPF record: spf=none
+FOLD_WIDTH = 76
+
+
+def folded(words):
+    """words joined by spaces, folded (CRLF added later) before FOLD_WIDTH."""
+    lines = [""]
+    for w in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(w) > FOLD_WIDTH:
+            lines.append("")
+        lines[-1] += (" " if lines[-1] else "") + w
+    return "\n ".join(lines)
 
 
 class DmarcTest(au.EnvTestCase):
@@ -132,15 +144,56 @@ class DmarcTest(au.EnvTestCase):
         self.assertDmarc(mid, "fail", "p=reject sp=quarantine dis=quarantine",
                          "a.b.example.co.uk", "Quarantine")
 
-    def test_multiple_from_is_permerror(self):
+    def test_multiple_from_evaluates_every_domain(self):
+        # example.org passes (its own SPF), example.com does not: a broken
+        # From gets the strictest policy among the domains that fail.
         with self.subTest("two From fields"):
             mid, _ = self.run_case("user@example.org",
                                    from_header="From: <user@example.org>\nFrom: <user@example.com>\n")
-            self.assertDmarc(mid, "permerror", None, None, "INBOX")
+            self.assertDmarc(mid, "fail", "p=reject dis=reject from=invalid", "example.com",
+                             "Quarantine")
         with self.subTest("two addresses in different domains"):
             mid, _ = self.run_case("user@example.org",
                                    from_header="From: <user@example.org>, <owner@example.com>\n")
-            self.assertDmarc(mid, "permerror", None, None, "INBOX")
+            self.assertDmarc(mid, "fail", "p=reject dis=reject from=invalid", "example.com",
+                             "Quarantine")
+
+    def test_broken_from_spoofing_a_reject_domain_lands_in_quarantine(self):
+        # An outside server whose envelope has no SPF record (spf=none, so
+        # only DMARC can file it) spoofs example.com (p=reject) with a From
+        # field that is broken in each of these ways.
+        long_name = folded(["Chief Executive"] * 1100)
+        variants = {
+            "two identical From fields":
+                "From: CEO <ceo@example.com>\nFrom: CEO <ceo@example.com>\n",
+            "From over 16 KB": 'From: "%s" <ceo@example.com>\n' % long_name,
+            "second address in another domain":
+                "From: CEO <ceo@example.com>, helper@outside.example\n",
+            "65 addresses":
+                "From: %s\n" % folded(["ceo%d@example.com," % i for i in range(64)]
+                                      + ["ceo64@example.com"]),
+            "address without a domain": "From: ceo@example.com, ceo\n",
+        }
+        self.assertGreater(len(variants["From over 16 KB"]), 16 * 1024)
+        for name, from_header in variants.items():
+            with self.subTest(name):
+                mid, _ = self.run_case(SPOOF_ENVELOPE, client=au.SEED_CLIENT, helo=au.SEED_HELO,
+                                       from_header=from_header)
+                d = self.assertDmarc(mid, "fail", "p=reject dis=reject from=invalid",
+                                     "example.com", "Quarantine")
+                self.assertEqual(d.spf.result, "none", d.ar_value)
+
+    def test_several_addresses_in_one_passing_domain_land_in_inbox(self):
+        mid, _ = self.run_case("user@example.org",
+                               from_header="From: Alice <alice@example.org>,\n"
+                                           " \"Bob B.\" <bob@EXAMPLE.org>, carol@example.org\n")
+        d = self.assertDmarc(mid, "pass", "p=reject dis=none", "example.org", "INBOX")
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
+
+    def test_broken_from_naming_no_domain_is_permerror(self):
+        mid, _ = self.run_case(SPOOF_ENVELOPE, client=au.SEED_CLIENT, helo=au.SEED_HELO,
+                               from_header="From: ceo\nFrom: undisclosed:;\n")
+        self.assertDmarc(mid, "permerror", "2 From fields", None, "INBOX")
 
     def test_no_from_is_permerror(self):
         mid, _ = self.run_case("user@example.org", from_header="")

@@ -227,10 +227,10 @@ class PostfixEndToEndTest(harness.HarnessTestCase):
     # -- a From field built to crash the address parser -----------------------
 
     def test_deeply_nested_groups_in_from_are_delivered_once_and_the_daemon_lives(self):
-        # 3,000 nested groups around an example.com address (~9 KB,
+        # 3,000 nested groups around a spoofed example.com address (~9 KB,
         # folded): while Postfix keeps such a message queued, a crash would
-        # recur on every queue run. It must be evaluated (the From is
-        # invalid), delivered once, and the daemon keep running.
+        # recur on every queue run. It must be evaluated (an invalid From
+        # naming a p=reject domain), filed once, and the daemon keep running.
         pid = self.filter.pid()
         from_value = folded(["g:"] * NESTED_GROUPS + ["ceo@example.com"]
                             + [";" * 60] * (NESTED_GROUPS // 60))
@@ -239,12 +239,12 @@ class PostfixEndToEndTest(harness.HarnessTestCase):
                            "Date: Sat, 28 Nov 2026 09:00:00 +0000\n"
                            "Message-ID: <nested-groups@test.example>\n\nHello.\n" % from_value)
         queue_id = self.send("someone@example.org", "owner@example.com", msg)
-        stored = self.wait_delivered("owner@example.com")
+        stored = self.wait_delivered("owner@example.com", "Quarantine")
         harness.wait_for(lambda: self.postfix.queue() == [], DELIVERY_TIMEOUT,
                          "an empty Postfix queue")
         time.sleep(SETTLE_TIME)
-        self.assertEqual(len(self.dovecot.messages("owner@example.com")), 1)
-        self.assertEqual(self.dovecot.messages("owner@example.com", "Quarantine"), [])
+        self.assertEqual(len(self.dovecot.messages("owner@example.com", "Quarantine")), 1)
+        self.assertEqual(self.dovecot.messages("owner@example.com"), [])
         self.assertTrue(self.filter.running(), self.filter.log()[-3000:])
         self.assertEqual(self.filter.pid(), pid)
         sent = [l for l in self.postfix.log_lines("%s: to=<owner@example.com>" % queue_id)
@@ -254,10 +254,14 @@ class PostfixEndToEndTest(harness.HarnessTestCase):
         ours, _ = self.our_results(stored[0])
         self.assertEqual(len(ours), 1, stored[0][:2000])
         dmarc = [r for r in ours[0].results if r.method == "dmarc"]
-        self.assertEqual([r.result for r in dmarc], ["permerror"], stored[0][:2000])
+        self.assertEqual([r.result for r in dmarc], ["fail"], stored[0][:2000])
+        self.assertEqual([(p.type, p.name, p.value) for p in dmarc[0].properties],
+                         [("header", "from", "example.com")])
+        self.assertIn(b"dmarc=fail (p=reject dis=reject from=invalid)", stored[0])
         fields = self.transaction_log(queue_id)
         self.assertEqual(fields["status"], "done")
-        self.assertEqual(fields["dmarc"], "permerror")
+        self.assertEqual(fields["dmarc"], "fail")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -3,7 +3,9 @@
  *
  * Each case sets the _dmarc TXT records it needs in a small table and
  * checks result, disposition, alignment, header.from and the names looked
- * up. Uses the real Public Suffix List (LMTPFILTER_PSL).
+ * up. Uses the real Public Suffix List (LMTPFILTER_PSL). Broken From
+ * fields (repeated, several domains, oversized, nested groups on a
+ * session-sized stack) must not escape the policy of a domain they name.
  */
 #include <glib.h>
 #include <pthread.h>
@@ -132,6 +134,24 @@ static void assert_queried(const char *const *names)
 		g_assert_cmpstr(g_ptr_array_index(queried, n), ==, names[n]);
 	}
 	g_assert_cmpuint(queried->len, ==, n);
+}
+
+static void assert_comment(const struct dmarc_outcome *out, const char *expected)
+{
+	char comment[DMARC_REASON_MAX];
+
+	dmarc_outcome_comment(out, comment, sizeof(comment));
+	if (strcmp(comment, expected) != 0)
+		g_error("comment \"%s\" (%s), expected \"%s\"", comment, out->reason, expected);
+}
+
+/* A spoof from an outside server: its own envelope passes SPF, no DKIM. */
+static void check_spoof(char *const *from, size_t count, struct dmarc_outcome *out)
+{
+	struct dmarc_input in = { .from_values = from, .from_count = count,
+				  .spf_result = VERDICT_PASS, .spf_domain = "attacker.example" };
+
+	g_assert_cmpint(dmarc_check(checker, &in, out), ==, 0);
 }
 
 /* "g:g:...g:" depth times, inner, then ";" depth times (g_free). */
@@ -325,6 +345,7 @@ static void test_psl_rules(void)
 
 static void test_multiple_from_fields(void)
 {
+	/* Broken, but example.com passes for every field: pass, marked. */
 	char *from[2] = { "alice@example.com", "alice@example.com" };
 	struct dmarc_input in = { .from_values = from, .from_count = 2,
 				  .spf_result = VERDICT_PASS, .spf_domain = "example.com" };
@@ -332,13 +353,17 @@ static void test_multiple_from_fields(void)
 
 	use_zone(zone_example);
 	g_assert_cmpint(dmarc_check(checker, &in, &out), ==, 0);
-	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+	g_assert_true(out.from_invalid);
+	assert_comment(&out, "p=reject dis=none from=invalid");
 	g_assert_nonnull(strstr(out.reason, "2 From fields"));
-	g_assert_cmpuint(queried->len, ==, 0);
+	assert_queried((const char *[]){ "_dmarc.example.com", NULL });
 }
 
 static void test_from_two_domains(void)
 {
+	/* example.com passes, attacker.example has no policy: nothing fails,
+	 * not everything passes. */
 	struct msg m = { "alice@example.com, mallory@attacker.example", VERDICT_PASS,
 			 "example.com", NO_DKIM };
 	struct dmarc_outcome out;
@@ -347,10 +372,11 @@ static void test_from_two_domains(void)
 	use_zone(zone_example);
 	check(&m, &out);
 	assert_outcome(&out, VERDICT_PERMERROR, "", "");
-	g_assert_nonnull(strstr(out.reason, "different domains"));
+	g_assert_true(out.from_invalid);
 	dmarc_outcome_format(&out, line, sizeof(line));
 	g_assert_cmpstr(line, ==, "dmarc=permerror (From addresses in different domains: "
-			"example.com, attacker.example)");
+			"example.com, attacker.example; no DMARC record for attacker.example)");
+	assert_queried((const char *[]){ "_dmarc.example.com", "_dmarc.attacker.example", NULL });
 }
 
 static void test_from_same_domain_twice(void)
@@ -402,9 +428,12 @@ static void test_rfc2047_display_name(void)
 	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
 	check(&q, &out);
 	assert_outcome(&out, VERDICT_FAIL, "none", "monitor.example");
-	/* What a reader sees as the address is the angle-addr, not the phrase. */
+	/* An unquoted "@" in the phrase is no RFC 5322 phrase: both domains
+	 * count. example.com passes, attacker.example has no policy. */
 	check(&unquoted, &out);
-	assert_outcome(&out, VERDICT_NONE, "", "attacker.example");
+	assert_outcome(&out, VERDICT_PERMERROR, "", "");
+	g_assert_nonnull(strstr(out.reason, "names example.com beside its address in "
+				"attacker.example"));
 	/* An internationalised domain is looked up and reported in A-labels. */
 	use_zone(zone_example);
 	check(&idn, &out);
@@ -574,13 +603,210 @@ static void test_record_selection(void)
 	assert_outcome(&out, VERDICT_FAIL, "quarantine", "mixed.example");
 }
 
+/* ---- broken From fields: every domain named is evaluated ------------- */
+
+static const struct fake_rr zone_broken[] = {
+	{ "_dmarc.example.com", { "v=DMARC1; p=reject" } },
+	{ "_dmarc.monitor.example", { "v=DMARC1; p=none" } },
+	{ "_dmarc.example.co.uk", { "v=DMARC1; p=quarantine" } },
+	{ "_dmarc.slow.example", { FAKE_TEMPFAIL } },
+	{ NULL, { NULL } },
+};
+
+/* A spoof of example.com (p=reject) must fail with reject, whatever is wrong with From. */
+static void assert_spoof_fails(char *const *from, size_t count, const char *what)
+{
+	struct dmarc_outcome out;
+	char line[256];
+
+	use_zone(zone_broken);
+	check_spoof(from, count, &out);
+	if (out.result != VERDICT_FAIL)
+		g_error("%s: %s (%s)", what, verdict_name(out.result), out.reason);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
+	g_assert_cmpstr(out.policy, ==, "reject");
+	g_assert_true(out.from_invalid);
+	dmarc_outcome_format(&out, line, sizeof(line));
+	g_assert_cmpstr(line, ==, "dmarc=fail (p=reject dis=reject from=invalid) "
+			"header.from=example.com");
+}
+
+static void test_broken_from_spoofs(void)
+{
+	char *identical[2] = { "CEO <ceo@example.com>", "CEO <ceo@example.com>" };
+	char *second[1] = { "CEO <ceo@example.com>, helper@outside.example" };
+	char *no_domain[1] = { "ceo@example.com, ceo" };
+	char *dropped[] = { "x@outside.example, ceo@@example.com",
+			    "x@outside.example; CEO <ceo@example.com>",
+			    "x@outside.example (, ceo@example.com",
+			    "ceo@example.com <x@outside.example>" };
+	GString *long_name = g_string_new("\"");
+	GString *many = g_string_new(NULL);
+	char *over[1], *sixty_five[1];
+
+	assert_spoof_fails(identical, 2, "two identical From fields");
+	assert_spoof_fails(second, 1, "a second domain");
+	assert_queried((const char *[]){ "_dmarc.example.com", "_dmarc.outside.example", NULL });
+	assert_spoof_fails(no_domain, 1, "an address without a domain");
+	/* Addresses GMime's parser drops without a word must still count. */
+	for (size_t i = 0; i < G_N_ELEMENTS(dropped); i++)
+		assert_spoof_fails(&dropped[i], 1, dropped[i]);
+	while (long_name->len <= 16384)
+		g_string_append(long_name, "Chief Executive ");
+	g_string_append(long_name, "\" <ceo@example.com>");
+	over[0] = long_name->str;
+	assert_spoof_fails(over, 1, "a From over 16 KB");
+	for (int i = 0; i < 65; i++)
+		g_string_append_printf(many, "%sceo%d@example.com", i > 0 ? ", " : "", i);
+	sixty_five[0] = many->str;
+	assert_spoof_fails(sixty_five, 1, "65 addresses");
+	g_string_free(long_name, TRUE);
+	g_string_free(many, TRUE);
+}
+
+static void test_broken_from_pass_needs_every_domain(void)
+{
+	char *two[1] = { "alice@example.com, bob@monitor.example" };
+	enum verdict both[2] = { VERDICT_PASS, VERDICT_PASS };
+	char *signers[2] = { "example.com", "monitor.example" };
+	struct dmarc_input in = { .from_values = two, .from_count = 1,
+				  .spf_result = VERDICT_NONE, .dkim_count = 2,
+				  .dkim_results = both, .dkim_domains = signers };
+	struct dmarc_outcome out;
+
+	use_zone(zone_broken);
+	g_assert_cmpint(dmarc_check(checker, &in, &out), ==, 0);
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+	assert_comment(&out, "p=reject dis=none from=invalid");
+	/* Only example.com signed: monitor.example fails, its p=none applies. */
+	in.dkim_count = 1;
+	g_assert_cmpint(dmarc_check(checker, &in, &out), ==, 0);
+	assert_outcome(&out, VERDICT_FAIL, "none", "monitor.example");
+	assert_comment(&out, "p=none dis=none from=invalid");
+}
+
+static void test_broken_from_strictest_policy(void)
+{
+	char *three[1] = { "a@monitor.example, b@a.b.example.co.uk, c@example.com" };
+	char *reversed[2] = { "c@example.com", "a@monitor.example" };
+	char *two[1] = { "a@monitor.example, b@a.b.example.co.uk" };
+	struct dmarc_outcome out;
+
+	use_zone(zone_broken);
+	check_spoof(three, 1, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
+	check_spoof(reversed, 2, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
+	check_spoof(two, 1, &out);
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "a.b.example.co.uk");
+	assert_comment(&out, "p=quarantine dis=quarantine from=invalid");
+}
+
+static void test_broken_from_temperror(void)
+{
+	char *with_fail[1] = { "a@slow.example, ceo@example.com" };
+	char *with_pass[2] = { "a@slow.example", "ceo@example.com" };
+	struct dmarc_input pass = { .from_values = with_pass, .from_count = 2,
+				    .spf_result = VERDICT_PASS, .spf_domain = "example.com" };
+	struct dmarc_outcome out;
+
+	use_zone(zone_broken);
+	/* A failure with a policy is known despite the DNS failure. */
+	check_spoof(with_fail, 1, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
+	g_assert_cmpint(dmarc_check(checker, &pass, &out), ==, 0);
+	assert_outcome(&out, VERDICT_TEMPERROR, "", "");
+	g_assert_nonnull(strstr(out.reason, "DNS failure looking up _dmarc.slow.example"));
+}
+
+static void test_broken_from_too_many_domains(void)
+{
+	GString *last = g_string_new(NULL), *first = g_string_new("ceo@example.com");
+	char *from[1];
+	struct dmarc_outcome out;
+
+	for (int i = 0; i < 9; i++) {
+		g_string_append_printf(last, "x@d%d.example, ", i);
+		g_string_append_printf(first, ", x@d%d.example", i);
+	}
+	g_string_append(last, "ceo@example.com");
+	/* example.com is beyond the domains evaluated: never a pass, at least quarantine. */
+	from[0] = last->str;
+	use_zone(zone_broken);
+	check_spoof(from, 1, &out);
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "");
+	assert_comment(&out, "dis=quarantine from=invalid");
+	g_assert_cmpuint(queried->len, ==, 8);
+	from[0] = first->str;
+	check_spoof(from, 1, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
+	g_string_free(last, TRUE);
+	g_string_free(first, TRUE);
+}
+
+static void test_broken_from_scan(void)
+{
+	/* Each is broken by a second field without a domain: the scan decides. */
+	static const struct { const char *from, *header_from; } cases[] = {
+		{ "\"ceo@bank.example\" <x>", "" },            /* quoted: no address */
+		{ "(ceo@bank.example) x", "" },                /* a comment */
+		{ "x@[192.0.2.1]", "" },                       /* a domain literal */
+		{ "\"unclosed <ceo@example.com>", "example.com" },
+		{ "(unclosed <ceo@example.com>", "example.com" },
+		{ "[unclosed <ceo@example.com>", "example.com" },
+		{ "ceo@ (the boss) EXAMPLE.com.", "example.com" },
+		{ "Team: \"a\\\"b\" <ceo@example.com>;", "example.com" },
+		{ "=?UTF-8?Q?ceo@example.com?= <x>", "" },     /* not a domain name */
+	};
+	struct dmarc_outcome out;
+
+	use_zone(zone_broken);
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *from[2] = { (char *)cases[i].from, "x" };
+
+		check_spoof(from, 2, &out);
+		if (strcmp(out.header_from, cases[i].header_from) != 0)
+			g_error("%s: header.from \"%s\" (%s)", cases[i].from, out.header_from,
+				out.reason);
+		g_assert_cmpint(out.result, ==, cases[i].header_from[0] != '\0' ?
+				VERDICT_FAIL : VERDICT_PERMERROR);
+	}
+}
+
+/* Broken Froms that name no usable domain: permerror, no lookup. */
+static void test_broken_from_naming_none(void)
+{
+	static const char *const cases[][2] = {
+		{ "undisclosed:;", "undisclosed:;" },
+		{ "ceo", NULL },
+		{ "ceo, bob", NULL },
+		{ "x@[192.0.2.1], y@[192.0.2.2]", NULL },
+		{ "x@exa_mple..com, y@", NULL },
+	};
+	struct dmarc_outcome out;
+	char line[256];
+
+	use_zone(zone_broken);
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *from[2] = { (char *)cases[i][0], (char *)cases[i][1] };
+
+		check_spoof(from, cases[i][1] != NULL ? 2 : 1, &out);
+		assert_outcome(&out, VERDICT_PERMERROR, "", "");
+		g_assert_true(out.from_invalid);
+	}
+	g_assert_cmpuint(queried->len, ==, 0);
+	dmarc_outcome_format(&out, line, sizeof(line));
+	g_assert_cmpstr(line, ==, "dmarc=permerror (unparsable From field)");
+}
+
 static void test_unclosed_comment(void)
 {
 	/* GMime 3.2 leaks the address it parsed before such a comment (the
 	 * sanitizer build's leak checker sees it): never handed over. */
 	static const char *const cases[] = {
-		"x@[192.0.2.1] (", "x@[192.0.2.1], y@[192.0.2.2] ((", "(a\\) x@example.com",
+		"x@[192.0.2.1] (", "x@[192.0.2.1], y@[192.0.2.2] ((",
 	};
+	struct msg named = { "(a\\) x@example.com", VERDICT_PASS, "example.com", NO_DKIM };
 	struct dmarc_outcome out;
 
 	use_zone(zone_example);
@@ -591,6 +817,10 @@ static void test_unclosed_comment(void)
 		assert_outcome(&out, VERDICT_PERMERROR, "", "");
 		g_assert_cmpstr(out.reason, ==, "From field with an unclosed comment");
 	}
+	/* Still an invalid From, read by the scan: example.com passes. */
+	check(&named, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "example.com");
+	assert_comment(&out, "p=reject dis=none from=invalid");
 }
 
 /* The depths tried, and the stack the daemon gives each session thread. */
@@ -603,13 +833,17 @@ static void *nested_main(void *data)
 
 	for (size_t i = 0; i < G_N_ELEMENTS(nesting_depths); i++) {
 		char *spoof = nested_groups(nesting_depths[i], "ceo@example.com");
-		struct msg m = { spoof, VERDICT_PASS, "attacker.example", NO_DKIM };
+		char *empty = nested_groups(nesting_depths[i], "");
 
-		check(&m, &out);
-		assert_outcome(&out, VERDICT_PERMERROR, "", "");
+		check_spoof(&spoof, 1, &out);
+		assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
+		assert_comment(&out, "p=reject dis=reject from=invalid");
 		/* 3,000 levels fit the length bound: the colon bound stops them. */
-		g_assert_nonnull(strstr(out.reason, nesting_depths[i] == 3000 ? "colons" : "too long"));
+		g_assert_nonnull(strstr(out.reason, nesting_depths[i] == 3000 ? "colons" : "bytes"));
+		check_spoof(&empty, 1, &out);
+		assert_outcome(&out, VERDICT_PERMERROR, "", "");
 		g_free(spoof);
+		g_free(empty);
 	}
 	return NULL;
 }
@@ -619,7 +853,7 @@ static void test_nested_groups(void)
 	pthread_attr_t attr;
 	pthread_t thread;
 
-	use_zone(zone_example);
+	use_zone(zone_broken);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, WORKER_STACK);
 	g_assert_cmpint(pthread_create(&thread, &attr, nested_main, NULL), ==, 0);
@@ -702,6 +936,14 @@ int main(int argc, char **argv)
 	g_test_add_func("/dmarc/pct", test_pct);
 	g_test_add_func("/dmarc/sp-for-subdomain", test_sp_for_subdomain);
 	g_test_add_func("/dmarc/record-selection", test_record_selection);
+	g_test_add_func("/dmarc/broken-from-spoofs", test_broken_from_spoofs);
+	g_test_add_func("/dmarc/broken-from-pass-needs-every-domain",
+			test_broken_from_pass_needs_every_domain);
+	g_test_add_func("/dmarc/broken-from-strictest-policy", test_broken_from_strictest_policy);
+	g_test_add_func("/dmarc/broken-from-temperror", test_broken_from_temperror);
+	g_test_add_func("/dmarc/broken-from-too-many-domains", test_broken_from_too_many_domains);
+	g_test_add_func("/dmarc/broken-from-scan", test_broken_from_scan);
+	g_test_add_func("/dmarc/broken-from-naming-none", test_broken_from_naming_none);
 	g_test_add_func("/dmarc/unclosed-comment", test_unclosed_comment);
 	g_test_add_func("/dmarc/nested-groups", test_nested_groups);
 	g_test_add_func("/dmarc/threads", test_threads);
