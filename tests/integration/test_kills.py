@@ -633,9 +633,14 @@ class KillEachStepTest(KillTestCase):
         self.down = self.stack.down
         for tap in (self.up, self.down):
             tap.disarm()
-        if not self.filter.running():
-            self.filter.kill()
-            self.filter.start()
+        # After a failed test: everything up, and no leftover delivery to
+        # take the next armed connection.
+        for component in (self.dovecot, self.filter):
+            if not component.running():
+                component.kill()
+                component.start()
+        if not self.queue_empty():
+            self.flush_until_empty()
 
     def kill_at(self, name, tap, ready, expect_before, expect_after, victim="lmtpfilter", **cuts):
         """Arm `tap`, submit one message, wait for `ready(conn)`, kill the
