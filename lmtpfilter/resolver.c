@@ -22,11 +22,28 @@
  * bytes of answers; when either is reached, expired entries are dropped,
  * and if that is not enough, all of them. A lookup that misses this cache
  * counts as "sent" (resolver_queries_sent).
+ *
+ * Server health: after RESOLVER_DOWN_AFTER_TIMEOUTS lookups in a row that
+ * ran into the deadline, the servers count as down. For a hold-down of
+ * RESOLVER_HOLD_MIN_MS, doubled after every failed probe up to
+ * RESOLVER_HOLD_MAX_MS, lookups the cache cannot answer fail at once with
+ * DNS_TEMPFAIL instead of waiting dns_timeout each (a silent server would
+ * otherwise cost every message up to three deadlines). When the hold-down
+ * ends, the next lookup is sent as the one probe; the others keep failing
+ * fast while it runs. Any reply from a server, the probe's or a late one's,
+ * ends the hold-down at once. "A reply" means NOERROR or NXDOMAIN, with or
+ * without records. SERVFAIL is ambiguous: libunbound turns a forwarder's
+ * SERVFAIL or REFUSED into its own SERVFAIL, the same (a bare 12-byte
+ * header) as the one it gives at once for a forwarder it has itself given
+ * up on, so it counts neither as a timeout nor as a sign of life. libunbound is told to keep probing servers it found down and to
+ * forget them after RESOLVER_INFRA_HOST_TTL, so that its own memory of a dead
+ * server never outlasts ours. Each change of state is logged once.
  */
 #include "lmtpfilter/resolver.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <glib.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -41,9 +58,34 @@
 #define RESOLVER_RCODE_NXDOMAIN 3
 #define RESOLVER_CLASS_IN 1
 
+/* Seconds libunbound remembers a server's timeouts: RESOLVER_HOLD_MAX_MS,
+ * so that its own hold-down of a dead server never outlasts ours. */
+#define RESOLVER_INFRA_HOST_TTL "10"
+
 /* RFC 6761 special-use zones that libunbound answers itself by default. */
 static const char *const resolver_transparent_zones[] = {
 	"test.", "invalid.", "example.", "onion.", "local.",
+};
+
+/* What the resolver remembers about its servers; under resolver.lock. */
+struct resolver_health {
+	unsigned consecutive_timeouts;
+	bool down;                      /* in a hold-down: lookups fail at once */
+	bool probing;                   /* the one probe of a hold-down is out */
+	unsigned hold_ms;               /* length of the current hold-down */
+	gint64 hold_until;              /* monotonic µs: then the next lookup probes */
+	gint64 down_since;              /* monotonic µs */
+	unsigned long timeouts;
+	unsigned long fast_failures;
+	unsigned long probes;
+	unsigned long downs;
+};
+
+/* A change of the servers' state, logged once by whoever caused it. */
+enum resolver_change {
+	RESOLVER_CHANGE_NONE,
+	RESOLVER_CHANGE_DOWN,
+	RESOLVER_CHANGE_UP,
 };
 
 struct resolver {
@@ -55,6 +97,14 @@ struct resolver {
 	GHashTable *cache;              /* "type/name" -> struct resolver_cached */
 	size_t cache_bytes;
 	unsigned long sent;
+	struct resolver_health health;
+};
+
+/* What a lookup that reached libunbound tells about the servers. */
+enum resolver_outcome {
+	RESOLVER_OUTCOME_ANSWERED,      /* a server replied */
+	RESOLVER_OUTCOME_TIMEOUT,       /* the deadline passed */
+	RESOLVER_OUTCOME_UNKNOWN,       /* a local error or libunbound's own SERVFAIL */
 };
 
 struct resolver_cached {
@@ -119,7 +169,9 @@ static int resolver_configure(struct resolver *r, char *const *servers, size_t s
 
 	if ((ret = ub_ctx_async(r->ctx, 1)) != 0 ||
 	    (ret = ub_ctx_set_option(r->ctx, "unblock-lan-zones:", "yes")) != 0 ||
-	    (ret = ub_ctx_set_option(r->ctx, "insecure-lan-zones:", "yes")) != 0) {
+	    (ret = ub_ctx_set_option(r->ctx, "insecure-lan-zones:", "yes")) != 0 ||
+	    (ret = ub_ctx_set_option(r->ctx, "infra-keep-probing:", "yes")) != 0 ||
+	    (ret = ub_ctx_set_option(r->ctx, "infra-host-ttl:", RESOLVER_INFRA_HOST_TTL)) != 0) {
 		*error_r = g_strdup_printf("libunbound: %s", ub_strerror(ret));
 		return -1;
 	}
@@ -277,14 +329,13 @@ static gboolean resolver_cached_expired(gpointer key, gpointer value, gpointer n
 }
 
 /* resolver_cache_lookup - called with the lock held: a copy of the cached
- * answer for key, or NULL (and the lookup counts as sent). */
-static struct dns_answer *resolver_cache_lookup(struct resolver *r, const char *key)
+ * answer for key, or NULL. */
+static struct dns_answer *resolver_cache_lookup(struct resolver *r, const char *key, gint64 now)
 {
 	struct resolver_cached *c = g_hash_table_lookup(r->cache, key);
 
-	if (c != NULL && c->expiry > g_get_monotonic_time())
+	if (c != NULL && c->expiry > now)
 		return dns_answer_copy(c->answer);
-	r->sent++;
 	return NULL;
 }
 
@@ -339,8 +390,8 @@ static struct dns_answer *dns_answer_tempfail(int rrtype)
 	return a;
 }
 
-/* dns_answer_from_result - copy what callers need out of an ub_result. */
-static struct dns_answer *dns_answer_from_result(int rrtype, int err, const struct ub_result *res)
+/* resolver_answer_from_result - copy what callers need out of an ub_result. */
+struct dns_answer *resolver_answer_from_result(int rrtype, int err, const struct ub_result *res)
 {
 	struct dns_answer *a = dns_answer_tempfail(rrtype);
 
@@ -409,12 +460,164 @@ static bool resolver_wait(struct resolver *r, struct resolver_query *q, int asyn
 	return false;
 }
 
+/* ---- server health ---------------------------------------------------- */
+
+/* resolver_outcome_of - what a result libunbound delivered in time says
+ * about the servers (see the top of the file for SERVFAIL). */
+static enum resolver_outcome resolver_outcome_of(int err, const struct ub_result *res)
+{
+	if (err != 0 || res == NULL)
+		return RESOLVER_OUTCOME_UNKNOWN;
+	if (res->rcode == 0 || res->rcode == RESOLVER_RCODE_NXDOMAIN || res->nxdomain)
+		return RESOLVER_OUTCOME_ANSWERED;
+	return RESOLVER_OUTCOME_UNKNOWN;
+}
+
+/* resolver_health_admit - called with the lock held before a lookup goes
+ * out: false if it must fail at once (held down, or the probe is out);
+ * *probe_r tells whether this lookup is the hold-down's probe. */
+static bool resolver_health_admit(struct resolver_health *h, gint64 now, bool *probe_r)
+{
+	*probe_r = false;
+	if (!h->down)
+		return true;
+	if (h->probing || now < h->hold_until) {
+		h->fast_failures++;
+		return false;
+	}
+	h->probing = true;
+	h->probes++;
+	*probe_r = true;
+	return true;
+}
+
+/* resolver_health_hold - called with the lock held: (re)start a hold-down. */
+static void resolver_health_hold(struct resolver_health *h, gint64 now, unsigned hold_ms)
+{
+	h->hold_ms = MIN(hold_ms, RESOLVER_HOLD_MAX_MS);
+	h->hold_until = now + (gint64)h->hold_ms * 1000;
+}
+
+/* resolver_health_update - called with the lock held after a lookup that
+ * was sent (probe: it was the hold-down's probe). */
+static enum resolver_change resolver_health_update(struct resolver_health *h,
+						   enum resolver_outcome outcome,
+						   bool probe, gint64 now)
+{
+	if (probe)
+		h->probing = false;
+	if (outcome == RESOLVER_OUTCOME_ANSWERED) {
+		h->consecutive_timeouts = 0;
+		if (!h->down)
+			return RESOLVER_CHANGE_NONE;
+		h->down = false;
+		return RESOLVER_CHANGE_UP;
+	}
+	if (outcome == RESOLVER_OUTCOME_TIMEOUT) {
+		h->timeouts++;
+		if (h->consecutive_timeouts < UINT_MAX)
+			h->consecutive_timeouts++;
+	}
+	if (h->down) {
+		if (probe)
+			resolver_health_hold(h, now, h->hold_ms * 2);
+		return RESOLVER_CHANGE_NONE;
+	}
+	if (h->consecutive_timeouts < RESOLVER_DOWN_AFTER_TIMEOUTS)
+		return RESOLVER_CHANGE_NONE;
+	h->down = true;
+	h->downs++;
+	h->down_since = now;
+	resolver_health_hold(h, now, RESOLVER_HOLD_MIN_MS);
+	return RESOLVER_CHANGE_DOWN;
+}
+
+/* resolver_log_change - one line per change of the servers' state. */
+static void resolver_log_change(enum resolver_change change, const struct resolver_stats *st)
+{
+	if (change == RESOLVER_CHANGE_DOWN)
+		log_warning("resolver state=down timeouts=%u hold_ms=%u",
+			    st->consecutive_timeouts, st->hold_ms);
+	else if (change == RESOLVER_CHANGE_UP)
+		log_info("resolver state=up down_ms=%llu fast_failures=%lu probes=%lu",
+			 (unsigned long long)st->down_ms, st->fast_failures, st->probes);
+}
+
+/* resolver_stats_locked - called with the lock held. */
+static void resolver_stats_locked(const struct resolver *r, gint64 now, struct resolver_stats *st)
+{
+	const struct resolver_health *h = &r->health;
+
+	st->servers_down = h->down;
+	st->consecutive_timeouts = h->consecutive_timeouts;
+	st->hold_ms = h->down ? h->hold_ms : 0;
+	st->down_ms = h->downs > 0 ? (uint64_t)(now - h->down_since) / 1000 : 0;
+	st->queries_sent = r->sent;
+	st->timeouts = h->timeouts;
+	st->fast_failures = h->fast_failures;
+	st->probes = h->probes;
+	st->downs = h->downs;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+/* resolver_finish - after a lookup was sent: cache the answer (key taken
+ * over), update the servers' health, log a change of state. */
+static void resolver_finish(struct resolver *r, char *key, const struct dns_answer *answer,
+			    int ttl, enum resolver_outcome outcome, bool probe)
+{
+	gint64 now = g_get_monotonic_time();
+	struct resolver_stats st;
+	enum resolver_change change;
+
+	g_mutex_lock(&r->lock);
+	if (answer->status != DNS_TEMPFAIL)
+		resolver_cache_store(r, key, answer, ttl);
+	else
+		g_free(key);
+	change = resolver_health_update(&r->health, outcome, probe, now);
+	resolver_stats_locked(r, now, &st);
+	g_mutex_unlock(&r->lock);
+	resolver_log_change(change, &st);
+}
+
+/* resolver_send - ask libunbound and wait up to the deadline. */
+static struct dns_answer *resolver_send(struct resolver *r, const char *name, int rrtype,
+					char *key, bool probe)
+{
+	struct resolver_query *q = g_new0(struct resolver_query, 1);
+	struct dns_answer *answer;
+	enum resolver_outcome outcome = RESOLVER_OUTCOME_UNKNOWN;
+	int async_id = 0, ret, ttl = 0;
+
+	q->resolver = r;
+	g_cond_init(&q->cond);
+	ret = ub_resolve_async(r->ctx, name, rrtype, RESOLVER_CLASS_IN, q, resolver_callback,
+			       &async_id);
+	if (ret != 0) {
+		log_debug("resolver: %s: %s", name, ub_strerror(ret));
+		resolver_query_destroy(q);
+		answer = dns_answer_tempfail(rrtype);
+	} else if (!resolver_wait(r, q, async_id)) {
+		log_debug("resolver: %s type %d: timed out", name, rrtype);
+		answer = dns_answer_tempfail(rrtype);
+		outcome = RESOLVER_OUTCOME_TIMEOUT;
+	} else {
+		answer = resolver_answer_from_result(rrtype, q->err, q->result);
+		outcome = resolver_outcome_of(q->err, q->result);
+		ttl = q->result != NULL ? q->result->ttl : 0;
+		resolver_query_destroy(q);
+	}
+	resolver_finish(r, key, answer, ttl, outcome, probe);
+	return answer;
+}
+
 int resolver_query(struct resolver *resolver, const char *name, int rrtype,
 		   struct dns_answer **answer_r)
 {
-	struct resolver_query *q;
+	gint64 now = g_get_monotonic_time();
+	bool probe = false;
 	char *key;
-	int async_id = 0, ret;
 
 	if (resolver == NULL || name == NULL || answer_r == NULL) {
 		if (answer_r != NULL)
@@ -423,39 +626,17 @@ int resolver_query(struct resolver *resolver, const char *name, int rrtype,
 	}
 	key = resolver_cache_key(name, rrtype);
 	g_mutex_lock(&resolver->lock);
-	*answer_r = resolver_cache_lookup(resolver, key);
+	*answer_r = resolver_cache_lookup(resolver, key, now);
+	if (*answer_r == NULL && !resolver_health_admit(&resolver->health, now, &probe))
+		*answer_r = dns_answer_tempfail(rrtype);
+	else if (*answer_r == NULL)
+		resolver->sent++;
 	g_mutex_unlock(&resolver->lock);
 	if (*answer_r != NULL) {
 		g_free(key);
 		return 0;
 	}
-
-	q = g_new0(struct resolver_query, 1);
-	q->resolver = resolver;
-	g_cond_init(&q->cond);
-	ret = ub_resolve_async(resolver->ctx, name, rrtype, RESOLVER_CLASS_IN, q,
-			       resolver_callback, &async_id);
-	if (ret != 0) {
-		log_debug("resolver: %s: %s", name, ub_strerror(ret));
-		resolver_query_destroy(q);
-		g_free(key);
-		*answer_r = dns_answer_tempfail(rrtype);
-		return 0;
-	}
-	if (!resolver_wait(resolver, q, async_id)) {
-		log_debug("resolver: %s type %d: timed out", name, rrtype);
-		g_free(key);
-		*answer_r = dns_answer_tempfail(rrtype);
-		return 0;
-	}
-	*answer_r = dns_answer_from_result(rrtype, q->err, q->result);
-	g_mutex_lock(&resolver->lock);
-	if ((*answer_r)->status != DNS_TEMPFAIL && q->result != NULL)
-		resolver_cache_store(resolver, key, *answer_r, q->result->ttl);
-	else
-		g_free(key);
-	g_mutex_unlock(&resolver->lock);
-	resolver_query_destroy(q);
+	*answer_r = resolver_send(resolver, name, rrtype, key, probe);
 	return 0;
 }
 
@@ -483,4 +664,11 @@ unsigned long resolver_queries_sent(struct resolver *resolver)
 	n = resolver->sent;
 	g_mutex_unlock(&resolver->lock);
 	return n;
+}
+
+void resolver_stats(struct resolver *resolver, struct resolver_stats *stats_r)
+{
+	g_mutex_lock(&resolver->lock);
+	resolver_stats_locked(resolver, g_get_monotonic_time(), stats_r);
+	g_mutex_unlock(&resolver->lock);
 }

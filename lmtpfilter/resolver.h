@@ -5,13 +5,30 @@
  * Each lookup has a real deadline (dns_timeout): an asynchronous query that
  * is cancelled when the deadline passes. Timeouts and SERVFAIL are temporary
  * errors; NXDOMAIN and NODATA are answers.
+ *
+ * Servers that stopped answering are remembered: after a few timeouts in a
+ * row, lookups the answer cache cannot serve fail at once (DNS_TEMPFAIL)
+ * for a short hold-down that grows up to a bound; then one lookup probes,
+ * and the first reply from a server ends it. State changes are logged.
  */
 #ifndef LMTPFILTER_RESOLVER_H
 #define LMTPFILTER_RESOLVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* Servers that stopped answering (resolver.c explains). Three timeouts in
+ * a row rather than one: a lost packet or one slow authority must not fail
+ * every check. The hold-down starts short (a restarted server is back in
+ * seconds) and doubles per failed probe up to a bound that caps how long
+ * recovery can take. */
+#define RESOLVER_DOWN_AFTER_TIMEOUTS 3
+#define RESOLVER_HOLD_MIN_MS 2000
+#define RESOLVER_HOLD_MAX_MS 10000
 
 struct resolver;
+struct ub_result;
 
 enum dns_status {
 	DNS_OK = 0,        /* at least one record of the asked type */
@@ -46,5 +63,26 @@ void dns_answer_free(struct dns_answer **answer);
 
 /* Counters for the benchmark and logs: queries sent to the network / answered from cache. */
 unsigned long resolver_queries_sent(struct resolver *resolver);
+
+/* What the resolver knows about its servers, for logs and metrics. */
+struct resolver_stats {
+	bool servers_down;              /* in a hold-down: lookups fail at once */
+	unsigned consecutive_timeouts;
+	unsigned hold_ms;               /* current hold-down, 0 while up */
+	uint64_t down_ms;               /* since the servers were last marked down */
+	unsigned long queries_sent;     /* lookups sent (as resolver_queries_sent) */
+	unsigned long timeouts;         /* lookups that ran into the deadline */
+	unsigned long fast_failures;    /* lookups failed at once in a hold-down */
+	unsigned long probes;           /* lookups sent as a hold-down's probe */
+	unsigned long downs;            /* times the servers were marked down */
+};
+
+/* resolver_stats - a consistent snapshot of the counters. */
+void resolver_stats(struct resolver *resolver, struct resolver_stats *stats_r);
+
+/* resolver_answer_from_result - our answer from a result libunbound
+ * delivered (err: its error code; result may be NULL): what every lookup
+ * goes through, exposed for the fuzz target. Free with dns_answer_free. */
+struct dns_answer *resolver_answer_from_result(int rrtype, int err, const struct ub_result *result);
 
 #endif

@@ -4,6 +4,10 @@
  * Starts `unbound -d` (unbound_fixture.c) with local-data for a .test zone, then
  * checks record types, NXDOMAIN vs NODATA, refused zones, a silent server
  * (the deadline must hold) and concurrent lookups from several threads.
+ * The outage tests put a relay (silent or forwarding on cue) between the
+ * resolver and unbound: after RESOLVER_DOWN_AFTER_TIMEOUTS timeouts lookups
+ * must fail at once, cached answers still serve, one probe goes out per
+ * hold-down, and a server that answers again is used within the hold-down.
  */
 #include <errno.h>
 #include <glib.h>
@@ -16,6 +20,11 @@
 #define TEST_TIMEOUT_MS 1500
 #define TEST_THREADS 8
 #define TEST_THREAD_LOOKUPS 40
+#define TEST_OUTAGE_TIMEOUT_MS 400   /* dns_timeout of the outage tests */
+#define TEST_FAST_MS 100             /* "at once": a quarter of that deadline */
+#define TEST_FAST_LOOKUPS 20         /* lookups made while the servers are down */
+#define TEST_SLACK_MS 1000           /* scheduling slack on a shared machine */
+#define TEST_POLL_MS 50
 
 #define T_A 1
 #define T_PTR 12
@@ -280,6 +289,213 @@ static void test_bad_arguments(void)
 	g_free(error);
 }
 
+/* ---- outages: remembering a server that stopped answering ---- */
+
+/* timed_lookup - status of one lookup; its duration in *ms_r. */
+static enum dns_status timed_lookup(struct resolver *r, const char *name, int type, gint64 *ms_r)
+{
+	gint64 start = g_get_monotonic_time();
+	struct dns_answer *a = lookup(r, name, type);
+	enum dns_status status = a->status;
+
+	*ms_r = (g_get_monotonic_time() - start) / 1000;
+	dns_answer_free(&a);
+	return status;
+}
+
+/* time_out - n lookups of fresh names that each run into the deadline. */
+static void time_out(struct resolver *r, int n, const char *tag)
+{
+	for (int i = 0; i < n; i++) {
+		char name[64];
+		gint64 ms;
+
+		g_snprintf(name, sizeof(name), "%s-timeout-%d.example.test", tag, i);
+		g_assert_cmpint(timed_lookup(r, name, T_A, &ms), ==, DNS_TEMPFAIL);
+		g_assert_cmpint(ms, >=, TEST_OUTAGE_TIMEOUT_MS - 50);
+	}
+}
+
+/* assert_fails_fast - n lookups of fresh names, each DNS_TEMPFAIL far
+ * under the deadline, none of them reaching the relay. */
+static void assert_fails_fast(struct resolver *r, struct test_dns_relay *relay, int n,
+			      const char *tag)
+{
+	unsigned dropped = test_dns_relay_dropped(relay);
+
+	for (int i = 0; i < n; i++) {
+		char name[64];
+		gint64 ms;
+
+		g_snprintf(name, sizeof(name), "%s-fast-%d.example.test", tag, i);
+		g_assert_cmpint(timed_lookup(r, name, T_TXT, &ms), ==, DNS_TEMPFAIL);
+		g_assert_cmpint(ms, <, TEST_FAST_MS);
+	}
+	g_assert_cmpuint(test_dns_relay_dropped(relay), ==, dropped);
+}
+
+static void test_outage_fails_fast(void)
+{
+	struct test_dns_relay *relay = test_dns_relay_start(server.port, FALSE);
+	struct resolver *r = new_resolver(test_dns_relay_server(relay), TEST_OUTAGE_TIMEOUT_MS);
+	struct resolver_stats st;
+	gint64 ms;
+
+	/* An answer from before the outage. */
+	g_assert_cmpint(timed_lookup(r, "www.example.test", T_A, &ms), ==, DNS_OK);
+	test_dns_relay_set_silent(relay, TRUE);
+	time_out(r, RESOLVER_DOWN_AFTER_TIMEOUTS, "fast");
+	assert_fails_fast(r, relay, TEST_FAST_LOOKUPS, "fast");
+
+	/* The cache still answers while the servers are down. */
+	g_assert_cmpint(timed_lookup(r, "WWW.example.test.", T_A, &ms), ==, DNS_OK);
+	g_assert_cmpint(ms, <, TEST_FAST_MS);
+
+	resolver_stats(r, &st);
+	g_assert_true(st.servers_down);
+	g_assert_cmpuint(st.downs, ==, 1);
+	g_assert_cmpuint(st.timeouts, ==, RESOLVER_DOWN_AFTER_TIMEOUTS);
+	g_assert_cmpuint(st.fast_failures, ==, TEST_FAST_LOOKUPS);
+	g_assert_cmpuint(st.hold_ms, ==, RESOLVER_HOLD_MIN_MS);
+	g_assert_cmpuint(st.queries_sent, ==, 1 + RESOLVER_DOWN_AFTER_TIMEOUTS);
+	resolver_free(&r);
+	test_dns_relay_stop(&relay);
+}
+
+/* wait_for_answer - look up fresh names until one gets a real answer;
+ * returns the ms that took. Every lookup before it fails fast except at
+ * most one probe per hold-down. */
+static gint64 wait_for_answer(struct resolver *r, gint64 limit_ms, const char *tag)
+{
+	gint64 start = g_get_monotonic_time(), elapsed_ms = 0;
+	int slow = 0;
+
+	for (int i = 0; elapsed_ms < limit_ms; i++) {
+		char name[64];
+		gint64 ms;
+
+		g_snprintf(name, sizeof(name), "%s-back-%d.example.test", tag, i);
+		if (timed_lookup(r, name, T_A, &ms) == DNS_NXDOMAIN)
+			return (g_get_monotonic_time() - start) / 1000;
+		if (ms >= TEST_FAST_MS)
+			slow++;
+		g_assert_cmpint(slow, <=, 1 + elapsed_ms / RESOLVER_HOLD_MIN_MS);
+		g_usleep(TEST_POLL_MS * 1000);
+		elapsed_ms = (g_get_monotonic_time() - start) / 1000;
+	}
+	g_assert_not_reached();
+	return -1;
+}
+
+static void test_outage_recovers(void)
+{
+	struct test_dns_relay *relay = test_dns_relay_start(server.port, TRUE);
+	struct resolver *r = new_resolver(test_dns_relay_server(relay), TEST_OUTAGE_TIMEOUT_MS);
+	struct resolver_stats st;
+	gint64 ms;
+
+	time_out(r, RESOLVER_DOWN_AFTER_TIMEOUTS, "rec");
+	assert_fails_fast(r, relay, TEST_FAST_LOOKUPS, "rec1");
+
+	/* The server comes back during the first hold-down: used again by
+	 * the probe at its end. */
+	test_dns_relay_set_silent(relay, FALSE);
+	ms = wait_for_answer(r, RESOLVER_HOLD_MIN_MS + TEST_OUTAGE_TIMEOUT_MS + TEST_SLACK_MS, "rec1");
+	g_test_message("server back after the first hold-down: answers again after %" G_GINT64_FORMAT " ms", ms);
+	resolver_stats(r, &st);
+	g_assert_false(st.servers_down);
+	g_assert_cmpuint(st.probes, ==, 1);
+	g_assert_cmpint(timed_lookup(r, "www.example.test", T_A, &ms), ==, DNS_OK);
+
+	/* Down again; this time the first probe fails and the hold-down
+	 * doubles; the server then comes back within the longer one. */
+	test_dns_relay_set_silent(relay, TRUE);
+	time_out(r, RESOLVER_DOWN_AFTER_TIMEOUTS, "rec2");
+	g_usleep((RESOLVER_HOLD_MIN_MS + TEST_POLL_MS) * 1000);
+	time_out(r, 1, "rec2-probe");
+	assert_fails_fast(r, relay, TEST_FAST_LOOKUPS, "rec2");
+	resolver_stats(r, &st);
+	g_assert_true(st.servers_down);
+	g_assert_cmpuint(st.downs, ==, 2);
+	g_assert_cmpuint(st.hold_ms, ==, 2 * RESOLVER_HOLD_MIN_MS);
+	test_dns_relay_set_silent(relay, FALSE);
+	ms = wait_for_answer(r, 2 * RESOLVER_HOLD_MIN_MS + TEST_OUTAGE_TIMEOUT_MS + TEST_SLACK_MS, "rec2");
+	g_test_message("server back after a failed probe: answers again after %" G_GINT64_FORMAT " ms", ms);
+	resolver_free(&r);
+	test_dns_relay_stop(&relay);
+}
+
+struct probe_race {
+	struct resolver *resolver;
+	int index;
+	gint64 ms;
+};
+
+static gpointer probe_race_worker(gpointer data)
+{
+	struct probe_race *p = data;
+	char name[64];
+
+	g_snprintf(name, sizeof(name), "race-%d.example.test", p->index);
+	g_assert_cmpint(timed_lookup(p->resolver, name, T_A, &p->ms), ==, DNS_TEMPFAIL);
+	return NULL;
+}
+
+/* When a hold-down ends, lookups from many threads at once send one
+ * probe; the others keep failing at once while it runs. */
+static void test_outage_one_probe(void)
+{
+	struct test_dns_relay *relay = test_dns_relay_start(server.port, TRUE);
+	struct resolver *r = new_resolver(test_dns_relay_server(relay), TEST_OUTAGE_TIMEOUT_MS);
+	struct probe_race race[TEST_THREADS];
+	GThread *threads[TEST_THREADS];
+	struct resolver_stats st;
+	int slow = 0;
+
+	time_out(r, RESOLVER_DOWN_AFTER_TIMEOUTS, "race");
+	g_usleep((RESOLVER_HOLD_MIN_MS + TEST_POLL_MS) * 1000);
+	for (int i = 0; i < TEST_THREADS; i++) {
+		race[i] = (struct probe_race){ .resolver = r, .index = i };
+		threads[i] = g_thread_new("probe", probe_race_worker, &race[i]);
+	}
+	for (int i = 0; i < TEST_THREADS; i++) {
+		g_thread_join(threads[i]);
+		if (race[i].ms >= TEST_FAST_MS)
+			slow++;
+	}
+	g_assert_cmpint(slow, ==, 1);
+	resolver_stats(r, &st);
+	g_assert_cmpuint(st.probes, ==, 1);
+	g_assert_cmpuint(st.fast_failures, ==, TEST_THREADS - 1);
+	g_assert_true(st.servers_down);
+	resolver_free(&r);
+	test_dns_relay_stop(&relay);
+}
+
+/* SERVFAIL from a live server (here: its REFUSED, which libunbound turns
+ * into SERVFAIL) is neither a timeout nor proof that the servers are
+ * back: two timeouts, a SERVFAIL, one more timeout make three. */
+static void test_outage_servfail_is_neutral(void)
+{
+	struct test_dns_relay *relay = test_dns_relay_start(server.port, TRUE);
+	struct resolver *r = new_resolver(test_dns_relay_server(relay), TEST_OUTAGE_TIMEOUT_MS);
+	struct resolver_stats st;
+	gint64 ms;
+
+	time_out(r, RESOLVER_DOWN_AFTER_TIMEOUTS - 1, "neutral");
+	test_dns_relay_set_silent(relay, FALSE);
+	g_assert_cmpint(timed_lookup(r, "x.refused.test", T_TXT, &ms), ==, DNS_TEMPFAIL);
+	g_assert_cmpint(ms, <, TEST_OUTAGE_TIMEOUT_MS);
+	resolver_stats(r, &st);
+	g_assert_false(st.servers_down);
+	g_assert_cmpuint(st.consecutive_timeouts, ==, RESOLVER_DOWN_AFTER_TIMEOUTS - 1);
+	test_dns_relay_set_silent(relay, TRUE);
+	time_out(r, 1, "neutral-last");
+	assert_fails_fast(r, relay, TEST_FAST_LOOKUPS, "neutral");
+	resolver_free(&r);
+	test_dns_relay_stop(&relay);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -292,6 +508,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/resolver/answer-cache", test_answer_cache);
 	g_test_add_func("/resolver/silent-server", test_silent_server);
 	g_test_add_func("/resolver/concurrent", test_concurrent);
+	g_test_add_func("/resolver/outage/fails-fast", test_outage_fails_fast);
+	g_test_add_func("/resolver/outage/recovers", test_outage_recovers);
+	g_test_add_func("/resolver/outage/one-probe", test_outage_one_probe);
+	g_test_add_func("/resolver/outage/servfail-is-neutral", test_outage_servfail_is_neutral);
 	g_test_add_func("/resolver/bad-arguments", test_bad_arguments);
 	ret = g_test_run();
 	stop_unbound();

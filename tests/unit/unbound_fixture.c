@@ -1,9 +1,13 @@
 /*
  * unbound_fixture - a real unbound on a free loopback port for unit tests
+ *
+ * Also a silent UDP port and a relay that is silent or forwards on cue.
  */
 #include "unbound_fixture.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -14,6 +18,8 @@
 #include <glib/gstdio.h>
 
 #define UNBOUND_START_MS 10000
+#define RELAY_PACKET_MAX 65536
+#define RELAY_IDS 65536            /* DNS message ids: a reply goes back to the asker of its id */
 
 /* bound_socket - a socket of this type bound to a free loopback port. */
 static int bound_socket(int type, int *port_r)
@@ -109,4 +115,104 @@ void test_unbound_stop(struct test_unbound *u)
 	g_free(path);
 	g_free(u->dir);
 	u->dir = NULL;
+}
+
+struct test_dns_relay {
+	int client_fd;                  /* where queries arrive */
+	int upstream_fd;                /* connected to the upstream server */
+	int wake_pipe[2];
+	gint silent;
+	gint dropped;
+	GThread *thread;
+	char server[64];
+	struct sockaddr_in askers[RELAY_IDS];
+};
+
+/* relay_packet - one datagram from fd into buf, or -1. */
+static ssize_t relay_packet(int fd, unsigned char *buf, struct sockaddr_in *from)
+{
+	socklen_t len = sizeof(*from);
+
+	return recvfrom(fd, buf, RELAY_PACKET_MAX, 0, (struct sockaddr *)from, &len);
+}
+
+static gpointer relay_thread(gpointer data)
+{
+	struct test_dns_relay *r = data;
+	unsigned char *buf = g_malloc(RELAY_PACKET_MAX);
+	struct pollfd fds[3] = {
+		{ .fd = r->client_fd, .events = POLLIN },
+		{ .fd = r->upstream_fd, .events = POLLIN },
+		{ .fd = r->wake_pipe[0], .events = POLLIN },
+	};
+	struct sockaddr_in from;
+	ssize_t n;
+
+	while (poll(fds, 3, -1) >= 0 && fds[2].revents == 0) {
+		if ((fds[0].revents & POLLIN) && (n = relay_packet(r->client_fd, buf, &from)) >= 2) {
+			if (g_atomic_int_get(&r->silent)) {
+				g_atomic_int_inc(&r->dropped);
+			} else {
+				r->askers[(buf[0] << 8) | buf[1]] = from;
+				(void)!send(r->upstream_fd, buf, (size_t)n, 0);
+			}
+		}
+		if ((fds[1].revents & POLLIN) && (n = relay_packet(r->upstream_fd, buf, &from)) >= 2) {
+			struct sockaddr_in *to = &r->askers[(buf[0] << 8) | buf[1]];
+
+			if (to->sin_family == AF_INET && !g_atomic_int_get(&r->silent))
+				(void)!sendto(r->client_fd, buf, (size_t)n, 0, (struct sockaddr *)to, sizeof(*to));
+		}
+	}
+	g_free(buf);
+	return NULL;
+}
+
+struct test_dns_relay *test_dns_relay_start(int upstream_port, gboolean silent)
+{
+	struct test_dns_relay *r = g_new0(struct test_dns_relay, 1);
+	struct sockaddr_in up = { .sin_family = AF_INET, .sin_port = htons((uint16_t)upstream_port) };
+	int port;
+
+	up.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->client_fd = bound_socket(SOCK_DGRAM, &port);
+	r->upstream_fd = socket(AF_INET, SOCK_DGRAM, 0);
+	g_assert_cmpint(r->upstream_fd, >=, 0);
+	g_assert_cmpint(connect(r->upstream_fd, (struct sockaddr *)&up, sizeof(up)), ==, 0);
+	g_assert_cmpint(pipe2(r->wake_pipe, O_CLOEXEC), ==, 0);
+	r->silent = silent ? 1 : 0;
+	g_snprintf(r->server, sizeof(r->server), "127.0.0.1@%d", port);
+	r->thread = g_thread_new("dns-relay", relay_thread, r);
+	return r;
+}
+
+void test_dns_relay_set_silent(struct test_dns_relay *relay, gboolean silent)
+{
+	g_atomic_int_set(&relay->silent, silent ? 1 : 0);
+}
+
+const char *test_dns_relay_server(const struct test_dns_relay *relay)
+{
+	return relay->server;
+}
+
+unsigned test_dns_relay_dropped(struct test_dns_relay *relay)
+{
+	return (unsigned)g_atomic_int_get(&relay->dropped);
+}
+
+void test_dns_relay_stop(struct test_dns_relay **relay)
+{
+	struct test_dns_relay *r = *relay;
+
+	if (r == NULL)
+		return;
+	*relay = NULL;
+	(void)!write(r->wake_pipe[1], "x", 1);
+	g_thread_join(r->thread);
+	close(r->wake_pipe[0]);
+	close(r->wake_pipe[1]);
+	close(r->client_fd);
+	close(r->upstream_fd);
+	g_free(r);
 }

@@ -30,4 +30,18 @@ int test_free_port(int type);
  * port in *port_r. Close the returned descriptor when done. */
 int test_silent_dns(int *port_r);
 
+/* A UDP port on loopback that drops every query while silent and relays
+ * queries to an upstream port (and the replies back) while not: a DNS
+ * server that stops answering and comes back. */
+struct test_dns_relay;
+
+/* test_dns_relay_start - relay to 127.0.0.1:upstream_port; its own
+ * "127.0.0.1@PORT" in relay->server. */
+struct test_dns_relay *test_dns_relay_start(int upstream_port, gboolean silent);
+void test_dns_relay_set_silent(struct test_dns_relay *relay, gboolean silent);
+const char *test_dns_relay_server(const struct test_dns_relay *relay);
+/* test_dns_relay_dropped - queries dropped while silent so far. */
+unsigned test_dns_relay_dropped(struct test_dns_relay *relay);
+void test_dns_relay_stop(struct test_dns_relay **relay);
+
 #endif
