@@ -299,6 +299,17 @@ static size_t dns_answer_size(const struct dns_answer *a)
 	return n;
 }
 
+/* dns_rdata_dup - a copy of len bytes of rdata, never a zero-size block
+ * (callers may look at data[i][0]) and never read past len. */
+static unsigned char *dns_rdata_dup(const void *rdata, size_t len)
+{
+	unsigned char *p = g_malloc0(len + 1);
+
+	if (len > 0)
+		memcpy(p, rdata, len);
+	return p;
+}
+
 /* dns_answer_copy - a deep copy, for a caller served from the cache. */
 static struct dns_answer *dns_answer_copy(const struct dns_answer *a)
 {
@@ -312,7 +323,7 @@ static struct dns_answer *dns_answer_copy(const struct dns_answer *a)
 		c->len = g_new0(size_t, a->count + 1);
 		for (size_t i = 0; i < a->count; i++) {
 			c->len[i] = a->len[i];
-			c->data[i] = g_memdup2(a->data[i], a->len[i] > 0 ? a->len[i] : 1);
+			c->data[i] = dns_rdata_dup(a->data[i], a->len[i]);
 		}
 	}
 	if (a->packet != NULL) {
@@ -411,8 +422,8 @@ struct dns_answer *resolver_answer_from_result(int rrtype, int err, const struct
 		a->data = g_new0(unsigned char *, a->count + 1);
 		a->len = g_new0(size_t, a->count + 1);
 		for (size_t i = 0; i < a->count; i++) {
-			a->len[i] = (size_t)res->len[i];
-			a->data[i] = g_memdup2(res->data[i], a->len[i] > 0 ? a->len[i] : 1);
+			a->len[i] = res->len[i] > 0 ? (size_t)res->len[i] : 0;
+			a->data[i] = dns_rdata_dup(res->data[i], a->len[i]);
 		}
 	}
 	if (res->answer_packet != NULL && res->answer_len > 0) {
@@ -670,5 +681,15 @@ void resolver_stats(struct resolver *resolver, struct resolver_stats *stats_r)
 {
 	g_mutex_lock(&resolver->lock);
 	resolver_stats_locked(resolver, g_get_monotonic_time(), stats_r);
+	g_mutex_unlock(&resolver->lock);
+}
+
+void resolver_preload(struct resolver *resolver, const char *name, int rrtype,
+		      const struct dns_answer *answer, int ttl)
+{
+	char *key = resolver_cache_key(name, rrtype);
+
+	g_mutex_lock(&resolver->lock);
+	resolver_cache_store(resolver, key, answer, answer->status == DNS_TEMPFAIL ? 0 : ttl);
 	g_mutex_unlock(&resolver->lock);
 }

@@ -80,6 +80,12 @@ struct resolver_stats {
 /* resolver_stats - a consistent snapshot of the counters. */
 void resolver_stats(struct resolver *resolver, struct resolver_stats *stats_r);
 
+/* resolver_preload - serve a copy of answer for (name, rrtype) from the
+ * answer cache for ttl seconds, as if a server had sent it (tests, the fuzz
+ * target). A DNS_TEMPFAIL answer or ttl <= 0 only drops what was kept. */
+void resolver_preload(struct resolver *resolver, const char *name, int rrtype,
+		      const struct dns_answer *answer, int ttl);
+
 /* resolver_answer_from_result - our answer from a result libunbound
  * delivered (err: its error code; result may be NULL): what every lookup
  * goes through, exposed for the fuzz target. Free with dns_answer_free. */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <string.h>
+#include <unbound.h>
 #include <unistd.h>
 
 #include "lmtpfilter/resolver.h"
@@ -289,6 +290,45 @@ static void test_bad_arguments(void)
 	g_free(error);
 }
 
+/* resolver_answer_from_result maps libunbound's result and copies every
+ * record exactly: an empty one (rdata allocated to its length, here 0
+ * bytes past a 4-byte one) is not read past its end. */
+static void test_answer_from_result(void)
+{
+	unsigned char *rdata = g_malloc(4);
+	char *data[3];
+	int len[3] = { 4, 0, 0 };
+	struct ub_result res = { .qname = "x.example.test", .qtype = T_A, .qclass = 1,
+				 .data = data, .len = len, .havedata = 1 };
+	struct dns_answer *a;
+
+	memcpy(rdata, "\xc0\x00\x02\x01", 4);
+	data[0] = (char *)rdata;
+	data[1] = (char *)rdata + 4;
+	data[2] = NULL;
+	a = resolver_answer_from_result(T_A, 0, &res);
+	g_assert_cmpint(a->status, ==, DNS_OK);
+	g_assert_cmpuint(a->count, ==, 2);
+	g_assert_cmpmem(a->data[0], a->len[0], "\xc0\x00\x02\x01", 4);
+	g_assert_cmpuint(a->len[1], ==, 0);
+	g_assert_null(a->packet);
+	dns_answer_free(&a);
+
+	res.rcode = 2;
+	a = resolver_answer_from_result(T_A, 0, &res);
+	g_assert_cmpint(a->status, ==, DNS_TEMPFAIL);
+	dns_answer_free(&a);
+	res.rcode = 3;
+	res.nxdomain = 1;
+	a = resolver_answer_from_result(T_A, 0, &res);
+	g_assert_cmpint(a->status, ==, DNS_NXDOMAIN);
+	dns_answer_free(&a);
+	a = resolver_answer_from_result(T_A, UB_SERVFAIL, NULL);
+	g_assert_cmpint(a->status, ==, DNS_TEMPFAIL);
+	dns_answer_free(&a);
+	g_free(rdata);
+}
+
 /* ---- outages: remembering a server that stopped answering ---- */
 
 /* timed_lookup - status of one lookup; its duration in *ms_r. */
@@ -513,6 +553,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/resolver/outage/one-probe", test_outage_one_probe);
 	g_test_add_func("/resolver/outage/servfail-is-neutral", test_outage_servfail_is_neutral);
 	g_test_add_func("/resolver/bad-arguments", test_bad_arguments);
+	g_test_add_func("/resolver/answer-from-result", test_answer_from_result);
 	ret = g_test_run();
 	stop_unbound();
 	return ret;
