@@ -23,21 +23,25 @@
  * and if that is not enough, all of them. A lookup that misses this cache
  * counts as "sent" (resolver_queries_sent).
  *
- * Server health: after RESOLVER_DOWN_AFTER_TIMEOUTS lookups in a row that
- * ran into the deadline, the servers count as down. For a hold-down of
- * RESOLVER_HOLD_MIN_MS, doubled after every failed probe up to
- * RESOLVER_HOLD_MAX_MS, lookups the cache cannot answer fail at once with
- * DNS_TEMPFAIL instead of waiting dns_timeout each (a silent server would
- * otherwise cost every message up to three deadlines). When the hold-down
- * ends, the next lookup is sent as the one probe; the others keep failing
- * fast while it runs. Any reply from a server, the probe's or a late one's,
- * ends the hold-down at once. "A reply" means NOERROR or NXDOMAIN, with or
- * without records. SERVFAIL is ambiguous: libunbound turns a forwarder's
- * SERVFAIL or REFUSED into its own SERVFAIL, the same (a bare 12-byte
- * header) as the one it gives at once for a forwarder it has itself given
- * up on, so it counts neither as a timeout nor as a sign of life. libunbound is told to keep probing servers it found down and to
- * forget them after RESOLVER_INFRA_HOST_TTL, so that its own memory of a dead
- * server never outlasts ours. Each change of state is logged once.
+ * Server health: after RESOLVER_DOWN_AFTER_TIMEOUTS lookups in a row ran
+ * into the deadline, the lookup that made it so probes the servers with a
+ * question any live one answers at once (resolver_probe). If they answer,
+ * the timeouts were names they could not resolve in time (a slow authority
+ * behind a live forwarder) and nothing changes. If not, they count as down:
+ * for a hold-down of RESOLVER_HOLD_MIN_MS, doubled after every failed probe
+ * up to RESOLVER_HOLD_MAX_MS, lookups the cache cannot answer fail at once
+ * with DNS_TEMPFAIL instead of waiting dns_timeout each (a silent server
+ * would otherwise cost every message up to three deadlines). The first
+ * lookup after a hold-down probes again; the others keep failing fast while
+ * it runs. Any reply to a check's lookup, or an answered probe, ends the
+ * hold-down. "A reply" means NOERROR or NXDOMAIN, with or without records.
+ * SERVFAIL is ambiguous: libunbound turns a forwarder's SERVFAIL or REFUSED
+ * into its own SERVFAIL, the same (a bare 12-byte header) as the one it
+ * gives at once for a forwarder it has itself given up on, so it counts
+ * neither as a timeout nor as a sign of life. libunbound is told to keep
+ * probing servers it found down and to forget them after
+ * RESOLVER_INFRA_HOST_TTL, so that its own memory of a dead server never
+ * outlasts ours. Each change of state is logged once.
  */
 #include "lmtpfilter/resolver.h"
 
@@ -61,6 +65,11 @@
 /* Seconds libunbound remembers a server's timeouts: RESOLVER_HOLD_MAX_MS,
  * so that its own hold-down of a dead server never outlasts ours. */
 #define RESOLVER_INFRA_HOST_TTL "10"
+/* Probes ask for <random>.invalid: RFC 6761 has every resolver answer
+ * NXDOMAIN for it (libunbound's own answer is turned off above, so the
+ * question reaches the servers), and a fresh name is in no cache. */
+#define RESOLVER_PROBE_ZONE "invalid"
+#define RESOLVER_PROBE_TYPE 1           /* A */
 
 /* RFC 6761 special-use zones that libunbound answers itself by default. */
 static const char *const resolver_transparent_zones[] = {
@@ -79,6 +88,13 @@ struct resolver_health {
 	unsigned long fast_failures;
 	unsigned long probes;
 	unsigned long downs;
+};
+
+/* What a lookup the cache cannot answer may do (resolver_health_admit). */
+enum resolver_admit {
+	RESOLVER_ADMIT_SEND,
+	RESOLVER_ADMIT_FAIL,            /* DNS_TEMPFAIL at once */
+	RESOLVER_ADMIT_PROBE,           /* probe the servers, then send if they answered */
 };
 
 /* A change of the servers' state, logged once by whoever caused it. */
@@ -485,21 +501,19 @@ static enum resolver_outcome resolver_outcome_of(int err, const struct ub_result
 }
 
 /* resolver_health_admit - called with the lock held before a lookup goes
- * out: false if it must fail at once (held down, or the probe is out);
- * *probe_r tells whether this lookup is the hold-down's probe. */
-static bool resolver_health_admit(struct resolver_health *h, gint64 now, bool *probe_r)
+ * out: send it, fail it at once (held down, or a probe is out), or probe
+ * the servers first (the hold-down is over). */
+static enum resolver_admit resolver_health_admit(struct resolver_health *h, gint64 now)
 {
-	*probe_r = false;
 	if (!h->down)
-		return true;
+		return RESOLVER_ADMIT_SEND;
 	if (h->probing || now < h->hold_until) {
 		h->fast_failures++;
-		return false;
+		return RESOLVER_ADMIT_FAIL;
 	}
 	h->probing = true;
 	h->probes++;
-	*probe_r = true;
-	return true;
+	return RESOLVER_ADMIT_PROBE;
 }
 
 /* resolver_health_hold - called with the lock held: (re)start a hold-down. */
@@ -509,33 +523,53 @@ static void resolver_health_hold(struct resolver_health *h, gint64 now, unsigned
 	h->hold_until = now + (gint64)h->hold_ms * 1000;
 }
 
-/* resolver_health_update - called with the lock held after a lookup that
- * was sent (probe: it was the hold-down's probe). */
-static enum resolver_change resolver_health_update(struct resolver_health *h,
-						   enum resolver_outcome outcome,
-						   bool probe, gint64 now)
+/* resolver_health_after_lookup - called with the lock held after a check's
+ * lookup was sent. Returns true when the caller must probe the servers:
+ * this timeout made RESOLVER_DOWN_AFTER_TIMEOUTS in a row. */
+static bool resolver_health_after_lookup(struct resolver_health *h, enum resolver_outcome outcome,
+					 enum resolver_change *change_r)
 {
-	if (probe)
-		h->probing = false;
+	*change_r = RESOLVER_CHANGE_NONE;
 	if (outcome == RESOLVER_OUTCOME_ANSWERED) {
+		h->consecutive_timeouts = 0;
+		if (h->down) {
+			h->down = false;
+			*change_r = RESOLVER_CHANGE_UP;
+		}
+		return false;
+	}
+	if (outcome != RESOLVER_OUTCOME_TIMEOUT)
+		return false;
+	h->timeouts++;
+	if (h->consecutive_timeouts < UINT_MAX)
+		h->consecutive_timeouts++;
+	if (h->down || h->probing || h->consecutive_timeouts < RESOLVER_DOWN_AFTER_TIMEOUTS)
+		return false;
+	h->probing = true;
+	h->probes++;
+	return true;
+}
+
+/* resolver_health_after_probe - called with the lock held after a probe
+ * (confirming: the one after the timeouts, else a hold-down's). */
+static enum resolver_change resolver_health_after_probe(struct resolver_health *h,
+							enum resolver_outcome outcome,
+							bool confirming, gint64 now)
+{
+	h->probing = false;
+	if (outcome == RESOLVER_OUTCOME_ANSWERED) {
+		/* Alive: the timeouts were names it could not resolve in time. */
 		h->consecutive_timeouts = 0;
 		if (!h->down)
 			return RESOLVER_CHANGE_NONE;
 		h->down = false;
 		return RESOLVER_CHANGE_UP;
 	}
-	if (outcome == RESOLVER_OUTCOME_TIMEOUT) {
-		h->timeouts++;
-		if (h->consecutive_timeouts < UINT_MAX)
-			h->consecutive_timeouts++;
-	}
 	if (h->down) {
-		if (probe)
+		if (!confirming)
 			resolver_health_hold(h, now, h->hold_ms * 2);
 		return RESOLVER_CHANGE_NONE;
 	}
-	if (h->consecutive_timeouts < RESOLVER_DOWN_AFTER_TIMEOUTS)
-		return RESOLVER_CHANGE_NONE;
 	h->down = true;
 	h->downs++;
 	h->down_since = now;
@@ -572,35 +606,17 @@ static void resolver_stats_locked(const struct resolver *r, gint64 now, struct r
 
 /* ---- lookups ------------------------------------------------------------ */
 
-/* resolver_finish - after a lookup was sent: cache the answer (key taken
- * over), update the servers' health, log a change of state. */
-static void resolver_finish(struct resolver *r, char *key, const struct dns_answer *answer,
-			    int ttl, enum resolver_outcome outcome, bool probe)
-{
-	gint64 now = g_get_monotonic_time();
-	struct resolver_stats st;
-	enum resolver_change change;
-
-	g_mutex_lock(&r->lock);
-	if (answer->status != DNS_TEMPFAIL)
-		resolver_cache_store(r, key, answer, ttl);
-	else
-		g_free(key);
-	change = resolver_health_update(&r->health, outcome, probe, now);
-	resolver_stats_locked(r, now, &st);
-	g_mutex_unlock(&r->lock);
-	resolver_log_change(change, &st);
-}
-
-/* resolver_send - ask libunbound and wait up to the deadline. */
-static struct dns_answer *resolver_send(struct resolver *r, const char *name, int rrtype,
-					char *key, bool probe)
+/* resolver_ask - one query to libunbound, waiting up to the deadline; what
+ * it says about the servers in *outcome_r, the answer's TTL in *ttl_r. */
+static struct dns_answer *resolver_ask(struct resolver *r, const char *name, int rrtype,
+				       enum resolver_outcome *outcome_r, int *ttl_r)
 {
 	struct resolver_query *q = g_new0(struct resolver_query, 1);
 	struct dns_answer *answer;
-	enum resolver_outcome outcome = RESOLVER_OUTCOME_UNKNOWN;
-	int async_id = 0, ret, ttl = 0;
+	int async_id = 0, ret;
 
+	*outcome_r = RESOLVER_OUTCOME_UNKNOWN;
+	*ttl_r = 0;
 	q->resolver = r;
 	g_cond_init(&q->cond);
 	ret = ub_resolve_async(r->ctx, name, rrtype, RESOLVER_CLASS_IN, q, resolver_callback,
@@ -608,18 +624,75 @@ static struct dns_answer *resolver_send(struct resolver *r, const char *name, in
 	if (ret != 0) {
 		log_debug("resolver: %s: %s", name, ub_strerror(ret));
 		resolver_query_destroy(q);
-		answer = dns_answer_tempfail(rrtype);
-	} else if (!resolver_wait(r, q, async_id)) {
-		log_debug("resolver: %s type %d: timed out", name, rrtype);
-		answer = dns_answer_tempfail(rrtype);
-		outcome = RESOLVER_OUTCOME_TIMEOUT;
-	} else {
-		answer = resolver_answer_from_result(rrtype, q->err, q->result);
-		outcome = resolver_outcome_of(q->err, q->result);
-		ttl = q->result != NULL ? q->result->ttl : 0;
-		resolver_query_destroy(q);
+		return dns_answer_tempfail(rrtype);
 	}
-	resolver_finish(r, key, answer, ttl, outcome, probe);
+	if (!resolver_wait(r, q, async_id)) {
+		log_debug("resolver: %s type %d: timed out", name, rrtype);
+		*outcome_r = RESOLVER_OUTCOME_TIMEOUT;
+		return dns_answer_tempfail(rrtype);
+	}
+	answer = resolver_answer_from_result(rrtype, q->err, q->result);
+	*outcome_r = resolver_outcome_of(q->err, q->result);
+	*ttl_r = q->result != NULL ? q->result->ttl : 0;
+	resolver_query_destroy(q);
+	return answer;
+}
+
+/* resolver_probe - ask the servers a fresh name under RESOLVER_PROBE_ZONE,
+ * which any live server answers (NXDOMAIN) from no authority but the root
+ * and which no cache holds. Returns true if they are up afterwards. */
+static bool resolver_probe(struct resolver *r, bool confirming)
+{
+	char name[64];
+	struct dns_answer *answer;
+	enum resolver_outcome outcome;
+	enum resolver_change change;
+	struct resolver_stats st;
+	gint64 now;
+	bool up;
+	int ttl;
+
+	g_snprintf(name, sizeof(name), "%08x%08x.%s", g_random_int(), g_random_int(),
+		   RESOLVER_PROBE_ZONE);
+	answer = resolver_ask(r, name, RESOLVER_PROBE_TYPE, &outcome, &ttl);
+	dns_answer_free(&answer);
+	now = g_get_monotonic_time();
+	g_mutex_lock(&r->lock);
+	change = resolver_health_after_probe(&r->health, outcome, confirming, now);
+	up = !r->health.down;
+	resolver_stats_locked(r, now, &st);
+	g_mutex_unlock(&r->lock);
+	resolver_log_change(change, &st);
+	return up;
+}
+
+/* resolver_send - a check's lookup: ask, cache the answer (key taken
+ * over), account for the servers' health, log a change of state. */
+static struct dns_answer *resolver_send(struct resolver *r, const char *name, int rrtype,
+					char *key)
+{
+	enum resolver_outcome outcome;
+	enum resolver_change change;
+	struct resolver_stats st;
+	struct dns_answer *answer;
+	bool confirm;
+	gint64 now;
+	int ttl;
+
+	answer = resolver_ask(r, name, rrtype, &outcome, &ttl);
+	now = g_get_monotonic_time();
+	g_mutex_lock(&r->lock);
+	r->sent++;
+	if (answer->status != DNS_TEMPFAIL)
+		resolver_cache_store(r, key, answer, ttl);
+	else
+		g_free(key);
+	confirm = resolver_health_after_lookup(&r->health, outcome, &change);
+	resolver_stats_locked(r, now, &st);
+	g_mutex_unlock(&r->lock);
+	resolver_log_change(change, &st);
+	if (confirm)
+		resolver_probe(r, true);
 	return answer;
 }
 
@@ -627,7 +700,7 @@ int resolver_query(struct resolver *resolver, const char *name, int rrtype,
 		   struct dns_answer **answer_r)
 {
 	gint64 now = g_get_monotonic_time();
-	bool probe = false;
+	enum resolver_admit admit = RESOLVER_ADMIT_SEND;
 	char *key;
 
 	if (resolver == NULL || name == NULL || answer_r == NULL) {
@@ -638,16 +711,18 @@ int resolver_query(struct resolver *resolver, const char *name, int rrtype,
 	key = resolver_cache_key(name, rrtype);
 	g_mutex_lock(&resolver->lock);
 	*answer_r = resolver_cache_lookup(resolver, key, now);
-	if (*answer_r == NULL && !resolver_health_admit(&resolver->health, now, &probe))
-		*answer_r = dns_answer_tempfail(rrtype);
-	else if (*answer_r == NULL)
-		resolver->sent++;
+	if (*answer_r == NULL)
+		admit = resolver_health_admit(&resolver->health, now);
 	g_mutex_unlock(&resolver->lock);
+	if (admit == RESOLVER_ADMIT_PROBE && !resolver_probe(resolver, false))
+		admit = RESOLVER_ADMIT_FAIL;
+	if (*answer_r == NULL && admit == RESOLVER_ADMIT_FAIL)
+		*answer_r = dns_answer_tempfail(rrtype);
 	if (*answer_r != NULL) {
 		g_free(key);
 		return 0;
 	}
-	*answer_r = resolver_send(resolver, name, rrtype, key, probe);
+	*answer_r = resolver_send(resolver, name, rrtype, key);
 	return 0;
 }
 

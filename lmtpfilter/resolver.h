@@ -7,9 +7,10 @@
  * errors; NXDOMAIN and NODATA are answers.
  *
  * Servers that stopped answering are remembered: after a few timeouts in a
- * row, lookups the answer cache cannot serve fail at once (DNS_TEMPFAIL)
- * for a short hold-down that grows up to a bound; then one lookup probes,
- * and the first reply from a server ends it. State changes are logged.
+ * row and a probe that got no answer either, lookups the answer cache
+ * cannot serve fail at once (DNS_TEMPFAIL) for a short hold-down that grows
+ * up to a bound; then one lookup probes, and the first reply from a server
+ * ends it. State changes are logged.
  */
 #ifndef LMTPFILTER_RESOLVER_H
 #define LMTPFILTER_RESOLVER_H
@@ -73,7 +74,7 @@ struct resolver_stats {
 	unsigned long queries_sent;     /* lookups sent (as resolver_queries_sent) */
 	unsigned long timeouts;         /* lookups that ran into the deadline */
 	unsigned long fast_failures;    /* lookups failed at once in a hold-down */
-	unsigned long probes;           /* lookups sent as a hold-down's probe */
+	unsigned long probes;           /* probes of the servers sent */
 	unsigned long downs;            /* times the servers were marked down */
 };
 

@@ -6,7 +6,12 @@ While the server is silent, the first message waits for its three lookups
 (3 x dns_timeout); after that the resolver fails at once and the messages
 that follow are delivered far faster, each still with temperror for every
 check. When the server answers again, real results return within the
-longest hold-down. The daemon logs each change of state once."""
+longest hold-down. The daemon logs each change of state once.
+
+And the opposite: a server that is alive but cannot resolve one zone in
+time (unbound forwarding it to a silent port) must not be taken for dead:
+mail from that zone waits and gets temperror, mail from other domains
+right after it still gets real results."""
 import select
 import socket
 import threading
@@ -154,6 +159,47 @@ class DnsOutageTest(au.EnvTestCase):
         self.assertEqual(len(self.env.filter.log_lines("resolver state=up")), 1)
         self.assertEqual(len(self.env.filter.log_lines("resolver state=down")), 1)
         self.assertEqual(self.send_one()[0], ("pass", ["pass"], "pass"))
+
+
+class SlowZoneTest(au.EnvTestCase):
+    """unbound answers, but every lookup in slow.example times out."""
+    DOMAINS = {"example.com": {"mode": "annotate", "checks": "spf;dkim;dmarc"}}
+    SILENT_ZONES = ("slow.example",)
+    FILTER_CONFIG = {"dns_timeout": DNS_TIMEOUT}
+    SLOW_MESSAGES = 2           # each makes three timeouts in a row
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = dkim_sign.rsa_key(1024)
+        cls.ZONE = [
+            'local-zone: "example.org." static',
+            au.txt_record("example.org", "v=spf1 ip4:192.0.2.0/24 -all"),
+            au.txt_record("_dmarc.example.org", "v=DMARC1; p=none"),
+            au.dkim_key_record("sel", "example.org", cls.key.txt),
+        ]
+        super().setUpClass()
+
+    def send_from(self, domain):
+        mid = au.marker("slowzone")
+        raw = dkim_sign.sign(au.make_message("user@" + domain, "alice@example.com", mid=mid,
+                                             from_header="From: <user@%s>\n" % domain),
+                             self.key, domain, "sel")
+        _, elapsed = au.timed(self.send, raw, "user@" + domain, xfwd=au.xforward(CLIENT, HELO))
+        d = self.delivered(mid)
+        return (d.spf.result, [r.result for r in d.dkim], d.dmarc.result), elapsed
+
+    def test_timeouts_in_one_zone_do_not_hold_the_others_down(self):
+        for i in range(self.SLOW_MESSAGES):
+            results, elapsed = self.send_from("slow.example")
+            self.assertEqual(results, ("temperror", ["temperror"], "temperror"), i)
+            self.assertGreaterEqual(elapsed, DOWN_AFTER_TIMEOUTS * DNS_TIMEOUT - 0.2)
+        results, elapsed = self.send_from("example.org")
+        print("\n  one silent zone behind a live server: next message %s in %.2f s"
+              % (results, elapsed))
+        self.assertEqual(results, ("pass", ["pass"], "pass"))
+        self.assertLess(elapsed, DNS_TIMEOUT)
+        self.assertEqual(self.env.filter.log_lines("resolver state="), [],
+                         self.env.filter.log())
 
 
 if __name__ == "__main__":

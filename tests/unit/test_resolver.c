@@ -7,7 +7,8 @@
  * The outage tests put a relay (silent or forwarding on cue) between the
  * resolver and unbound: after RESOLVER_DOWN_AFTER_TIMEOUTS timeouts lookups
  * must fail at once, cached answers still serve, one probe goes out per
- * hold-down, and a server that answers again is used within the hold-down.
+ * hold-down, a server that answers again is used within the hold-down, and
+ * timeouts for some names only (a slow authority) hold nothing down.
  */
 #include <errno.h>
 #include <glib.h>
@@ -444,7 +445,7 @@ static void test_outage_recovers(void)
 	g_test_message("server back after the first hold-down: answers again after %" G_GINT64_FORMAT " ms", ms);
 	resolver_stats(r, &st);
 	g_assert_false(st.servers_down);
-	g_assert_cmpuint(st.probes, ==, 1);
+	g_assert_cmpuint(st.probes, ==, 2);        /* the one that confirmed, the one that found it back */
 	g_assert_cmpint(timed_lookup(r, "www.example.test", T_A, &ms), ==, DNS_OK);
 
 	/* Down again; this time the first probe fails and the hold-down
@@ -490,9 +491,12 @@ static void test_outage_one_probe(void)
 	struct probe_race race[TEST_THREADS];
 	GThread *threads[TEST_THREADS];
 	struct resolver_stats st;
+	unsigned long probes;
 	int slow = 0;
 
 	time_out(r, RESOLVER_DOWN_AFTER_TIMEOUTS, "race");
+	resolver_stats(r, &st);
+	probes = st.probes;
 	g_usleep((RESOLVER_HOLD_MIN_MS + TEST_POLL_MS) * 1000);
 	for (int i = 0; i < TEST_THREADS; i++) {
 		race[i] = (struct probe_race){ .resolver = r, .index = i };
@@ -505,7 +509,7 @@ static void test_outage_one_probe(void)
 	}
 	g_assert_cmpint(slow, ==, 1);
 	resolver_stats(r, &st);
-	g_assert_cmpuint(st.probes, ==, 1);
+	g_assert_cmpuint(st.probes, ==, probes + 1);
 	g_assert_cmpuint(st.fast_failures, ==, TEST_THREADS - 1);
 	g_assert_true(st.servers_down);
 	resolver_free(&r);
@@ -536,6 +540,35 @@ static void test_outage_servfail_is_neutral(void)
 	test_dns_relay_stop(&relay);
 }
 
+/* Timeouts for names behind a slow authority, while the server answers
+ * everything else: the probe after the third finds it alive, nothing is
+ * held down and other names are still resolved. */
+static void test_outage_slow_names_only(void)
+{
+	struct test_dns_relay *relay = test_dns_relay_start(server.port, FALSE);
+	struct resolver *r = new_resolver(test_dns_relay_server(relay), TEST_OUTAGE_TIMEOUT_MS);
+	struct resolver_stats st;
+	gint64 ms;
+
+	test_dns_relay_drop_label(relay, "slow");
+	for (int i = 0; i < 2 * RESOLVER_DOWN_AFTER_TIMEOUTS; i++) {
+		char name[64];
+
+		g_snprintf(name, sizeof(name), "n%d.slow.example.test", i);
+		g_assert_cmpint(timed_lookup(r, name, T_A, &ms), ==, DNS_TEMPFAIL);
+		g_assert_cmpint(ms, >=, TEST_OUTAGE_TIMEOUT_MS - 50);
+	}
+	g_assert_cmpint(timed_lookup(r, "www.example.test", T_A, &ms), ==, DNS_OK);
+	g_assert_cmpint(ms, <, TEST_FAST_MS);
+	resolver_stats(r, &st);
+	g_assert_false(st.servers_down);
+	g_assert_cmpuint(st.downs, ==, 0);
+	g_assert_cmpuint(st.probes, ==, 2);
+	g_assert_cmpuint(st.fast_failures, ==, 0);
+	resolver_free(&r);
+	test_dns_relay_stop(&relay);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -552,6 +585,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/resolver/outage/recovers", test_outage_recovers);
 	g_test_add_func("/resolver/outage/one-probe", test_outage_one_probe);
 	g_test_add_func("/resolver/outage/servfail-is-neutral", test_outage_servfail_is_neutral);
+	g_test_add_func("/resolver/outage/slow-names-only", test_outage_slow_names_only);
 	g_test_add_func("/resolver/bad-arguments", test_bad_arguments);
 	g_test_add_func("/resolver/answer-from-result", test_answer_from_result);
 	ret = g_test_run();

@@ -8,10 +8,12 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,6 +125,8 @@ struct test_dns_relay {
 	int wake_pipe[2];
 	gint silent;
 	gint dropped;
+	GMutex lock;                    /* protects drop_label */
+	unsigned char drop_label[64];   /* length byte + label, wire format; empty: none */
 	GThread *thread;
 	char server[64];
 	struct sockaddr_in askers[RELAY_IDS];
@@ -134,6 +138,18 @@ static ssize_t relay_packet(int fd, unsigned char *buf, struct sockaddr_in *from
 	socklen_t len = sizeof(*from);
 
 	return recvfrom(fd, buf, RELAY_PACKET_MAX, 0, (struct sockaddr *)from, &len);
+}
+
+/* relay_drops - whether a query names the label to drop. */
+static bool relay_drops(struct test_dns_relay *r, const unsigned char *query, size_t len)
+{
+	bool drop;
+
+	g_mutex_lock(&r->lock);
+	drop = r->drop_label[0] != 0 &&
+	       memmem(query, len, r->drop_label, r->drop_label[0] + 1u) != NULL;
+	g_mutex_unlock(&r->lock);
+	return drop;
 }
 
 static gpointer relay_thread(gpointer data)
@@ -150,7 +166,7 @@ static gpointer relay_thread(gpointer data)
 
 	while (poll(fds, 3, -1) >= 0 && fds[2].revents == 0) {
 		if ((fds[0].revents & POLLIN) && (n = relay_packet(r->client_fd, buf, &from)) >= 2) {
-			if (g_atomic_int_get(&r->silent)) {
+			if (g_atomic_int_get(&r->silent) || relay_drops(r, buf, (size_t)n)) {
 				g_atomic_int_inc(&r->dropped);
 			} else {
 				r->askers[(buf[0] << 8) | buf[1]] = from;
@@ -181,6 +197,7 @@ struct test_dns_relay *test_dns_relay_start(int upstream_port, gboolean silent)
 	g_assert_cmpint(connect(r->upstream_fd, (struct sockaddr *)&up, sizeof(up)), ==, 0);
 	g_assert_cmpint(pipe2(r->wake_pipe, O_CLOEXEC), ==, 0);
 	r->silent = silent ? 1 : 0;
+	g_mutex_init(&r->lock);
 	g_snprintf(r->server, sizeof(r->server), "127.0.0.1@%d", port);
 	r->thread = g_thread_new("dns-relay", relay_thread, r);
 	return r;
@@ -189,6 +206,17 @@ struct test_dns_relay *test_dns_relay_start(int upstream_port, gboolean silent)
 void test_dns_relay_set_silent(struct test_dns_relay *relay, gboolean silent)
 {
 	g_atomic_int_set(&relay->silent, silent ? 1 : 0);
+}
+
+void test_dns_relay_drop_label(struct test_dns_relay *relay, const char *label)
+{
+	size_t len = strlen(label);
+
+	g_assert_cmpuint(len, <, sizeof(relay->drop_label));
+	g_mutex_lock(&relay->lock);
+	memcpy(relay->drop_label + 1, label, len);
+	relay->drop_label[0] = (unsigned char)len;
+	g_mutex_unlock(&relay->lock);
 }
 
 const char *test_dns_relay_server(const struct test_dns_relay *relay)
@@ -214,5 +242,6 @@ void test_dns_relay_stop(struct test_dns_relay **relay)
 	close(r->wake_pipe[1]);
 	close(r->client_fd);
 	close(r->upstream_fd);
+	g_mutex_clear(&r->lock);
 	g_free(r);
 }

@@ -40,6 +40,10 @@ struct test_dns_relay;
 struct test_dns_relay *test_dns_relay_start(int upstream_port, gboolean silent);
 void test_dns_relay_set_silent(struct test_dns_relay *relay, gboolean silent);
 const char *test_dns_relay_server(const struct test_dns_relay *relay);
+/* test_dns_relay_drop_label - also drop, while relaying, every query for
+ * a name with this label (up to 63 characters): names that time out
+ * behind a server that answers the rest. */
+void test_dns_relay_drop_label(struct test_dns_relay *relay, const char *label);
 /* test_dns_relay_dropped - queries dropped while silent so far. */
 unsigned test_dns_relay_dropped(struct test_dns_relay *relay);
 void test_dns_relay_stop(struct test_dns_relay **relay);
