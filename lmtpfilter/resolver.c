@@ -570,6 +570,9 @@ static enum resolver_change resolver_health_after_probe(struct resolver_health *
 			resolver_health_hold(h, now, h->hold_ms * 2);
 		return RESOLVER_CHANGE_NONE;
 	}
+	/* A check's lookup was answered while the probe ran: not down. */
+	if (h->consecutive_timeouts < RESOLVER_DOWN_AFTER_TIMEOUTS)
+		return RESOLVER_CHANGE_NONE;
 	h->down = true;
 	h->downs++;
 	h->down_since = now;
