@@ -10,8 +10,13 @@ differ the test says why and checks each side on its own:
 - cv=fail: dkimpy answers None ("chain terminated"), RFC 8617 5.2 step 2
   and 3 say the chain fails;
 - 51 sets: dkimpy's verifier has no limit, RFC 8617 5.2 step 1 fails it.
-dkimpy 1.1.4 seals with rsa-sha256 only (arc_sign ignores its algorithm
-argument and ARC.sign parses RSA keys only), so ed25519 is not covered here.
+dkimpy 1.1.4's arc_sign seals with rsa-sha256 only (it ignores its
+algorithm argument and ARC.sign parses the key as RSA PEM); its signing
+code does ed25519-sha256 (RFC 8463) when given an ed25519 key, so the
+ed25519 seals here go through ARC.sign with that key handed in directly.
+Its ARC verifier accepts only rsa-sha256 (ARC_HASH_ALGORITHMS), though its
+signature code verifies ed25519: for the ed25519 cases that table gets
+ed25519-sha256 added, so the oracle judges those chains too.
 """
 
 import json
@@ -22,8 +27,11 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import unittest.mock
 
 import dkim
+import nacl.encoding
+import nacl.signing
 
 import annotate_util as au
 import dkim_sign
@@ -34,6 +42,7 @@ AUTHOR = "example.org"
 HOP1 = ("mx.example.net", "example.net", "arc1")      # authserv-id, d=, s=
 HOP2 = ("lists.example.com", "example.com", "arc2")
 HOPN = ("relay.example.com", "example.com", "arc2")
+HOPED = ("ed.example.net", "example.net", "ed1")     # an ed25519 sealer
 
 
 def relay(n):
@@ -67,9 +76,11 @@ class ArcOracleTest(unittest.TestCase):
         cls.keys = {"example.net": dkim_sign.rsa_key(2048),
                     "example.com": dkim_sign.rsa_key(1024),
                     AUTHOR: dkim_sign.rsa_key(2048)}
+        cls.ed_key = dkim_sign.ed25519_key()
         cls.txt = {"arc1._domainkey.example.net": cls.keys["example.net"].txt,
                    "arc2._domainkey.example.com": cls.keys["example.com"].txt,
-                   "dk._domainkey.example.org": cls.keys[AUTHOR].txt}
+                   "dk._domainkey.example.org": cls.keys[AUTHOR].txt,
+                   "ed1._domainkey.example.net": cls.ed_key.txt}
         zone = ['local-zone: "example.net." static', 'local-zone: "example.com." static',
                 'local-zone: "example.org." static']
         zone += [au.txt_record(n, v) for n, v in cls.txt.items()]
@@ -100,6 +111,22 @@ class ArcOracleTest(unittest.TestCase):
         self.assertEqual(len(sets), 3, "dkimpy made no ARC set")
         return b"".join(sets) + msg
 
+    def seal_ed25519(self, msg, hop, arc_result=None):
+        """seal() with the ed25519 key (see the module comment)."""
+        srv_id, domain, selector = hop
+        ar = srv_id.encode() + b"; spf=pass smtp.mailfrom=example.org"
+        if arc_result is not None:
+            ar += b"; arc=" + arc_result.encode()
+        msg = b"Authentication-Results: " + ar + b"\r\n" + msg
+        signing = nacl.signing.SigningKey(self.ed_key.private, encoder=nacl.encoding.Base64Encoder)
+        arc = dkim.ARC(msg, signature_algorithm=b"ed25519-sha256", linesep=b"\r\n")
+        with unittest.mock.patch("dkim.parse_pem_private_key", return_value=signing):
+            sets = arc.sign(selector.encode(), domain.encode(), b"unused", srv_id.encode(),
+                            include_headers=arc.default_sign_headers(), timestamp=WHEN)
+        self.assertEqual(len(sets), 3, "dkimpy made no ARC set")
+        self.assertIn(b"a=ed25519-sha256", sets[0])
+        return b"".join(sets) + msg
+
     def chain(self, hops=2):
         msg = self.seal(message(), HOP1)
         if hops >= 2:
@@ -116,7 +143,9 @@ class ArcOracleTest(unittest.TestCase):
         return json.loads(r.stdout)
 
     def oracle(self, msg):
-        cv, _, reason = dkim.arc_verify(msg, dnsfunc=self.dns)
+        with unittest.mock.patch.dict(dkim.crypto.ARC_HASH_ALGORITHMS,
+                                      {b"ed25519-sha256": dkim.crypto.hashlib.sha256}):
+            cv, _, reason = dkim.arc_verify(msg, dnsfunc=self.dns)
         return (cv.decode() if cv is not None else None), reason
 
     def assertSame(self, msg, expected):
@@ -143,6 +172,16 @@ class ArcOracleTest(unittest.TestCase):
         self.assertEqual(got["sealer"], "example.com")
         self.assertEqual([(s["ams"], s["as"], s["cv"]) for s in got["sets"]],
                          [("pass", "pass", "none"), ("pass", "pass", "pass")])
+
+    def test_ed25519_seal_pass(self):
+        msg = self.seal_ed25519(self.seal(message(), HOP1), HOPED, "pass")
+        got = self.assertSame(msg, "pass")
+        self.assertEqual(len(got["sets"]), 2)
+
+    def test_ed25519_body_modified(self):
+        msg = self.seal_ed25519(message(), HOPED)
+        self.assertSame(msg, "pass")
+        self.assertSame(replace_first(msg, b"Hello.", b"Hello!"), "fail")
 
     def test_body_modified_after_sealing(self):
         msg = replace_first(self.chain(2), b"Second line.", b"Second line!")
