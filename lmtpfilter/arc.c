@@ -640,6 +640,18 @@ static void arc_evaluate(struct arc_message *m, struct arc_outcome *out)
 	out->oldest_pass = oldest;
 }
 
+/* arc_outcome_init - an empty outcome (none); sets are cleared as they are
+ * filled, not all ARC_SETS_MAX up front. */
+static void arc_outcome_init(struct arc_outcome *out)
+{
+	out->result = VERDICT_NONE;
+	out->oldest_pass = 0;
+	out->set_count = 0;
+	out->reason[0] = '\0';
+	out->sealer_domain[0] = '\0';
+	out->newest_aar = NULL;
+}
+
 /* arc_outcome_fill - what the collected fields say, before any signature. */
 static void arc_outcome_fill(struct arc_outcome *out, const struct arc_chain *chain)
 {
@@ -650,6 +662,7 @@ static void arc_outcome_fill(struct arc_outcome *out, const struct arc_chain *ch
 		const struct arc_chain_set *set = &chain->sets[i];
 		struct arc_set_result *r = &out->sets[i];
 
+		memset(r, 0, sizeof(*r));
 		r->instance = (unsigned)i + 1;
 		r->cv = set->field[ARC_FIELD_AS] != NULL ? cv_names[set->cv] : "none";
 		arc_tag_copy(arc_tag_find(&set->ams, "d"), r->ams_domain, sizeof(r->ams_domain));
@@ -697,8 +710,7 @@ int arc_verify_message(struct arc_verifier *v, arc_read_fn read, void *ctx, uint
 	const char *perror = NULL;
 	int rc;
 
-	memset(out_r, 0, sizeof(*out_r));
-	out_r->result = VERDICT_NONE;
+	arc_outcome_init(out_r);
 	if (arc_read_header(read, ctx, size, buf) < 0) {
 		g_byte_array_free(buf, TRUE);
 		*error_r = g_strdup("arc: cannot read the message header");
@@ -708,7 +720,7 @@ int arc_verify_message(struct arc_verifier *v, arc_read_fn read, void *ctx, uint
 	}
 	header_block_parse((const char *)buf->data, buf->len, &block, &perror);
 	m.block = block;
-	m.chain = g_new0(struct arc_chain, 1);
+	m.chain = g_new(struct arc_chain, 1);     /* arc_chain_collect initialises it */
 	rc = arc_verify_chain(&m, read, ctx, size, out_r, error_r);
 	for (int c = 0; c < 2; c++)
 		dkim_body_hash_free(&m.body.hash[c]);
