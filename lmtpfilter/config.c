@@ -641,6 +641,22 @@ static void parse_xforward(struct loader *ld, const char *key)
 	g_free(value);
 }
 
+/* parse_dmarc_discovery - treewalk or psl. */
+static void parse_dmarc_discovery(struct loader *ld, const char *key)
+{
+	char *value = value_get(ld, GROUP_MAIN, key);
+
+	if (value == NULL)
+		return;
+	if (g_ascii_strcasecmp(value, "treewalk") == 0)
+		ld->config->dmarc_discovery = CONFIG_DMARC_DISCOVERY_TREEWALK;
+	else if (g_ascii_strcasecmp(value, "psl") == 0)
+		ld->config->dmarc_discovery = CONFIG_DMARC_DISCOVERY_PSL;
+	else
+		problem_value(ld, GROUP_MAIN, key, "must be treewalk or psl", value);
+	g_free(value);
+}
+
 /* dns_server_valid - "IP" or "IP@PORT" as libunbound's forwarder syntax. */
 static bool dns_server_valid(const char *item)
 {
@@ -759,6 +775,7 @@ static const struct main_key main_keys[] = {
 	{ "data_timeout", parse_data_timeout },
 	{ "spool_dir", parse_spool_dir },
 	{ "spool_memory_limit", parse_spool_memory_limit },
+	{ "dmarc_discovery", parse_dmarc_discovery },
 };
 
 /* ------------------------------------------------------ policy groups */
@@ -1105,6 +1122,7 @@ struct config *config_defaults(void)
 	config->data_timeout = CONFIG_DEFAULT_DATA_TIMEOUT;
 	config->spool_dir = g_strdup(CONFIG_DEFAULT_SPOOL_DIR);
 	config->spool_memory_limit = CONFIG_DEFAULT_SPOOL_MEMORY_LIMIT;
+	config->dmarc_discovery = CONFIG_DMARC_DISCOVERY_TREEWALK;
 	config->defaults.mode = DOMAIN_MODE_OFF;
 	config->defaults.checks = CONFIG_DEFAULT_CHECKS;
 	config->refcount = 1;

@@ -56,6 +56,12 @@ enum check_flags {
 	CHECK_DMARC = 1 << 2,
 };
 
+/* Where DMARC policies and organisational domains are looked for. */
+enum config_dmarc_discovery {
+	CONFIG_DMARC_DISCOVERY_TREEWALK = 0,  /* RFC 9989 DNS tree walk */
+	CONFIG_DMARC_DISCOVERY_PSL,           /* RFC 7489 with the public suffix list */
+};
+
 struct domain_policy {
 	char *domain;          /* lower case; NULL for [defaults] */
 	enum domain_mode mode;
@@ -98,6 +104,7 @@ struct config {
 	unsigned data_timeout;          /* seconds: the whole DATA transfer, 354 to final dot */
 	char *spool_dir;
 	size_t spool_memory_limit;
+	enum config_dmarc_discovery dmarc_discovery;
 
 	struct domain_policy defaults;
 	struct domain_policy *domains;  size_t domain_count;

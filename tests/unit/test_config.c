@@ -106,6 +106,7 @@ static void assert_defaults(const struct config *c)
 	g_assert_cmpuint(c->data_timeout, ==, 600);
 	g_assert_cmpstr(c->spool_dir, ==, "/var/tmp");
 	g_assert_cmpuint(c->spool_memory_limit, ==, 1048576);
+	g_assert_cmpint(c->dmarc_discovery, ==, CONFIG_DMARC_DISCOVERY_TREEWALK);
 	g_assert_null(c->defaults.domain);
 	g_assert_cmpint(c->defaults.mode, ==, DOMAIN_MODE_OFF);
 	g_assert_cmpuint(c->defaults.checks, ==, CHECK_SPF | CHECK_DKIM | CHECK_DMARC);
@@ -154,6 +155,7 @@ static const char sample_conf[] =
 	"timeout = 300                                       ; idle / per-command timeout, seconds\n"
 	"spool_dir = /var/tmp                                ; bodies above spool_memory_limit go to an unlinked temp file here\n"
 	"spool_memory_limit = 1048576\n"
+	"dmarc_discovery = treewalk                          ; treewalk (RFC 9989 DNS tree walk) | psl (RFC 7489 + public suffix list)\n"
 	"\n"
 	"[defaults]                                          ; applies to every domain without its own group\n"
 	"mode = off                                          ; off | annotate\n"
@@ -178,6 +180,7 @@ static void test_sample_file(void)
 	g_assert_cmpuint(c->dns_server_count, ==, 0);
 	g_assert_cmpuint(c->timeout, ==, 300);
 	g_assert_cmpstr(c->spool_dir, ==, "/var/tmp");
+	g_assert_cmpint(c->dmarc_discovery, ==, CONFIG_DMARC_DISCOVERY_TREEWALK);
 	g_assert_cmpint(c->defaults.mode, ==, DOMAIN_MODE_OFF);
 	g_assert_cmpuint(c->defaults.checks, ==, CHECK_SPF | CHECK_DKIM | CHECK_DMARC);
 	g_assert_cmpuint(c->domain_count, ==, 1);
@@ -191,7 +194,7 @@ static void test_sample_file(void)
 
 enum field {
 	F_LISTEN_MODE, F_DNS_TIMEOUT, F_MAX_MESSAGE_SIZE, F_MAX_CONNECTIONS, F_MAX_RECIPIENTS,
-	F_TIMEOUT, F_DATA_TIMEOUT, F_SPOOL_MEMORY_LIMIT, F_XFORWARD,
+	F_TIMEOUT, F_DATA_TIMEOUT, F_SPOOL_MEMORY_LIMIT, F_XFORWARD, F_DMARC_DISCOVERY,
 };
 
 static guint64 field_get(const struct config *c, enum field f)
@@ -206,6 +209,7 @@ static guint64 field_get(const struct config *c, enum field f)
 	case F_DATA_TIMEOUT: return c->data_timeout;
 	case F_SPOOL_MEMORY_LIMIT: return c->spool_memory_limit;
 	case F_XFORWARD: return c->xforward;
+	case F_DMARC_DISCOVERY: return c->dmarc_discovery;
 	}
 	return G_MAXUINT64;
 }
@@ -246,6 +250,9 @@ static const struct {
 	{ "xforward = no", F_XFORWARD, 0 },
 	{ "xforward = false", F_XFORWARD, 0 },
 	{ "xforward = No", F_XFORWARD, 0 },
+	{ "dmarc_discovery = treewalk", F_DMARC_DISCOVERY, CONFIG_DMARC_DISCOVERY_TREEWALK },
+	{ "dmarc_discovery = psl", F_DMARC_DISCOVERY, CONFIG_DMARC_DISCOVERY_PSL },
+	{ "dmarc_discovery = PSL ; RFC 7489", F_DMARC_DISCOVERY, CONFIG_DMARC_DISCOVERY_PSL },
 };
 
 static void test_good_scalars(void)
@@ -394,6 +401,10 @@ static const struct {
 	{ "lmtpfilter", "spool_memory_limit", "x", "must be an integer between 0 and 4294967295, got \"x\"" },
 	{ "lmtpfilter", "xforward", "maybe", "must be yes or no, got \"maybe\"" },
 	{ "lmtpfilter", "xforward", "", "must be yes or no, got \"\"" },
+	{ "lmtpfilter", "dmarc_discovery", "dns", "must be treewalk or psl, got \"dns\"" },
+	{ "lmtpfilter", "dmarc_discovery", "", "must be treewalk or psl, got \"\"" },
+	{ "defaults", "dmarc_discovery", "psl", "unknown key" },
+	{ "domain example.com", "dmarc_discovery", "psl", "unknown key" },
 	{ "lmtpfilter", "downstream", "", "must be unix:PATH or inet:HOST:PORT, got \"\"" },
 	{ "lmtpfilter", "downstream", "/var/run/dovecot/lmtp",
 	  "must be unix:PATH or inet:HOST:PORT, got \"/var/run/dovecot/lmtp\"" },
