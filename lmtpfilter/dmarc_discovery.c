@@ -575,6 +575,110 @@ void dmarc_discovery_clear(struct dmarc_discovery *discovery)
 	discovery->has_record = false;
 }
 
+/* ---- JSON ------------------------------------------------------------ */
+
+/* json_str - a JSON string; every byte outside 0x20..0x7e (and '"', '\\')
+ * escaped, so that any record text gives valid JSON. */
+static void json_str(GString *out, const char *s)
+{
+	g_string_append_c(out, '"');
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			g_string_append_printf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p > 0x7e)
+			g_string_append_printf(out, "\\u%04x", *p);
+		else
+			g_string_append_c(out, (char)*p);
+	}
+	g_string_append_c(out, '"');
+}
+
+static void json_key(GString *out, const char *key, const char *value)
+{
+	json_str(out, key);
+	g_string_append_c(out, ':');
+	json_str(out, value);
+	g_string_append_c(out, ',');
+}
+
+static const char *dns_status_name(enum dns_status st)
+{
+	switch (st) {
+	case DNS_OK: return "answer";
+	case DNS_NXDOMAIN: return "nxdomain";
+	case DNS_NODATA: return "nodata";
+	case DNS_TEMPFAIL: break;
+	}
+	return "tempfail";
+}
+
+static void json_record(GString *out, const struct dmarc_record *r)
+{
+	g_string_append(out, "{");
+	json_key(out, "raw", r->raw != NULL ? r->raw : "");
+	json_key(out, "p", dmarc_request_name(r->p));
+	json_key(out, "sp", dmarc_request_name(r->sp));
+	json_key(out, "np", dmarc_request_name(r->np));
+	json_key(out, "adkim", r->adkim == DMARC_ALIGN_STRICT ? "s" : "r");
+	json_key(out, "aspf", r->aspf == DMARC_ALIGN_STRICT ? "s" : "r");
+	json_key(out, "t", r->testing ? "y" : "n");
+	json_key(out, "psd", r->psd == DMARC_PSD_YES ? "y" : r->psd == DMARC_PSD_NO ? "n" : "u");
+	if (r->pct >= 0)
+		g_string_append_printf(out, "\"pct_not_applied\":%d,", r->pct);
+	else
+		g_string_append(out, "\"pct_not_applied\":null,");
+	g_string_append(out, "\"rua\":[");
+	for (size_t i = 0; i < r->rua_count; i++) {
+		if (i > 0)
+			g_string_append_c(out, ',');
+		json_str(out, r->rua[i]);
+	}
+	g_string_append_printf(out, "],\"ignored_tags\":%u}", r->ignored_tags);
+}
+
+static void json_steps(GString *out, const struct dmarc_discovery *d)
+{
+	g_string_append(out, "\"queries\":[");
+	for (size_t i = 0; i < d->step_count; i++) {
+		const struct dmarc_discovery_step *s = &d->steps[i];
+
+		g_string_append(out, i > 0 ? ",{" : "{");
+		json_key(out, "name", s->name);
+		json_key(out, "type", s->rrtype == DISCOVERY_RRTYPE_A ? "A" : "TXT");
+		json_key(out, "dns", dns_status_name(s->dns));
+		json_str(out, "found");
+		g_string_append_c(out, ':');
+		json_str(out, dmarc_step_result_name(s->result));
+		g_string_append_c(out, '}');
+	}
+	g_string_append_c(out, ']');
+}
+
+void dmarc_discovery_append_json(const struct dmarc_discovery *d, GString *out)
+{
+	g_string_append_c(out, '{');
+	json_key(out, "mode", dmarc_discovery_mode_name(d->mode));
+	json_key(out, "status", dmarc_discovery_status_name(d->status));
+	json_key(out, "domain", d->domain);
+	json_key(out, "org_domain", d->org_domain);
+	json_key(out, "policy_domain", d->policy_domain);
+	g_string_append(out, "\"record\":");
+	if (d->has_record)
+		json_record(out, &d->record);
+	else
+		g_string_append(out, "null");
+	g_string_append_c(out, ',');
+	json_key(out, "applies", dmarc_applies_name(d->applies));
+	json_key(out, "published", dmarc_request_name(d->published));
+	json_key(out, "policy", dmarc_request_name(d->policy));
+	g_string_append_printf(out, "\"testing_lowered\":%s,\"author_exists\":%s,",
+			       d->testing_lowered ? "true" : "false",
+			       d->author_exists < 0 ? "null" : d->author_exists ? "true" : "false");
+	json_key(out, "reason", d->reason);
+	json_steps(out, d);
+	g_string_append_c(out, '}');
+}
+
 const char *dmarc_discovery_status_name(enum dmarc_discovery_status status)
 {
 	switch (status) {

@@ -123,6 +123,13 @@ int dmarc_discover_org_domain(struct resolver *resolver,
 /* dmarc_discovery_clear - free what a discovery holds; safe twice. */
 void dmarc_discovery_clear(struct dmarc_discovery *discovery);
 
+/* dmarc_discovery_append_json - append D as one JSON object to OUT (a
+ * GString): mode, status, domains, the record's tags (pct= as reported,
+ * not applied), the tag that applied and why, and every query with its DNS
+ * status and what it gave. Bytes outside printable ASCII are escaped. */
+struct _GString;
+void dmarc_discovery_append_json(const struct dmarc_discovery *d, struct _GString *out);
+
 /* Names for logs and JSON. */
 const char *dmarc_discovery_status_name(enum dmarc_discovery_status status);
 const char *dmarc_applies_name(enum dmarc_applies applies);

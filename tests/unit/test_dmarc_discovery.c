@@ -70,6 +70,8 @@ static const char zone_lines[] =
 	TXT("_dmarc.multi2.test", "v=DMARC1; p=quarantine")
 	TXT("_dmarc.mixed.test", "v=spf1 -all")
 	TXT("_dmarc.mixed.test", "v=DMARC1; p=reject")
+	/* bytes JSON must escape */
+	TXT("_dmarc.hostile.test", "v=DMARC1; p=reject; note=\\\"q\\\" \\255\\009\\\\")
 	/* DNS timeouts, one per step */
 	DENY("_dmarc.d1.slow.test")
 	DENY("_dmarc.d2.slow.test")
@@ -421,6 +423,60 @@ static void test_query_cost(void)
 	}
 }
 
+/* json_check - python's json module reads JSON and prints EXPR of it. */
+static char *json_check(const char *json, const char *expr)
+{
+	g_autofree char *code = g_strdup_printf("import json,sys; d=json.loads(sys.argv[1]); print(%s)", expr);
+	char *argv[] = { "/usr/bin/python3", "-c", code, (char *)json, NULL };
+	char *out = NULL;
+	int status;
+	GError *error = NULL;
+
+	g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL,
+				   &status, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_spawn_check_wait_status(status, NULL));
+	return g_strchomp(out);
+}
+
+/* check --json material: the walk, the record, what applied and why. */
+static void test_json(void)
+{
+	struct dmarc_discovery_options o = { .mode = DMARC_DISCOVERY_TREEWALK };
+	struct resolver *r = new_resolver();
+	struct dmarc_discovery d;
+	GString *json = g_string_new(NULL);
+	g_autofree char *walk = NULL, *record = NULL, *hostile = NULL, *none = NULL;
+
+	dmarc_discover(r, &o, "ghost.psdtld", &d);
+	dmarc_discovery_append_json(&d, json);
+	walk = json_check(json->str, "' '.join(q['type']+':'+q['name']+'='+q['dns']+'/'+q['found']"
+			  " for q in d['queries'])");
+	g_assert_cmpstr(walk, ==, "TXT:_dmarc.ghost.psdtld=nxdomain/no-record "
+			"TXT:_dmarc.psdtld=answer/record A:ghost.psdtld=nxdomain/nxdomain");
+	record = json_check(json->str, "d['status'], d['policy_domain'], d['org_domain'], "
+			    "d['record']['np'], d['record']['psd'], d['applies'], d['policy'], "
+			    "d['author_exists'], d['record']['pct_not_applied']");
+	g_assert_cmpstr(record, ==, "found psdtld ghost.psdtld reject y np reject False None");
+	dmarc_discovery_clear(&d);
+
+	g_string_truncate(json, 0);
+	dmarc_discover(r, &o, "hostile.test", &d);
+	dmarc_discovery_append_json(&d, json);
+	hostile = json_check(json->str, "[ord(c) for c in d['record']['raw'][-7:]], d['record']['ignored_tags']");
+	g_assert_cmpstr(hostile, ==, "[34, 113, 34, 32, 255, 9, 92] 1");
+	dmarc_discovery_clear(&d);
+
+	g_string_truncate(json, 0);
+	dmarc_discover(r, &o, "d1.slow.test", &d);
+	dmarc_discovery_append_json(&d, json);
+	none = json_check(json->str, "d['status'], d['record'], d['queries'][0]['dns'], d['reason']");
+	g_assert_cmpstr(none, ==, "temperror None tempfail DNS failure for _dmarc.d1.slow.test");
+	dmarc_discovery_clear(&d);
+	g_string_free(json, TRUE);
+	resolver_free(&r);
+}
+
 static void test_bad_arguments(void)
 {
 	struct dmarc_discovery_options o = { .mode = DMARC_DISCOVERY_TREEWALK };
@@ -450,6 +506,7 @@ int main(int argc, char **argv)
 		g_test_add_data_func(path, &cases[i], run_case);
 	}
 	g_test_add_func("/dmarc_discovery/query-cost", test_query_cost);
+	g_test_add_func("/dmarc_discovery/json", test_json);
 	g_test_add_func("/dmarc_discovery/bad-arguments", test_bad_arguments);
 	rc = g_test_run();
 	test_unbound_stop(&server);
