@@ -168,16 +168,19 @@ static const char *walk_next(const char *start, const char *cur)
 	return strchr(cur, '.') + 1;
 }
 
-static size_t step_add(struct dmarc_discovery *out, const char *name, int rrtype,
+static void step_add(struct dmarc_discovery *out, const char *name, int rrtype,
 		       enum dns_status dns, enum dmarc_step_result result)
 {
-	struct dmarc_discovery_step *s = &out->steps[out->step_count];
+	struct dmarc_discovery_step *s;
 
+	if (out->step_count >= DMARC_DISCOVERY_STEPS_MAX)
+		return;
+	s = &out->steps[out->step_count];
 	g_strlcpy(s->name, name, sizeof(s->name));
 	s->rrtype = rrtype;
 	s->dns = dns;
 	s->result = result;
-	return out->step_count++;
+	out->step_count++;
 }
 
 /* txt_join - the character-strings of one TXT rdata, joined (§4.5).
@@ -256,7 +259,9 @@ static bool walk_run(struct resolver *resolver, const char *start,
 {
 	memset(w, 0, sizeof(*w));
 	w->last = -1;
-	for (const char *cur = start; cur != NULL; cur = walk_next(start, cur)) {
+	/* walk_next already keeps to the bound; the count guards the arrays. */
+	for (const char *cur = start; cur != NULL && w->count < DMARC_DISCOVERY_WALK_QUERIES_MAX;
+	     cur = walk_next(start, cur)) {
 		size_t i = w->count++;
 		enum dmarc_step_result r;
 
