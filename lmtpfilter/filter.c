@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FILTER_FROM_MAX 16       /* From: fields handed to DMARC (more is a permerror anyway) */
+#define FILTER_FROM_MAX 16       /* From values handed to DMARC; more are joined into the last */
 
 struct filter_checks {
 	struct resolver *resolver;
@@ -250,6 +250,35 @@ static void filter_dkim(struct filter_tx *ftx)
 	}
 }
 
+/* filter_from_values - the From fields as Dovecot reads them (by its
+ * reading of names, NUL bytes as spaces): a domain hidden from us must be
+ * hidden from Sieve too. Fields past FILTER_FROM_MAX are joined to the
+ * last value, so DMARC still scans every domain they name. */
+static size_t filter_from_values(const struct filter_tx *ftx, char **from)
+{
+	GString *last = NULL;
+	size_t count = 0;
+
+	for (size_t i = 0; i < ftx->block->count; i++) {
+		const struct raw_header *h = &ftx->block->headers[i];
+		char *value;
+
+		if (!header_name_reads_as(h, "From"))
+			continue;
+		value = header_value_unfold(h);
+		if (count < FILTER_FROM_MAX - 1)
+			from[count++] = value;
+		else {
+			last = last == NULL ? g_string_new(NULL) : g_string_append_c(last, ',');
+			g_string_append(last, value);
+			g_free(value);
+		}
+	}
+	if (last != NULL)
+		from[count++] = g_string_free(last, FALSE);
+	return count;
+}
+
 static void filter_dmarc(struct filter_tx *ftx)
 {
 	struct filter_checks *checks = ftx->engine->checks;
@@ -270,9 +299,7 @@ static void filter_dmarc(struct filter_tx *ftx)
 		return;
 	}
 	filter_dkim(ftx);
-	for (size_t i = 0; i < ftx->block->count && from_count < FILTER_FROM_MAX; i++)
-		if (header_name_is(&ftx->block->headers[i], "From"))
-			from[from_count++] = g_strndup(ftx->block->headers[i].value, ftx->block->headers[i].value_len);
+	from_count = filter_from_values(ftx, from);
 	for (size_t i = 0; i < ftx->dkim.count; i++) {
 		dkim_results[i] = ftx->dkim.sigs[i].result;
 		dkim_domains[i] = ftx->dkim.sigs[i].domain;

@@ -183,6 +183,27 @@ class DmarcTest(au.EnvTestCase):
                                      "example.com", "Quarantine")
                 self.assertEqual(d.spf.result, "none", d.ar_value)
 
+    def test_from_domain_only_dovecot_reads_lands_in_quarantine(self):
+        # The envelope passes SPF for example.org; example.com (p=reject)
+        # is in a From that Dovecot and Sieve read but an exact reader of
+        # names or C strings would miss. Each must fail on example.com.
+        variants = {
+            "From<NUL>:": b"From\x00: CEO <ceo@example.com>\r\n",
+            "From<NUL>junk: beside a passing From":
+                b"From: <user@example.org>\r\nFrom\x00junk: CEO <ceo@example.com>\r\n",
+            "NUL inside the value": b"From: <user@example.org>,\x00 CEO <ceo@example.com>\r\n",
+            "17th From field": b"".join(b"From: <u%d@example.org>\r\n" % i for i in range(16))
+                               + b"From: CEO <ceo@example.com>\r\n",
+        }
+        for name, from_fields in variants.items():
+            with self.subTest(name):
+                mid = au.marker("dmarc")
+                raw = from_fields + au.make_message("user@example.org", mid=mid, from_header="")
+                self.run_case("user@example.org", raw=raw, mid=mid)
+                d = self.assertDmarc(mid, "fail", None, "example.com", "Quarantine")
+                self.assertIn("dis=reject", d.comment("dmarc"), d.ar_value)
+                self.assertEqual(d.spf.result, "pass", d.ar_value)
+
     def test_several_addresses_in_one_passing_domain_land_in_inbox(self):
         mid, _ = self.run_case("user@example.org",
                                from_header="From: Alice <alice@example.org>,\n"
