@@ -11,6 +11,7 @@
 #include "lmtpfilter/spool.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,6 +40,8 @@ struct spool {
 
 	char *header;         /* spool_header_block's copy for file spools */
 	size_t header_size;
+
+	char error[256];      /* the last error with its cause, for *error_r */
 };
 
 struct spool *spool_new(const char *dir, size_t memory_limit)
@@ -85,7 +88,10 @@ static int spool_open_file(struct spool *spool, const char **error_r)
 			unlink(path);
 	}
 	if (fd == -1) {
-		*error_r = "cannot create spool file";
+		/* EMFILE, ENOSPC and EACCES need different fixes: say which. */
+		snprintf(spool->error, sizeof(spool->error), "cannot create spool file in %s: %s",
+			 spool->dir, g_strerror(errno));
+		*error_r = spool->error;
 		return -1;
 	}
 	spool->fd = fd;
@@ -106,7 +112,8 @@ static int spool_write_all(struct spool *spool, const char *data, size_t len, co
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			*error_r = errno == ENOSPC ? "spool disk full" : "spool write error";
+			snprintf(spool->error, sizeof(spool->error), "spool write error: %s", g_strerror(errno));
+			*error_r = errno == ENOSPC ? "spool disk full" : spool->error;
 			return -1;
 		}
 		data += n;

@@ -2,6 +2,7 @@
 #include "lmtpfilter/spool.h"
 
 #include <glib.h>
+#include <errno.h>
 #include <string.h>
 
 static void fill(char *buf, size_t len, unsigned seed)
@@ -283,6 +284,9 @@ static void test_bad_dir(void)
 	g_assert_cmpint(spool_append(spool, "0123456789", 10, &error), ==, 0);
 	g_assert_cmpint(spool_append(spool, "x", 1, &error), ==, -1);
 	g_assert_nonnull(error);
+	/* The cause is in the error, so a log tells EMFILE from ENOSPC. */
+	g_assert_nonnull(strstr(error, "/nonexistent/dir"));
+	g_assert_nonnull(strstr(error, g_strerror(ENOENT)));
 	spool_free(&spool);
 }
 
