@@ -39,6 +39,7 @@
 #define CONFIG_DEFAULT_DATA_TIMEOUT 600u
 #define CONFIG_DEFAULT_SPOOL_DIR "/var/tmp"
 #define CONFIG_DEFAULT_SPOOL_MEMORY_LIMIT 1048576u
+#define CONFIG_DEFAULT_REPORT_SENDMAIL "/usr/sbin/sendmail"
 #define CONFIG_DEFAULT_CHECKS (CHECK_SPF | CHECK_DKIM | CHECK_DMARC)
 
 #define DOMAIN_NAME_MAX 253
@@ -757,6 +758,75 @@ static void parse_spool_memory_limit(struct loader *ld, const char *key)
 	}
 }
 
+/* dmarc_history: empty keeps no history; else an existing absolute directory. */
+static void parse_dmarc_history(struct loader *ld, const char *key)
+{
+	char *value = value_get(ld, GROUP_MAIN, key);
+
+	if (value == NULL)
+		return;
+	if (value[0] == '\0') {
+		g_free(value);
+	} else if (value[0] != '/' || !g_file_test(value, G_FILE_TEST_IS_DIR)) {
+		problem_value(ld, GROUP_MAIN, key, "must be an existing absolute directory path", value);
+		g_free(value);
+	} else {
+		g_free(ld->config->dmarc_history);
+		ld->config->dmarc_history = value;
+	}
+}
+
+/* report_org_name: free text; empty means the domain of report_email. */
+static void parse_report_org_name(struct loader *ld, const char *key)
+{
+	char *value = value_get(ld, GROUP_MAIN, key);
+
+	if (value != NULL && value[0] != '\0') {
+		g_free(ld->config->report_org_name);
+		ld->config->report_org_name = value;
+	} else {
+		g_free(value);
+	}
+}
+
+/* report_email: empty (no reports) or one plain address local@domain. */
+static void parse_report_email(struct loader *ld, const char *key)
+{
+	char *value = value_get(ld, GROUP_MAIN, key);
+	const char *at = value != NULL ? strrchr(value, '@') : NULL;
+
+	if (value == NULL)
+		return;
+	if (value[0] == '\0') {
+		g_free(value);
+	} else if (at == NULL || at == value || !domain_name_valid(at + 1) ||
+		   strchr(value, '@') != at || strpbrk(value, " \t<>,;\"") != NULL) {
+		problem_value(ld, GROUP_MAIN, key, "must be a mail address local@domain", value);
+		g_free(value);
+	} else {
+		g_free(ld->config->report_email);
+		ld->config->report_email = value;
+	}
+}
+
+/* report_sendmail: a command line whose program is an absolute path. */
+static void parse_report_sendmail(struct loader *ld, const char *key)
+{
+	char *value = value_get(ld, GROUP_MAIN, key);
+	char **argv = NULL;
+
+	if (value == NULL)
+		return;
+	if (value[0] != '/' || !g_shell_parse_argv(value, NULL, &argv, NULL)) {
+		problem_value(ld, GROUP_MAIN, key, "must be a command line starting with an absolute path", value);
+		g_free(value);
+	} else {
+		g_free(ld->config->report_sendmail);
+		ld->config->report_sendmail = value;
+	}
+	g_strfreev(argv);
+}
+
 static const struct main_key main_keys[] = {
 	{ "listen", parse_listen },
 	{ "listen_mode", parse_listen_mode },
@@ -776,6 +846,10 @@ static const struct main_key main_keys[] = {
 	{ "spool_dir", parse_spool_dir },
 	{ "spool_memory_limit", parse_spool_memory_limit },
 	{ "dmarc_discovery", parse_dmarc_discovery },
+	{ "dmarc_history", parse_dmarc_history },
+	{ "report_org_name", parse_report_org_name },
+	{ "report_email", parse_report_email },
+	{ "report_sendmail", parse_report_sendmail },
 };
 
 /* ------------------------------------------------------ policy groups */
@@ -1123,6 +1197,7 @@ struct config *config_defaults(void)
 	config->spool_dir = g_strdup(CONFIG_DEFAULT_SPOOL_DIR);
 	config->spool_memory_limit = CONFIG_DEFAULT_SPOOL_MEMORY_LIMIT;
 	config->dmarc_discovery = CONFIG_DMARC_DISCOVERY_TREEWALK;
+	config->report_sendmail = g_strdup(CONFIG_DEFAULT_REPORT_SENDMAIL);
 	config->defaults.mode = DOMAIN_MODE_OFF;
 	config->defaults.checks = CONFIG_DEFAULT_CHECKS;
 	config->refcount = 1;
@@ -1142,6 +1217,10 @@ static void config_free(struct config *config)
 	g_free(config->trusted_networks);
 	g_strfreev(config->dns_servers);
 	g_free(config->spool_dir);
+	g_free(config->dmarc_history);
+	g_free(config->report_org_name);
+	g_free(config->report_email);
+	g_free(config->report_sendmail);
 	for (size_t i = 0; i < config->domain_count; i++)
 		g_free(config->domains[i].domain);
 	g_free(config->domains);

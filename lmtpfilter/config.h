@@ -22,8 +22,10 @@
  *
  * Empty values: listen = (nothing to listen on unless systemd passes sockets),
  * authserv_id_aliases =, trusted_networks = (trust nobody), dns_servers =
- * (use /etc/resolv.conf), checks = (no checks) are meaningful; authserv_id =
- * and mta_hostnames = mean "the default"; any other empty value is an error.
+ * (use /etc/resolv.conf), checks = (no checks), dmarc_history = (no
+ * history), report_email = (no reports) are meaningful; authserv_id =,
+ * mta_hostnames = and report_org_name = mean "the default"; any other empty
+ * value is an error.
  */
 #ifndef LMTPFILTER_CONFIG_H
 #define LMTPFILTER_CONFIG_H
@@ -105,6 +107,10 @@ struct config {
 	char *spool_dir;
 	size_t spool_memory_limit;
 	enum config_dmarc_discovery dmarc_discovery;
+	char *dmarc_history;            /* NULL: no history, no reports */
+	char *report_org_name;          /* NULL: the domain of report_email */
+	char *report_email;             /* NULL: reports cannot be made */
+	char *report_sendmail;          /* command line, program first */
 
 	struct domain_policy defaults;
 	struct domain_policy *domains;  size_t domain_count;

@@ -1,6 +1,7 @@
 /*
  * main - the command line: run the daemon, check the configuration, print
- * versions, or evaluate one stored message ("check")
+ * versions, evaluate one stored message ("check"), or make the DMARC
+ * aggregate reports of a day ("report")
  *
  * Exit codes: 0 ok, 1 bad configuration or usage, 2 runtime failure.
  */
@@ -9,6 +10,7 @@
 #include "lmtpfilter/engine.h"
 #include "lmtpfilter/filter.h"
 #include "lmtpfilter/log.h"
+#include "lmtpfilter/report.h"
 #include "lmtpfilter/server.h"
 
 #include <sys/types.h>
@@ -35,6 +37,8 @@ static void usage(FILE *out)
 		"       lmtpfilter [-c FILE] check [--client-ip IP] [--helo NAME] [--mail-from ADDR]\n"
 		"                  [--rcpt ADDR]... [--json] [MSG|-]\n"
 		"                                               evaluate one stored message\n"
+		"       lmtpfilter [-c FILE] report [--period YYYY-MM-DD] [--out DIR] [--send]\n"
+		"                  [--history DIR]...           DMARC aggregate reports of one UTC day\n"
 		"       lmtpfilter --version                    print versions\n"
 		"options:\n"
 		"  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -126,6 +130,10 @@ int main(int argc, char **argv)
 			log_open(false, debug);
 			g_mime_init();
 			return check_main(file, argc - i, argv + i);
+		} else if (strcmp(a, "report") == 0) {
+			log_open(false, debug);
+			g_mime_init();
+			return report_main(file, argc - i, argv + i);
 		} else {
 			fprintf(stderr, "lmtpfilter: unknown argument \"%s\"\n", a);
 			usage(stderr);
