@@ -960,6 +960,44 @@ static void tmp_dir_remove(void)
 	g_rmdir(tmp_dir);
 }
 
+/* The report keys: values kept, empty ones meaning "none", bad ones refused. */
+static void test_report_keys(void)
+{
+	char *text = g_strdup_printf("[lmtpfilter]\ndmarc_history = %s\nreport_org_name = Example Mail\n"
+				     "report_email = dmarc@mx.example.com\n"
+				     "report_sendmail = /usr/sbin/sendmail -C /etc/postfix-out\n", tmp_dir);
+	struct config *c = load_ok(text);
+
+	g_assert_cmpstr(c->dmarc_history, ==, tmp_dir);
+	g_assert_cmpstr(c->report_org_name, ==, "Example Mail");
+	g_assert_cmpstr(c->report_email, ==, "dmarc@mx.example.com");
+	g_assert_cmpstr(c->report_sendmail, ==, "/usr/sbin/sendmail -C /etc/postfix-out");
+	config_unref(&c);
+	g_free(text);
+
+	c = load_ok("[lmtpfilter]\ndmarc_history =\nreport_org_name =\nreport_email =\n");
+	g_assert_null(c->dmarc_history);
+	g_assert_null(c->report_org_name);
+	g_assert_null(c->report_email);
+	g_assert_cmpstr(c->report_sendmail, ==, "/usr/sbin/sendmail");
+	config_unref(&c);
+
+	static const char *const bad[] = {
+		"dmarc_history = relative/dir", "dmarc_history = /nonexistent/history",
+		"report_email = nobody", "report_email = a@b@example.com", "report_email = @example.com",
+		"report_email = x@not..valid", "report_sendmail = sendmail", "report_sendmail =",
+		"report_sendmail = /usr/sbin/sendmail 'unclosed",
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		char *t = g_strdup_printf("[lmtpfilter]\n%s\n", bad[i]);
+		char *error = load_error(t, NULL);
+		if (error == NULL)
+			g_test_fail_printf("accepted: %s", bad[i]);
+		g_free(error);
+		g_free(t);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	GError *error = NULL;
@@ -989,6 +1027,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/trusted-ip-text", test_trusted_ip_text);
 	g_test_add_func("/config/policy-lookup", test_policy_lookup);
 	g_test_add_func("/config/refcount", test_refcount);
+	g_test_add_func("/config/report-keys", test_report_keys);
 
 	ret = g_test_run();
 	tmp_dir_remove();
