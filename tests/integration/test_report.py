@@ -1,0 +1,272 @@
+"""lmtpfilter report: DMARC aggregate reports (RFC 9990) from history
+written through history_append (tests/history_tool.c), checked against the
+RFC 9990 schema (../shared/dmarc, read in place), read back, and mailed
+through a real private Postfix into Dovecot once."""
+
+import email
+import email.policy
+import glob
+import gzip
+import os
+import signal
+import subprocess
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+import harness
+
+SHARED = os.environ.get("LMTPFILTER_SHARED_DIR",
+                        os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
+XSD = os.path.join(SHARED, "dmarc", "rfc9990-aggregate.xsd")
+NS = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
+DAY = "2026-11-29"
+BEGIN = 1795910400
+END = BEGIN + 86399
+
+
+def history_tool():
+    build = os.path.dirname(os.path.dirname(harness.lmtpfilter_binary()))
+    return os.path.join(build, "tests", "history_tool")
+
+
+def rec(t, ip, policy, disp="pass", dkim_aligned=1, spf_aligned=1, extra=""):
+    return ("time=%d ip=%s env=%s from=%s policy=%s org=%s p=reject adkim=r aspf=r "
+            "dkim_aligned=%d spf_aligned=%d disp=%s spf=%s:mfrom:%s dkim=%s:s1:%s %s"
+            % (BEGIN + t, ip, policy, policy, policy, policy, dkim_aligned, spf_aligned, disp,
+               policy, "pass" if spf_aligned else "fail", policy,
+               "pass" if dkim_aligned else "fail", extra))
+
+
+class ReportBase(harness.HarnessTestCase):
+
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(XSD):
+            self.fail("no RFC 9990 schema at %s" % XSD)
+        self.hosts = [os.path.join(self.tmpdir, "mx%d" % i) for i in (1, 2)]
+        for d in self.hosts:
+            os.makedirs(d)
+        self.out = os.path.join(self.tmpdir, "out")
+        os.makedirs(self.out)
+
+    def append(self, directory, lines, *args):
+        r = subprocess.run([history_tool(), directory] + list(args), input="\n".join(lines) + "\n",
+                           text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        return r.stdout
+
+    def config(self, **keys):
+        path = os.path.join(self.tmpdir, "lmtpfilter.conf")
+        base = {"listen": "unix:" + os.path.join(self.tmpdir, "s"),
+                "downstream": "unix:" + os.path.join(self.tmpdir, "d"),
+                "report_email": "dmarc-reports@mx.example.com",
+                "report_org_name": "Example Mail", "dmarc_history": self.hosts[0],
+                "dns_servers": "127.0.0.1@9", "dns_timeout": 1}
+        base.update(keys)
+        with open(path, "w") as f:
+            f.write("[lmtpfilter]\n" + "".join("%s = %s\n" % kv for kv in base.items()))
+        return path
+
+    def report(self, conf, *args):
+        return subprocess.run([harness.lmtpfilter_binary(), "-c", conf, "report", "--period", DAY]
+                              + list(args), text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=120)
+
+    def reports(self):
+        """{policy domain: (file name, root element)}, each validated by xmllint."""
+        out = {}
+        for path in sorted(glob.glob(os.path.join(self.out, "*.xml.gz"))):
+            xml = gzip.open(path).read()
+            r = subprocess.run(["xmllint", "--noout", "--schema", XSD, "-"], input=xml,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.assertEqual(r.returncode, 0, r.stdout.decode() + xml.decode()[:3000])
+            root = ET.fromstring(xml)
+            domain = root.find("d:policy_published/d:domain", NS).text
+            out[domain] = (os.path.basename(path), root)
+        return out
+
+    @staticmethod
+    def rows(root):
+        result = {}
+        for r in root.findall("d:record", NS):
+            key = (r.find("d:row/d:source_ip", NS).text,
+                   r.find("d:row/d:policy_evaluated/d:disposition", NS).text,
+                   r.find("d:row/d:policy_evaluated/d:dkim", NS).text,
+                   r.find("d:row/d:policy_evaluated/d:spf", NS).text)
+            result[key] = int(r.find("d:row/d:count", NS).text)
+        return result
+
+
+
+class ReportTest(ReportBase):
+
+    def test_two_hosts_merge_into_one_report_per_domain(self):
+        self.append(self.hosts[0], [rec(10, "192.0.2.1", "example.org")] * 3 +
+                    [rec(20, "192.0.2.2", "example.org", "reject", 0, 0)] +
+                    [rec(30, "198.51.100.7", "other.example", "none", 0, 1,
+                         "override=trusted_forwarder comment=arc.example.net")])
+        self.append(self.hosts[1], [rec(40, "192.0.2.1", "example.org")] * 2 +
+                    # a record of the day before and after: not in the report
+                    [rec(-5, "192.0.2.9", "example.org"), rec(86400, "192.0.2.9", "example.org")])
+        conf = self.config()
+        r = self.report(conf, "--out", self.out, "--history", self.hosts[0], "--history", self.hosts[1])
+        self.assertEqual(r.returncode, 0, r.stdout)
+        reports = self.reports()
+        self.assertEqual(sorted(reports), ["example.org", "other.example"])
+        name, root = reports["example.org"]
+        self.assertEqual(name, "mx.example.com!example.org!%d!%d.xml.gz" % (BEGIN, END))
+        self.assertEqual(self.rows(root), {("192.0.2.1", "pass", "pass", "pass"): 5,
+                                           ("192.0.2.2", "reject", "fail", "fail"): 1})
+        meta = root.find("d:report_metadata", NS)
+        self.assertEqual(meta.find("d:org_name", NS).text, "Example Mail")
+        self.assertEqual(meta.find("d:email", NS).text, "dmarc-reports@mx.example.com")
+        self.assertEqual(meta.find("d:date_range/d:begin", NS).text, str(BEGIN))
+        self.assertEqual(meta.find("d:date_range/d:end", NS).text, str(END))
+        self.assertEqual(root.find("d:policy_published/d:p", NS).text, "reject")
+        rec0 = [x for x in root.findall("d:record", NS)
+                if x.find("d:row/d:source_ip", NS).text == "192.0.2.2"][0]
+        self.assertEqual(rec0.find("d:auth_results/d:dkim/d:result", NS).text, "fail")
+        self.assertEqual(rec0.find("d:auth_results/d:dkim/d:selector", NS).text, "s1")
+        self.assertEqual(rec0.find("d:auth_results/d:spf/d:scope", NS).text, "mfrom")
+        self.assertEqual(rec0.find("d:identifiers/d:header_from", NS).text, "example.org")
+        _, other = reports["other.example"]
+        reason = other.find("d:record/d:row/d:policy_evaluated/d:reason", NS)
+        self.assertEqual(reason.find("d:type", NS).text, "trusted_forwarder")
+        self.assertEqual(reason.find("d:comment", NS).text, "arc.example.net")
+
+    def test_unfinished_day_and_bad_usage_are_refused(self):
+        conf = self.config()
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        r = subprocess.run([harness.lmtpfilter_binary(), "-c", conf, "report", "--period", today,
+                            "--out", self.out], text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("not a finished UTC day", r.stdout)
+        r = self.report(conf)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("nothing to do", r.stdout)
+
+    def test_torn_history_after_kill_9_under_load(self):
+        """kill -9 the appender while 4 threads append: the report has every
+        whole record, skips (and counts) a torn one, and never crashes."""
+        line = rec(100, "203.0.113.5", "load.example")
+        proc = subprocess.Popen([history_tool(), self.hosts[0], "--threads", "4", "--repeat",
+                                 "100000000"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        proc.stdin.write((line + "\n").encode())
+        proc.stdin.close()
+        path = os.path.join(self.hosts[0], DAY + ".dmh")
+        harness.wait_for(lambda: os.path.exists(path) and os.path.getsize(path) > 2000000, 30,
+                         "history to grow")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # a crash mid-record: cut the file inside a record, then more appends
+        size = os.path.getsize(path)
+        with open(path, "r+b") as f:
+            f.truncate(size - 37)
+        whole = open(path, "rb").read().count(b"\n")
+        self.append(self.hosts[0], [rec(200, "203.0.113.6", "load.example")] * 3)
+        conf = self.config()
+        r = self.report(conf, "--out", self.out)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("1 torn or corrupt history records skipped", r.stdout)
+        rows = self.rows(self.reports()["load.example"][1])
+        self.assertEqual(rows[("203.0.113.5", "pass", "pass", "pass")], whole)
+        self.assertEqual(rows[("203.0.113.6", "pass", "pass", "pass")], 3)
+
+
+ZONE = [
+    'local-zone: "example.org." static',
+    'local-zone: "ext.example." static',
+    'local-zone: "ok.example." static',
+    'local-zone: "example.com." static',
+    'local-zone: "bad.example." static',
+    # rua inside the domain, and one that is not mailto:
+    "local-data: '_dmarc.example.org. TXT \"v=DMARC1; p=reject; rua=mailto:alice@example.org,https://r.example/x\"'",
+    # rua in another domain without the verification record: not sent
+    "local-data: '_dmarc.ext.example. TXT \"v=DMARC1; p=none; rua=mailto:bob@example.com\"'",
+    # rua in another domain that verifies it: sent
+    "local-data: '_dmarc.ok.example. TXT \"v=DMARC1; p=none; rua=mailto:carol@example.com\"'",
+    "local-data: 'ok.example._report._dmarc.example.com. TXT \"v=DMARC1\"'",
+    # too many rua URIs: the first 4 used
+    "local-data: '_dmarc.bad.example. TXT \"v=DMARC1; p=none; rua=mailto:a@bad.example,"
+    "mailto:b@bad.example,mailto:c@bad.example,mailto:d@bad.example,mailto:alice@example.org\"'",
+]
+
+
+class ReportSendTest(ReportBase):
+
+    def setUp(self):
+        super().setUp()
+        self.dns = self.start_unbound(ZONE)
+        self.dovecot = self.start_dovecot(users=("alice@example.org", "bob@example.com",
+                                                 "carol@example.com"))
+        self.postfix = self.start_postfix(self.dovecot.address, "127.0.0.1:%d" % harness.free_port(),
+                                          domains=("example.org", "example.com"))
+
+    def test_send_once_to_verified_rua(self):
+        self.append(self.hosts[0], [rec(10, "192.0.2.1", d) for d in
+                                    ("example.org", "ext.example", "ok.example", "bad.example")])
+        conf = self.config(dns_servers=self.dns.server,
+                           report_sendmail="/usr/sbin/sendmail -C " + self.postfix.config_dir)
+        r = self.report(conf, "--send", "--out", self.out)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("rua https://r.example/x ignored", r.stdout)
+        self.assertIn("rua bob@example.com not sent", r.stdout)
+        self.assertIn("5 rua URIs, only the first 4 used", r.stdout)
+        self.assertEqual(len(self.reports()), 4)
+        harness.wait_for(lambda: len(self.dovecot.messages("alice@example.org")) >= 1 and
+                         len(self.dovecot.messages("carol@example.com")) >= 1, 30, "reports delivered")
+        time.sleep(1)
+        self.assertEqual(len(self.dovecot.messages("alice@example.org")), 1)
+        self.assertEqual(len(self.dovecot.messages("carol@example.com")), 1)
+        self.assertEqual(len(self.dovecot.messages("bob@example.com")), 0)
+        msg = email.message_from_bytes(self.dovecot.messages("alice@example.org")[0],
+                                       policy=email.policy.default)
+        self.assertEqual(msg.get_content_type(), "multipart/mixed")
+        self.assertEqual(str(msg["From"]), "dmarc-reports@mx.example.com")
+        self.assertEqual(" ".join(str(msg["Subject"]).split()),
+                         "Report Domain: example.org Submitter: mx.example.com "
+                         "Report-ID: <%d.example.org@mx.example.com>" % BEGIN)
+        parts = [p for p in msg.iter_attachments()]
+        self.assertEqual(len(parts), 1)
+        self.assertEqual(parts[0].get_content_type(), "application/gzip")
+        self.assertEqual(parts[0].get_filename(),
+                         "mx.example.com!example.org!%d!%d.xml.gz" % (BEGIN, END))
+        xml = gzip.decompress(parts[0].get_content())
+        self.assertEqual(self.rows(ET.fromstring(xml)), {("192.0.2.1", "pass", "pass", "pass"): 1})
+
+        # a second run sends nothing
+        r = self.report(conf, "--send")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertNotIn("report: sent", r.stdout)
+        self.assertIn("already sent", r.stdout)
+        time.sleep(2)
+        self.postfix.flush()
+        time.sleep(1)
+        self.assertEqual(len(self.dovecot.messages("alice@example.org")), 1)
+
+    def test_failed_send_is_retried(self):
+        self.append(self.hosts[0], [rec(10, "192.0.2.1", "example.org")])
+        bad = self.config(dns_servers=self.dns.server, report_sendmail="/bin/false")
+        r = self.report(bad, "--send")
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn("left for the next run", r.stdout)
+        good = self.config(dns_servers=self.dns.server,
+                           report_sendmail="/usr/sbin/sendmail -C " + self.postfix.config_dir)
+        r = self.report(good, "--send")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        harness.wait_for(lambda: len(self.dovecot.messages("alice@example.org")) == 1, 30,
+                         "the retried report")
+
+    def test_unreachable_dns_is_a_log_line(self):
+        self.append(self.hosts[0], [rec(10, "192.0.2.1", "example.org")])
+        conf = self.config(dns_servers="127.0.0.1@%d" % harness.free_port(),
+                           report_sendmail="/usr/sbin/sendmail -C " + self.postfix.config_dir)
+        r = self.report(conf, "--send")
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn("DNS failed temporarily", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
