@@ -13,6 +13,7 @@
  * (A-labels), matched exactly (no wildcard or parent-domain matching).
  */
 #include "lmtpfilter/config.h"
+#include "mime/ipaddr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -336,20 +337,14 @@ bool netaddr_list_contains(const struct netaddr *nets, size_t count, int family,
 bool config_is_trusted_ip(const struct config *config, const char *ip_text)
 {
 	unsigned char addr[sizeof(struct in6_addr)];
+	char ip[IPADDR_TEXT_MAX];
 
-	if (config == NULL || ip_text == NULL)
+	if (config == NULL || ip_text == NULL || ipaddr_normalise(ip_text, strlen(ip_text), ip, sizeof(ip)) < 0)
 		return false;
-	if (g_ascii_strncasecmp(ip_text, "IPv6:", strlen("IPv6:")) == 0) {
-		ip_text += strlen("IPv6:");
-		if (inet_pton(AF_INET6, ip_text, addr) != 1)
-			return false;
-		return netaddr_list_contains(config->trusted_networks, config->trusted_network_count, AF_INET6,
-					     addr);
-	}
-	if (inet_pton(AF_INET, ip_text, addr) == 1)
+	if (inet_pton(AF_INET, ip, addr) == 1)
 		return netaddr_list_contains(config->trusted_networks, config->trusted_network_count, AF_INET,
 					     addr);
-	if (inet_pton(AF_INET6, ip_text, addr) == 1)
+	if (inet_pton(AF_INET6, ip, addr) == 1)
 		return netaddr_list_contains(config->trusted_networks, config->trusted_network_count, AF_INET6,
 					     addr);
 	return false;

@@ -34,6 +34,7 @@
 #include <spf2/spf_dns.h>
 
 #include "lmtpfilter/spf.h"
+#include "mime/ipaddr.h"
 #include "lmtpfilter/log.h"
 
 #include <glib.h>
@@ -946,21 +947,13 @@ static void spf_evaluate(struct spf_checker *c, const char *ip, const char *helo
 /* The client address as libspf2 wants it: IPv4-mapped IPv6 as IPv4. */
 static const char *spf_client_ip(const char *ip, char *buf, size_t size)
 {
-	struct in6_addr a6;
-
-	if (g_ascii_strncasecmp(ip, "IPv6:", 5) == 0)
-		ip += 5;
-	if (inet_pton(AF_INET6, ip, &a6) == 1 && IN6_IS_ADDR_V4MAPPED(&a6)) {
-		inet_ntop(AF_INET, &a6.s6_addr[12], buf, (socklen_t)size);
-		return buf;
-	}
-	return ip;
+	return ipaddr_normalise(ip, strlen(ip), buf, size) == 0 ? buf : ip;
 }
 
 int spf_check(struct spf_checker *checker, const char *client_ip, const char *helo, const char *mail_from,
 	      struct spf_outcome *mailfrom_r, struct spf_outcome *helo_r)
 {
-	char ipbuf[INET_ADDRSTRLEN];
+	char ipbuf[IPADDR_TEXT_MAX];
 	char *postmaster = NULL;
 	const char *ip = spf_client_ip(client_ip != NULL ? client_ip : "", ipbuf, sizeof(ipbuf));
 

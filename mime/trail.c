@@ -14,6 +14,7 @@
  * comments after it belong to that clause. Other words are ignored.
  */
 #include "mime/trail.h"
+#include "mime/ipaddr.h"
 
 #include <arpa/inet.h>
 #include <glib.h>
@@ -196,31 +197,6 @@ static int copy_text(char *dst, size_t size, const char *s, size_t len)
 	return 0;
 }
 
-/* normalise_ip - an address literal's inside ("1.2.3.4", "IPv6:2001:db8::1")
- * to its canonical text; IPv4-mapped IPv6 becomes dotted IPv4. -1 if not an address. */
-static int normalise_ip(const char *s, size_t len, char *out, size_t size)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	if (has_prefix_ci(s, len, "IPv6:")) {
-		s += 5;
-		len -= 5;
-	}
-	if (copy_text(buf, sizeof(buf), s, len) < 0)
-		return -1;
-	if (inet_pton(AF_INET, buf, &a4) == 1)
-		return inet_ntop(AF_INET, &a4, out, (socklen_t)size) != NULL ? 0 : -1;
-	if (inet_pton(AF_INET6, buf, &a6) != 1)
-		return -1;
-	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-		memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
-		return inet_ntop(AF_INET, &a4, out, (socklen_t)size) != NULL ? 0 : -1;
-	}
-	return inet_ntop(AF_INET6, &a6, out, (socklen_t)size) != NULL ? 0 : -1;
-}
-
 /* literal_ip - "[addr]" or "[addr]:port" to a normalised address */
 static int literal_ip(const char *s, size_t len, char *out, size_t size)
 {
@@ -231,7 +207,7 @@ static int literal_ip(const char *s, size_t len, char *out, size_t size)
 	close = memchr(s, ']', len);
 	if (close == NULL)
 		return -1;
-	return normalise_ip(s + 1, (size_t)(close - s - 1), out, size);
+	return ipaddr_normalise(s + 1, (size_t)(close - s - 1), out, size);
 }
 
 struct comment_words {
