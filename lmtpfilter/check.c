@@ -9,8 +9,12 @@
  * --client-ip is trusted as the daemon trusts the client Postfix names in
  * XFORWARD: an address in trusted_networks is a relay of ours, so the
  * facts come from the trail below it, exactly as in the daemon.
+ *
+ * Owns: the command line of "check" and the JSON of the verdict (facts,
+ * SPF, each DKIM signature, DMARC).
  */
 #include "lmtpfilter/check.h"
+#include "lmtpfilter/evaluate.h"
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/engine.h"
 #include "lmtpfilter/filter.h"
@@ -132,6 +136,119 @@ static char *check_return_path(struct spool *spool)
 	return from != NULL ? from : g_strdup("");
 }
 
+/* ---- JSON ---- */
+
+static void json_string(GString *out, const char *s)
+{
+	g_string_append_c(out, '"');
+	for (const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			g_string_append_printf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			g_string_append_printf(out, "\\u%04x", *p);
+		else
+			g_string_append_c(out, (char)*p);
+	}
+	g_string_append_c(out, '"');
+}
+
+static void json_field(GString *out, const char *key, const char *value, bool comma)
+{
+	json_string(out, key);
+	g_string_append_c(out, ':');
+	json_string(out, value);
+	if (comma)
+		g_string_append_c(out, ',');
+}
+
+static void json_bool(GString *out, const char *key, bool value)
+{
+	json_string(out, key);
+	g_string_append_printf(out, ":%s,", value ? "true" : "false");
+}
+
+static void json_facts(GString *o, const struct conn_facts *c)
+{
+	g_string_append(o, "\"facts\":{");
+	json_field(o, "source", facts_source_name(c->source), true);
+	json_field(o, "client_ip", c->client_ip, true);
+	json_field(o, "helo", c->helo, true);
+	json_field(o, "rdns", c->rdns, true);
+	json_bool(o, "authenticated", c->authenticated);
+	json_bool(o, "all_trusted", c->all_trusted);
+	json_field(o, "auth_user", c->auth_user, true);
+	json_field(o, "reason", c->reason, false);
+	g_string_append(o, "}");
+}
+
+static void json_spf(GString *o, const struct message_verdict *v, const char *mail_from)
+{
+	const struct spf_outcome *s = &v->spf_mailfrom;
+	bool ran = v->spf_ran;
+
+	g_string_append(o, ",\"spf\":{");
+	json_field(o, "result", ran ? verdict_name(s->result) : "none", true);
+	json_field(o, "identity", ran ? s->identity : "", true);
+	json_field(o, "sender", ran ? s->sender : mail_from, true);
+	json_field(o, "domain", ran ? s->domain : "", true);
+	json_field(o, "mechanism", ran ? s->mechanism : "", true);
+	json_field(o, "reason", ran ? s->reason : "", true);
+	json_field(o, "helo_result", ran ? verdict_name(v->spf_helo.result) : "none", false);
+	g_string_append(o, "}");
+}
+
+static void json_dkim(GString *o, const struct dkim_outcome *dkim)
+{
+	g_string_append(o, ",\"dkim\":[");
+	for (size_t i = 0; i < dkim->count; i++) {
+		const struct dkim_sig_result *s = &dkim->sigs[i];
+		g_string_append(o, i ? ",{" : "{");
+		json_field(o, "result", verdict_name(s->result), true);
+		json_field(o, "domain", s->domain, true);
+		json_field(o, "identity", s->identity, true);
+		json_field(o, "selector", s->selector, true);
+		json_field(o, "algorithm", s->algorithm, true);
+		json_field(o, "b", s->b, true);
+		json_field(o, "reason", s->reason, false);
+		g_string_append(o, "}");
+	}
+	g_string_append(o, "]");
+}
+
+static void json_dmarc(GString *o, const struct dmarc_outcome *d)
+{
+	g_string_append(o, ",\"dmarc\":{");
+	json_field(o, "result", verdict_name(d->result), true);
+	json_field(o, "header_from", d->header_from, true);
+	json_field(o, "policy", d->policy, true);
+	json_field(o, "sp", d->sp, true);
+	json_field(o, "disposition", d->disposition, true);
+	json_bool(o, "spf_aligned", d->spf_aligned);
+	json_bool(o, "dkim_aligned", d->dkim_aligned);
+	json_field(o, "aligned_by", d->aligned_by, true);
+	json_field(o, "reason", d->reason, false);
+	g_string_append(o, "}");
+}
+
+/* check_json - the verdict as one JSON object, with the rewritten header
+ * block as its "headers" member (g_free). */
+static char *check_json(const struct message_verdict *v, unsigned checks, const char *mail_from, const char *headers)
+{
+	GString *o = g_string_new("{");
+
+	json_facts(o, &v->facts);
+	if (checks & CHECK_SPF)
+		json_spf(o, v, mail_from);
+	if (checks & CHECK_DKIM)
+		json_dkim(o, &v->dkim);
+	if (checks & CHECK_DMARC)
+		json_dmarc(o, &v->dmarc);
+	g_string_append(o, ",");
+	json_field(o, "headers", headers, false);
+	g_string_append(o, "}\n");
+	return g_string_free(o, FALSE);
+}
+
 static int check_parse_options(int argc, char **argv, struct check_options *o)
 {
 	GOptionEntry entries[] = {
@@ -177,6 +294,35 @@ static void check_options_free(struct check_options *o)
 	g_strfreev(o->args);
 }
 
+/* check_output - prepare the message as annotate would and print the
+ * header block or the JSON; returns the exit code. */
+static int check_output(struct filter_tx *ftx, const struct domain_policy *policy, struct spool *spool, bool crlf,
+		       bool json, const char *mail_from)
+{
+	struct message_view view;
+	struct lmtp_reply fail;
+	int rc = 0;
+
+	message_view_init(&view);
+	if (filter_prepare(ftx, policy, &view, &fail) < 0) {
+		fprintf(stderr, "lmtpfilter check: %s\n", fail.text);
+		rc = 2;
+	} else {
+		char *headers = check_header_text(ftx, &view, spool, crlf);
+		if (json) {
+			const struct message_verdict *v = filter_verdict(ftx, policy->checks);
+			char *text = check_json(v, policy->checks, mail_from, headers);
+			fputs(text, stdout);
+			g_free(text);
+		} else {
+			fputs(headers, stdout);
+		}
+		g_free(headers);
+	}
+	message_view_clear(&view);
+	return rc;
+}
+
 static int check_run(struct engine *engine, struct config *config, struct check_options *o)
 {
 	const char *path = o->args != NULL && o->args[0] != NULL ? o->args[0] : "-";
@@ -213,25 +359,7 @@ static int check_run(struct engine *engine, struct config *config, struct check_
 	struct domain_policy policy = { .domain = found->domain, .mode = DOMAIN_MODE_ANNOTATE, .checks = found->checks };
 
 	struct filter_tx *ftx = filter_tx_new(engine, config, &facts);
-	struct message_view view;
-	struct lmtp_reply fail;
-	message_view_init(&view);
-	int rc = 0;
-	if (filter_prepare(ftx, &policy, &view, &fail) < 0) {
-		fprintf(stderr, "lmtpfilter check: %s\n", fail.text);
-		rc = 2;
-	} else {
-		char *headers = check_header_text(ftx, &view, spool, crlf);
-		if (o->json) {
-			char *json = filter_json(ftx, policy.checks, headers);
-			fputs(json, stdout);
-			g_free(json);
-		} else {
-			fputs(headers, stdout);
-		}
-		g_free(headers);
-	}
-	message_view_clear(&view);
+	int rc = check_output(ftx, &policy, spool, crlf, o->json, mail_from);
 	filter_tx_free(&ftx);
 	g_free(mail_from);
 	spool_free(&spool);
@@ -256,14 +384,13 @@ int check_main(const char *config_file, int argc, char **argv)
 		return 1;
 	}
 	int rc;
-	if (engine_init(&engine, config, &error) < 0 || filter_engine_init(&engine, config, &error) < 0) {
+	if (engine_init(&engine, config, &error) < 0) {
 		fprintf(stderr, "lmtpfilter check: %s\n", error);
 		g_free(error);
 		rc = 2;
 	} else {
 		rc = check_run(&engine, config, &o);
 	}
-	filter_engine_deinit(&engine);
 	engine_deinit(&engine);
 	check_options_free(&o);
 	return rc;

@@ -2,16 +2,51 @@
  * engine - the process-wide objects every session shares
  *
  * Owns: the current configuration (a reference; SIGHUP swaps it under the
- * lock), the shutdown eventfd and the checks' shared state.
+ * lock), the shutdown eventfd and the checkers (struct checkers), built in
+ * one call from the configuration's dns_servers, dns_timeout and
+ * authserv_id; a SIGHUP does not rebuild them.
  */
 #include "lmtpfilter/engine.h"
 #include "lmtpfilter/config.h"
+#include "lmtpfilter/dkim.h"
+#include "lmtpfilter/dmarc.h"
+#include "lmtpfilter/log.h"
+#include "lmtpfilter/resolver.h"
+#include "lmtpfilter/spf.h"
 
 #include <glib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+/* engine_checkers_init - the resolver and the three checkers on it. */
+static int engine_checkers_init(struct checkers *c, const struct config *config, char **error_r)
+{
+	struct spf_dns spf_dns;
+	struct dmarc_dns dmarc_dns;
+
+	if (resolver_new(config->dns_servers, config->dns_server_count, config->dns_timeout * 1000,
+			 &c->resolver, error_r) < 0)
+		return -1;
+	spf_dns_for_resolver(c->resolver, &spf_dns);
+	if (spf_checker_new(&spf_dns, config->authserv_id, &c->spf, error_r) < 0)
+		return -1;
+	if (dkim_verifier_new(c->resolver, NULL, &c->dkim, error_r) < 0)
+		return -1;
+	dmarc_dns_for_resolver(c->resolver, &dmarc_dns);
+	return dmarc_checker_new(&dmarc_dns, &c->dmarc, error_r);
+}
+
+static void engine_checkers_deinit(struct checkers *c)
+{
+	if (c->resolver != NULL)
+		log_info("resolver dns_queries=%lu", resolver_queries_sent(c->resolver));
+	dmarc_checker_free(&c->dmarc);
+	dkim_verifier_free(&c->dkim);
+	spf_checker_free(&c->spf);
+	resolver_free(&c->resolver);
+}
 
 int engine_init(struct engine *engine, struct config *config, char **error_r)
 {
@@ -25,11 +60,12 @@ int engine_init(struct engine *engine, struct config *config, char **error_r)
 	}
 	g_strlcpy(engine->hostname, config->authserv_id != NULL ? config->authserv_id : g_get_host_name(),
 		  sizeof(engine->hostname));
-	return 0;
+	return engine_checkers_init(&engine->checkers, config, error_r);
 }
 
 void engine_deinit(struct engine *engine)
 {
+	engine_checkers_deinit(&engine->checkers);
 	config_unref(&engine->config);
 	if (engine->shutdown_fd != -1)
 		close(engine->shutdown_fd);

@@ -1,7 +1,7 @@
 /*
  * engine - the process-wide objects every session shares: the current
- * configuration (replaced on SIGHUP) and the checkers built once at start
- * (resolver, SPF, DKIM, DMARC).
+ * configuration (replaced on SIGHUP) and the typed set of checkers built
+ * once at start (resolver, SPF, DKIM, DMARC).
  */
 #ifndef LMTPFILTER_ENGINE_H
 #define LMTPFILTER_ENGINE_H
@@ -10,16 +10,32 @@
 #include <stdbool.h>
 
 struct config;
+struct resolver;
+struct spf_checker;
+struct dkim_verifier;
+struct dmarc_checker;
+
+/* The checkers every transaction evaluates with; all thread-safe once built. */
+struct checkers {
+	struct resolver *resolver;
+	struct spf_checker *spf;
+	struct dkim_verifier *dkim;
+	struct dmarc_checker *dmarc;
+};
 
 struct engine {
 	pthread_mutex_t lock;
 	struct config *config;      /* guarded by lock; sessions hold a reference */
 	int shutdown_fd;            /* eventfd, readable once shutting down */
 	char hostname[256];
-	void *checks;               /* check state, owned by filter.c */
+	struct checkers checkers;   /* built by engine_init */
 };
 
+/* engine_init - take the configuration reference and build the checkers
+ * (resolver, SPF, DKIM, DMARC) once, before any worker thread exists.
+ * Returns 0, or -1 with *error_r; engine_deinit is due either way. */
 int engine_init(struct engine *engine, struct config *config, char **error_r);
+/* engine_deinit - free the checkers and drop the configuration. */
 void engine_deinit(struct engine *engine);
 /* engine_config - a new reference to the current configuration. */
 struct config *engine_config(struct engine *engine);

@@ -72,15 +72,13 @@ static int run_daemon(const char *file)
 		return 1;
 	}
 	server_block_signals();
-	if (engine_init(&engine, config, &error) < 0 || filter_engine_init(&engine, engine.config, &error) < 0) {
+	if (engine_init(&engine, config, &error) < 0) {
 		log_error("%s", error);
 		g_free(error);
-		filter_engine_deinit(&engine);
 		engine_deinit(&engine);
 		return 2;
 	}
 	int rc = server_run(&engine, file);
-	filter_engine_deinit(&engine);
 	engine_deinit(&engine);
 	return rc;
 }

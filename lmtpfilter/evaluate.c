@@ -1,0 +1,187 @@
+/*
+ * evaluate - the verdict of one message, computed once
+ *
+ * Owns: running the checks in their order (facts, then SPF and DKIM, then
+ * DMARC on their results), each at most once per message, and the rules of
+ * which check applies: SPF needs untrusted connection facts that are not
+ * an authenticated submission; DMARC applies to everything but an
+ * authenticated submission. A check that fails internally becomes
+ * temperror, never a guess.
+ */
+#include "lmtpfilter/evaluate.h"
+#include "lmtpfilter/config.h"
+#include "lmtpfilter/engine.h"
+#include "lmtpfilter/log.h"
+#include "lmtpfilter/spool.h"
+#include "mime/header_block.h"
+
+#include <glib.h>
+#include <string.h>
+
+#define EVALUATE_FROM_MAX 16        /* From values handed to DMARC; more are joined into the last */
+
+struct evaluation {
+	const struct checkers *checkers;
+	const struct config *config;
+	struct evaluation_input in;
+	struct message_verdict v;
+};
+
+struct evaluation *evaluation_new(const struct checkers *checkers, const struct config *config,
+				  const struct evaluation_input *in)
+{
+	struct evaluation *ev = g_new0(struct evaluation, 1);
+
+	ev->checkers = checkers;
+	ev->config = config;
+	ev->in = *in;
+	facts_decide(config, in->block, in->xforward, in->cli, &ev->v.facts);
+	return ev;
+}
+
+void evaluation_free(struct evaluation **evp)
+{
+	g_free(*evp);
+	*evp = NULL;
+}
+
+static bool evaluate_spf_applies(const struct conn_facts *c)
+{
+	return c->source != FACTS_NONE && !c->all_trusted && !c->authenticated;
+}
+
+static void evaluate_spf(struct evaluation *ev)
+{
+	struct message_verdict *v = &ev->v;
+
+	if (v->evaluated & CHECK_SPF)
+		return;
+	v->evaluated |= CHECK_SPF;
+	if (!evaluate_spf_applies(&v->facts))
+		return;
+	if (spf_check(ev->checkers->spf, v->facts.client_ip, v->facts.helo, ev->in.mail_from, &v->spf_mailfrom,
+		      &v->spf_helo) < 0) {
+		v->spf_mailfrom.result = VERDICT_TEMPERROR;
+		g_strlcpy(v->spf_mailfrom.reason, "internal error", sizeof(v->spf_mailfrom.reason));
+	}
+	v->spf_ran = true;
+}
+
+static void evaluate_dkim(struct evaluation *ev)
+{
+	struct dkim_outcome *d = &ev->v.dkim;
+	char *error = NULL;
+
+	if (ev->v.evaluated & CHECK_DKIM)
+		return;
+	ev->v.evaluated |= CHECK_DKIM;
+	if (dkim_verify_message(ev->checkers->dkim, dkim_spool_read, ev->in.spool, spool_size(ev->in.spool), d,
+				&error) < 0) {
+		/* Not "none": there may be signatures we could not check. */
+		log_warning("dkim error=\"%s\"", error != NULL ? error : "?");
+		memset(d, 0, sizeof(*d));
+		d->count = 1;
+		d->sigs[0].result = VERDICT_TEMPERROR;
+		g_strlcpy(d->sigs[0].reason, "verification failed", sizeof(d->sigs[0].reason));
+		g_free(error);
+	}
+}
+
+/* evaluate_dmarc_input - DMARC's input from the SPF and DKIM results. */
+static void evaluate_dmarc_input(const struct message_verdict *v, char *const *from, size_t from_count,
+				 enum verdict *dkim_results, char **dkim_domains, struct dmarc_input *in_r)
+{
+	const struct spf_outcome *spf = &v->spf_mailfrom;
+
+	for (size_t i = 0; i < v->dkim.count; i++) {
+		dkim_results[i] = v->dkim.sigs[i].result;
+		dkim_domains[i] = (char *)v->dkim.sigs[i].domain;
+	}
+	*in_r = (struct dmarc_input){
+		.from_values = from, .from_count = from_count,
+		.spf_result = v->spf_ran ? spf->result : VERDICT_NONE,
+		.spf_domain = v->spf_ran ? spf->domain : NULL,
+		.spf_is_helo = v->spf_ran && g_strcmp0(spf->identity, "helo") == 0,
+		.dkim_count = v->dkim.count, .dkim_results = dkim_results, .dkim_domains = dkim_domains,
+		.client_ip = v->facts.client_ip[0] ? v->facts.client_ip : NULL,
+	};
+}
+
+
+/* evaluate_from_values - the From fields as Dovecot reads them (by its
+ * reading of names, NUL bytes as spaces): a domain hidden from us must be
+ * hidden from Sieve too. Fields past EVALUATE_FROM_MAX are joined to the
+ * last value, so DMARC still scans every domain they name. */
+static size_t evaluate_from_values(const struct header_block *block, char **from)
+{
+	GString *last = NULL;
+	size_t count = 0;
+
+	for (size_t i = 0; i < block->count; i++) {
+		const struct raw_header *h = &block->headers[i];
+		char *value;
+
+		if (!header_name_reads_as(h, "From"))
+			continue;
+		value = header_value_unfold(h);
+		if (count < EVALUATE_FROM_MAX - 1)
+			from[count++] = value;
+		else {
+			last = last == NULL ? g_string_new(NULL) : g_string_append_c(last, ',');
+			g_string_append(last, value);
+			g_free(value);
+		}
+	}
+	if (last != NULL)
+		from[count++] = g_string_free(last, FALSE);
+	return count;
+}
+
+static void evaluate_dmarc(struct evaluation *ev)
+{
+	struct message_verdict *v = &ev->v;
+	const struct header_block *block = ev->in.block;
+	char *from[EVALUATE_FROM_MAX];
+	size_t from_count = 0;
+	enum verdict dkim_results[DKIM_SIGNATURES_MAX];
+	char *dkim_domains[DKIM_SIGNATURES_MAX];
+	struct dmarc_input in;
+
+	if (v->evaluated & CHECK_DMARC)
+		return;
+	v->evaluated |= CHECK_DMARC;
+	evaluate_spf(ev);
+	if (v->facts.authenticated) {
+		/* A message our MTA accepted after authentication is our user's:
+		 * rendered "dmarc=none (authenticated submission)", no disposition. */
+		memset(&v->dmarc, 0, sizeof(v->dmarc));
+		v->dmarc.result = VERDICT_NONE;
+		g_strlcpy(v->dmarc.reason, "authenticated submission", sizeof(v->dmarc.reason));
+		return;
+	}
+	evaluate_dkim(ev);
+	from_count = evaluate_from_values(block, from);
+	evaluate_dmarc_input(v, from, from_count, dkim_results, dkim_domains, &in);
+	if (dmarc_check(ev->checkers->dmarc, &in, &v->dmarc) < 0) {
+		v->dmarc.result = VERDICT_TEMPERROR;
+		g_strlcpy(v->dmarc.reason, "internal error", sizeof(v->dmarc.reason));
+	}
+	for (size_t i = 0; i < from_count; i++)
+		g_free(from[i]);
+}
+
+const struct message_verdict *evaluation_run(struct evaluation *ev, unsigned checks)
+{
+	if (checks & CHECK_SPF)
+		evaluate_spf(ev);
+	if (checks & CHECK_DKIM)
+		evaluate_dkim(ev);
+	if (checks & CHECK_DMARC)
+		evaluate_dmarc(ev);
+	return &ev->v;
+}
+
+const struct message_verdict *evaluation_verdict(const struct evaluation *ev)
+{
+	return &ev->v;
+}
