@@ -11,9 +11,10 @@
  * facts come from the trail below it, exactly as in the daemon.
  *
  * Owns: the command line of "check" and the JSON of the verdict (facts,
- * SPF, each DKIM signature, DMARC).
+ * SPF, each DKIM signature, DMARC and the disposition with its reason).
  */
 #include "lmtpfilter/check.h"
+#include "lmtpfilter/disposition.h"
 #include "lmtpfilter/evaluate.h"
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/engine.h"
@@ -225,14 +226,16 @@ static void json_dmarc(GString *o, const struct dmarc_outcome *d)
 	json_field(o, "disposition", d->disposition, true);
 	json_bool(o, "spf_aligned", d->spf_aligned);
 	json_bool(o, "dkim_aligned", d->dkim_aligned);
+	json_bool(o, "from_invalid", d->from_invalid);
 	json_field(o, "aligned_by", d->aligned_by, true);
 	json_field(o, "reason", d->reason, false);
 	g_string_append(o, "}");
 }
 
-/* check_json - the verdict as one JSON object, with the rewritten header
- * block as its "headers" member (g_free). */
-static char *check_json(const struct message_verdict *v, unsigned checks, const char *mail_from, const char *headers)
+/* check_json - the verdict and the disposition as one JSON object, with
+ * the rewritten header block as its "headers" member (g_free). */
+static char *check_json(const struct message_verdict *v, unsigned checks, const struct disposition *d, const char *mail_from,
+			const char *headers)
 {
 	GString *o = g_string_new("{");
 
@@ -243,7 +246,11 @@ static char *check_json(const struct message_verdict *v, unsigned checks, const 
 		json_dkim(o, &v->dkim);
 	if (checks & CHECK_DMARC)
 		json_dmarc(o, &v->dmarc);
-	g_string_append(o, ",");
+	g_string_append(o, ",\"disposition\":{");
+	json_bool(o, "quarantine", disposition_quarantines(d));
+	json_field(o, "reason", disposition_reason_name(d->reason), true);
+	json_field(o, "details", d->details, false);
+	g_string_append(o, "},");
 	json_field(o, "headers", headers, false);
 	g_string_append(o, "}\n");
 	return g_string_free(o, FALSE);
@@ -310,8 +317,10 @@ static int check_output(struct filter_tx *ftx, const struct domain_policy *polic
 	} else {
 		char *headers = check_header_text(ftx, &view, spool, crlf);
 		if (json) {
+			struct disposition d;
 			const struct message_verdict *v = filter_verdict(ftx, policy->checks);
-			char *text = check_json(v, policy->checks, mail_from, headers);
+			filter_disposition(ftx, policy, &d);
+			char *text = check_json(v, policy->checks, &d, mail_from, headers);
 			fputs(text, stdout);
 			g_free(text);
 		} else {
@@ -356,7 +365,8 @@ static int check_run(struct engine *engine, struct config *config, struct check_
 	const struct domain_policy *found = o->rcpts != NULL && o->rcpts[0] != NULL
 		? config_policy_for(config, o->rcpts[0]) : &config->defaults;
 	/* An administrator asking wants the verdict whatever the mode. */
-	struct domain_policy policy = { .domain = found->domain, .mode = DOMAIN_MODE_ANNOTATE, .checks = found->checks };
+	struct domain_policy policy = { .domain = found->domain, .mode = DOMAIN_MODE_ANNOTATE, .checks = found->checks,
+					.quarantine_on = found->quarantine_on };
 
 	struct filter_tx *ftx = filter_tx_new(engine, config, &facts);
 	int rc = check_output(ftx, &policy, spool, crlf, o->json, mail_from);

@@ -42,6 +42,7 @@
 #define CONFIG_DEFAULT_SPOOL_MEMORY_LIMIT 1048576u
 #define CONFIG_DEFAULT_REPORT_SENDMAIL "/usr/sbin/sendmail"
 #define CONFIG_DEFAULT_CHECKS (CHECK_SPF | CHECK_DKIM | CHECK_DMARC)
+#define CONFIG_DEFAULT_QUARANTINE_ON (QUARANTINE_ON_DMARC | QUARANTINE_ON_SPF | QUARANTINE_ON_FROM)
 
 #define DOMAIN_NAME_MAX 253
 #define DOMAIN_LABEL_MAX 63
@@ -849,7 +850,7 @@ static const struct main_key main_keys[] = {
 
 /* ------------------------------------------------------ policy groups */
 
-static const char *const policy_keys[] = { "mode", "checks" };
+static const char *const policy_keys[] = { "mode", "checks", "quarantine_on" };
 
 static void parse_mode(struct loader *ld, const char *group, struct domain_policy *policy)
 {
@@ -861,8 +862,10 @@ static void parse_mode(struct loader *ld, const char *group, struct domain_polic
 		policy->mode = DOMAIN_MODE_OFF;
 	else if (g_ascii_strcasecmp(value, "annotate") == 0)
 		policy->mode = DOMAIN_MODE_ANNOTATE;
+	else if (g_ascii_strcasecmp(value, "observe") == 0)
+		policy->mode = DOMAIN_MODE_OBSERVE;
 	else
-		problem_value(ld, group, "mode", "must be off or annotate", value);
+		problem_value(ld, group, "mode", "must be off, observe or annotate", value);
 	g_free(value);
 }
 
@@ -898,6 +901,32 @@ static void parse_checks(struct loader *ld, const char *group, struct domain_pol
 	}
 	if (items != NULL && ok)
 		policy->checks = checks;
+	g_strfreev(items);
+}
+
+static void parse_quarantine_on(struct loader *ld, const char *group, struct domain_policy *policy)
+{
+	static const struct { const char *name; unsigned flag; } reasons[] = {
+		{ "dmarc", QUARANTINE_ON_DMARC }, { "spf", QUARANTINE_ON_SPF }, { "from", QUARANTINE_ON_FROM },
+	};
+	size_t n;
+	char **items = list_get_bounded(ld, group, "quarantine_on", CONFIG_LIST_MAX, &n);
+	unsigned flags = 0;
+	bool ok = true;
+
+	for (size_t i = 0; items != NULL && i < n; i++) {
+		size_t j;
+		for (j = 0; j < G_N_ELEMENTS(reasons) && g_ascii_strcasecmp(items[i], reasons[j].name) != 0; j++)
+			;
+		if (j < G_N_ELEMENTS(reasons)) {
+			flags |= reasons[j].flag;
+		} else {
+			problem_value(ld, group, "quarantine_on", "must be a list of dmarc, spf, from", items[i]);
+			ok = false;
+		}
+	}
+	if (items != NULL && ok)
+		policy->quarantine_on = flags;
 	g_strfreev(items);
 }
 
@@ -957,6 +986,8 @@ static void parse_policy_group(struct loader *ld, const char *group, struct doma
 			parse_mode(ld, group, policy);
 		else if (strcmp(keys[i], "checks") == 0)
 			parse_checks(ld, group, policy);
+		else if (strcmp(keys[i], "quarantine_on") == 0)
+			parse_quarantine_on(ld, group, policy);
 		else if (!key_known(keys[i], policy_keys, G_N_ELEMENTS(policy_keys), &hint))
 			problem_unknown_key(ld, group, keys[i], hint);
 	}
@@ -1195,6 +1226,7 @@ struct config *config_defaults(void)
 	config->report_sendmail = g_strdup(CONFIG_DEFAULT_REPORT_SENDMAIL);
 	config->defaults.mode = DOMAIN_MODE_OFF;
 	config->defaults.checks = CONFIG_DEFAULT_CHECKS;
+	config->defaults.quarantine_on = CONFIG_DEFAULT_QUARANTINE_ON;
 	config->refcount = 1;
 	return config;
 }
@@ -1309,4 +1341,29 @@ const struct domain_policy *config_policy_for(const struct config *config, const
 		domain[i] = g_ascii_tolower(at[1 + i]);
 	found = bsearch(domain, config->domains, config->domain_count, sizeof(*config->domains), domain_key_cmp);
 	return found != NULL ? found : &config->defaults;
+}
+
+bool config_has_domain(const struct config *config, const char *domain)
+{
+	char name[DOMAIN_NAME_MAX + 1];
+	size_t len = domain != NULL ? strlen(domain) : 0;
+
+	if (len > 0 && domain[len - 1] == '.')
+		len--;
+	if (config->domain_count == 0 || len == 0 || len > DOMAIN_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		name[i] = g_ascii_tolower(domain[i]);
+	name[len] = '\0';
+	return bsearch(name, config->domains, config->domain_count, sizeof(*config->domains), domain_key_cmp) != NULL;
+}
+
+const char *domain_mode_name(enum domain_mode mode)
+{
+	switch (mode) {
+	case DOMAIN_MODE_ANNOTATE: return "annotate";
+	case DOMAIN_MODE_OBSERVE: return "observe";
+	case DOMAIN_MODE_OFF: break;
+	}
+	return "off";
 }

@@ -50,6 +50,7 @@
 enum domain_mode {
 	DOMAIN_MODE_OFF = 0,    /* recipient gets the bytes Postfix sent */
 	DOMAIN_MODE_ANNOTATE,   /* forged results removed, our headers added */
+	DOMAIN_MODE_OBSERVE,    /* bytes as in off; verdict and disposition evaluated and logged */
 };
 
 enum check_flags {
@@ -64,10 +65,18 @@ enum config_dmarc_discovery {
 	CONFIG_DMARC_DISCOVERY_PSL,           /* RFC 7489 with the public suffix list */
 };
 
+/* quarantine_on: which failures quarantine (see disposition.h). */
+enum quarantine_flags {
+	QUARANTINE_ON_DMARC = 1 << 0,   /* dmarc-quarantine, dmarc-reject */
+	QUARANTINE_ON_SPF = 1 << 1,     /* spf-fail (From domain without DMARC policy) */
+	QUARANTINE_ON_FROM = 1 << 2,    /* from-invalid */
+};
+
 struct domain_policy {
 	char *domain;          /* lower case; NULL for [defaults] */
 	enum domain_mode mode;
 	unsigned checks;       /* enum check_flags */
+	unsigned quarantine_on; /* enum quarantine_flags */
 };
 
 /* An IPv4 or IPv6 network; IPv4 is stored as IPv4 (family AF_INET), also when
@@ -137,6 +146,11 @@ void config_unref(struct config **config);
  * [domain NAME] groups (no parent-domain matching); else [defaults], also for
  * NULL or an address without '@'. Never NULL; valid as long as config is. */
 const struct domain_policy *config_policy_for(const struct config *config, const char *address);
+/* config_has_domain - is domain (any case, trailing dot ignored) one of the
+ * [domain NAME] groups? */
+bool config_has_domain(const struct config *config, const char *domain);
+/* domain_mode_name - "off", "annotate", "observe". */
+const char *domain_mode_name(enum domain_mode mode);
 
 /* netaddr_parse - "a.b.c.d[/n]" or "IPv6[/n]" (no brackets, no zone); a bare
  * address is /32 or /128. IPv4-mapped IPv6 with n >= 96 becomes IPv4. Host

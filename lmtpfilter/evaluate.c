@@ -16,9 +16,11 @@
 #include "mime/header_block.h"
 
 #include <glib.h>
+#include <gmime/gmime.h>
 #include <string.h>
 
 #define EVALUATE_FROM_MAX 16        /* From values handed to DMARC; more are joined into the last */
+#define EVALUATE_FROM_SCAN_MAX 16384 /* bytes of a broken From scanned for our domains */
 
 struct evaluation {
 	const struct checkers *checkers;
@@ -85,6 +87,46 @@ static void evaluate_dkim(struct evaluation *ev)
 		g_strlcpy(d->sigs[0].reason, "verification failed", sizeof(d->sigs[0].reason));
 		g_free(error);
 	}
+}
+
+/* evaluate_list_names_ours - does a mailbox of list (or of a group in it)
+ * have its domain among the configuration's domains? */
+static bool evaluate_list_names_ours(const struct config *config, InternetAddressList *list, int depth)
+{
+	int n = list != NULL ? internet_address_list_length(list) : 0;
+
+	for (int i = 0; i < n; i++) {
+		InternetAddress *a = internet_address_list_get_address(list, i);
+		if (INTERNET_ADDRESS_IS_GROUP(a) && depth == 0 &&
+		    evaluate_list_names_ours(config, internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)), 1))
+			return true;
+		if (!INTERNET_ADDRESS_IS_MAILBOX(a))
+			continue;
+		const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+		const char *at = addr != NULL ? strrchr(addr, '@') : NULL;
+		if (at != NULL && config_has_domain(config, at + 1))
+			return true;
+	}
+	return false;
+}
+
+/* evaluate_from_names_ours - for a broken From: is one domain it names ours? */
+static bool evaluate_from_names_ours(const struct config *config, char *const *from, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (strlen(from[i]) > EVALUATE_FROM_SCAN_MAX)
+			continue;
+		char *unfolded = g_strdup(from[i]);
+		g_strdelimit(unfolded, "\r\n", ' ');
+		InternetAddressList *list = internet_address_list_parse(NULL, unfolded);
+		g_free(unfolded);
+		bool ours = evaluate_list_names_ours(config, list, 0);
+		if (list != NULL)
+			g_object_unref(list);
+		if (ours)
+			return true;
+	}
+	return false;
 }
 
 /* evaluate_dmarc_input - DMARC's input from the SPF and DKIM results. */
@@ -166,6 +208,8 @@ static void evaluate_dmarc(struct evaluation *ev)
 		v->dmarc.result = VERDICT_TEMPERROR;
 		g_strlcpy(v->dmarc.reason, "internal error", sizeof(v->dmarc.reason));
 	}
+	if (v->dmarc.from_invalid)
+		v->from_names_ours = evaluate_from_names_ours(ev->config, from, from_count);
 	for (size_t i = 0; i < from_count; i++)
 		g_free(from[i]);
 }

@@ -33,6 +33,9 @@ struct message_verdict {
 	struct spf_outcome spf_helo;
 	struct dkim_outcome dkim;         /* one result per signature */
 	struct dmarc_outcome dmarc;
+	/* With dmarc.from_invalid: a domain the broken From names is one of
+	 * the [domain NAME] groups of the configuration. */
+	bool from_names_ours;
 };
 
 /* What the transaction knows before any check: the inputs of the verdict. */

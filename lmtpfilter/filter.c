@@ -4,14 +4,16 @@
  * Owns: per transaction, the parsed header block, the evaluation (the
  * verdict is computed by evaluate.c, at most once per check), the bytes each
  * recipient group gets, our header fields and the log fields. Rendering
- * only reads the verdict.
+ * only reads the verdict and the disposition.
  *
- * For mode=off the view is the original bytes. For mode=annotate it is our
- * Authentication-Results and Received-SPF, then the original bytes with the
- * insertions normalize_find asks for ("X-Original-" before every field that
- * claims to be, or reads as, one of ours; a name before continuation lines
- * that open the block): nothing else changes, so signatures that verified
- * before still verify after.
+ * For mode=off and mode=observe the view is the original bytes (observe
+ * evaluates and logs what annotate would do). For mode=annotate it is our
+ * Authentication-Results, Received-SPF and, when the disposition says so,
+ * X-Disposition-Quarantine, then the original bytes with the insertions
+ * normalize_find asks for ("X-Original-" before every field that claims to
+ * be, or reads as, one of ours; a name before continuation lines that open
+ * the block): nothing else changes, so signatures that verified before
+ * still verify after.
  */
 #include "lmtpfilter/filter.h"
 #include "lmtpfilter/engine.h"
@@ -26,6 +28,7 @@
 #include <string.h>
 
 #define FILTER_LOG_FIELDS_MAX 512    /* bytes of the check fields on the transaction line */
+#define FILTER_GROUP_LOG_MAX 8       /* groups whose action is logged (the session's group limit) */
 
 struct filter_tx {
 	struct engine *engine;
@@ -40,8 +43,20 @@ struct filter_tx {
 
 	struct evaluation *ev;
 	unsigned logged_checks;               /* union of the evaluated groups' checks */
+	const char *actions[FILTER_GROUP_LOG_MAX];
+	const char *reasons[FILTER_GROUP_LOG_MAX];
+	size_t action_count;
 	char log_fields[FILTER_LOG_FIELDS_MAX];
 };
+
+bool filter_policy_same(const struct domain_policy *a, const struct domain_policy *b)
+{
+	if (a->mode != b->mode)
+		return false;
+	if (a->mode == DOMAIN_MODE_OFF)
+		return true;
+	return a->checks == b->checks && a->quarantine_on == b->quarantine_on;
+}
 
 struct filter_tx *filter_tx_new(struct engine *engine, const struct config *config, const struct tx_facts *facts)
 {
@@ -89,6 +104,11 @@ const struct message_verdict *filter_verdict(struct filter_tx *ftx, unsigned che
 		ftx->ev = evaluation_new(&ftx->engine->checkers, ftx->config, &in);
 	}
 	return evaluation_run(ftx->ev, checks);
+}
+
+void filter_disposition(struct filter_tx *ftx, const struct domain_policy *policy, struct disposition *out_r)
+{
+	disposition_decide(evaluation_verdict(ftx->ev), policy->checks, policy->quarantine_on, out_r);
 }
 
 /* ---- rendering ---- */
@@ -164,9 +184,10 @@ static void render_dmarc(const struct message_verdict *v, struct authres *ar)
 		    "header.from", v->dmarc.header_from[0] ? v->dmarc.header_from : NULL, NULL);
 }
 
-/* filter_render_headers - our Authentication-Results and Received-SPF
- * for the check set (g_free). */
-static char *filter_render_headers(const struct filter_tx *ftx, const struct message_verdict *v, unsigned checks)
+/* filter_render_headers - our Authentication-Results, Received-SPF and
+ * X-Disposition-Quarantine for the check set (g_free). */
+static char *filter_render_headers(const struct filter_tx *ftx, const struct message_verdict *v, unsigned checks,
+				   const struct disposition *d)
 {
 	struct authres *ar = authres_new(ftx->config->authserv_id);
 	GString *spf = g_string_new(NULL);
@@ -179,13 +200,33 @@ static char *filter_render_headers(const struct filter_tx *ftx, const struct mes
 		render_dmarc(v, ar);
 	char *text = authres_render(ar);
 	authres_free(&ar);
-	char *all = g_strconcat(text, spf->str, NULL);
+	char *quarantine = disposition_render(d);
+	char *all = g_strconcat(text, spf->str, quarantine != NULL ? quarantine : "", NULL);
+	g_free(quarantine);
 	g_free(text);
 	g_string_free(spf, TRUE);
 	return all;
 }
 
 /* ---- the log line ---- */
+
+/* log_join - " key=a,b" of the distinct values, in order. */
+static void log_join(GString *s, const char *key, const char *const *values, size_t count)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < count; i++) {
+		if (values[i] == NULL)
+			continue;
+		size_t j;
+		for (j = 0; j < i && g_strcmp0(values[j], values[i]) != 0; j++)
+			;
+		if (j < i)
+			continue;
+		g_string_append_printf(s, any ? ",%s" : " %s=%s", any ? values[i] : key, values[i]);
+		any = true;
+	}
+}
 
 static void filter_set_log_fields(struct filter_tx *ftx)
 {
@@ -207,11 +248,42 @@ static void filter_set_log_fields(struct filter_tx *ftx)
 	}
 	if (checks & CHECK_DMARC)
 		g_string_append_printf(s, " dmarc=%s", verdict_name(v->dmarc.result));
+	log_join(s, "action", ftx->actions, ftx->action_count);
+	log_join(s, "reason", ftx->reasons, ftx->action_count);
 	g_strlcpy(ftx->log_fields, s->str, sizeof(ftx->log_fields));
 	g_string_free(s, TRUE);
 }
 
+/* filter_log_group - remember what this group's recipients get. */
+static void filter_log_group(struct filter_tx *ftx, const struct domain_policy *policy, const struct disposition *d)
+{
+	bool quarantine = disposition_quarantines(d);
+	bool observe = policy->mode == DOMAIN_MODE_OBSERVE;
+
+	ftx->logged_checks |= policy->checks;
+	if (ftx->action_count < FILTER_GROUP_LOG_MAX) {
+		ftx->actions[ftx->action_count] = !quarantine ? "deliver" : observe ? "would-quarantine" : "quarantine";
+		ftx->reasons[ftx->action_count] = quarantine ? disposition_reason_name(d->reason) : NULL;
+		ftx->action_count++;
+	}
+	filter_set_log_fields(ftx);
+}
+
 /* ---- the bytes of a group ---- */
+
+/* filter_observe - evaluate and log for mode=observe; never changes the
+ * bytes, and a header block we cannot read only goes unevaluated. */
+static void filter_observe(struct filter_tx *ftx, const struct domain_policy *policy)
+{
+	struct disposition d;
+
+	if (filter_verdict(ftx, policy->checks) == NULL) {
+		log_warning("peer=%s observe: cannot read the header block, not evaluated", ftx->facts.peer);
+		return;
+	}
+	filter_disposition(ftx, policy, &d);
+	filter_log_group(ftx, policy, &d);
+}
 
 static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
 			   struct lmtp_reply *fail_r)
@@ -221,6 +293,7 @@ static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *po
 	const char *error = NULL;
 	struct normalize_edit *edits = NULL;
 	size_t edit_count = 0;
+	struct disposition d;
 
 	if (filter_header(ftx, &error) < 0) {
 		log_error("cannot read the header block: %s", error != NULL ? error : "?");
@@ -238,9 +311,9 @@ static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *po
 		return -1;
 	}
 	const struct message_verdict *v = filter_verdict(ftx, policy->checks);
-	ftx->logged_checks |= policy->checks;
-	filter_set_log_fields(ftx);
-	char *headers = filter_render_headers(ftx, v, policy->checks);
+	filter_disposition(ftx, policy, &d);
+	filter_log_group(ftx, policy, &d);
+	char *headers = filter_render_headers(ftx, v, policy->checks, &d);
 	message_view_add_text(view, headers, strlen(headers));
 	g_free(headers);
 	uint64_t pos = 0;
@@ -257,8 +330,15 @@ static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *po
 int filter_prepare(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
 		   struct lmtp_reply *fail_r)
 {
-	if (policy->mode == DOMAIN_MODE_ANNOTATE)
+	switch (policy->mode) {
+	case DOMAIN_MODE_ANNOTATE:
 		return filter_annotate(ftx, policy, view, fail_r);
+	case DOMAIN_MODE_OBSERVE:
+		filter_observe(ftx, policy);
+		break;
+	case DOMAIN_MODE_OFF:
+		break;
+	}
 	message_view_add_range(view, 0, spool_size(ftx->facts.spool));
 	return 0;
 }

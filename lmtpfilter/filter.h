@@ -4,10 +4,10 @@
  * After DATA the session hands the spooled message and what it knows of the
  * transaction to filter_prepare(), once per recipient group (recipients
  * whose domains share a policy). The filter decides the bytes that group's
- * recipients get: the original bytes for mode=off, and for mode=annotate
- * the original with forged results renamed and our headers on top. The
- * verdict (evaluate.h) is computed once per transaction whatever the
- * number of groups.
+ * recipients get: the original bytes for mode=off and mode=observe, and for
+ * mode=annotate the original with forged results renamed and our headers
+ * on top. The verdict (evaluate.h) is computed once per transaction
+ * whatever the number of groups; the disposition (disposition.h) per group.
  */
 #ifndef LMTPFILTER_FILTER_H
 #define LMTPFILTER_FILTER_H
@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "lmtpfilter/config.h"
+#include "lmtpfilter/disposition.h"
 #include "lmtpfilter/evaluate.h"
 #include "lmtpfilter/facts.h"
 #include "lmtpfilter/message_view.h"
@@ -34,6 +35,11 @@ struct tx_facts {
 	const struct conn_facts *cli;    /* facts given on the command line (check), else NULL */
 };
 
+/* filter_policy_same - do recipients under policies a and b get the same
+ * bytes and the same disposition (so one downstream transaction serves
+ * both)? */
+bool filter_policy_same(const struct domain_policy *a, const struct domain_policy *b);
+
 /* Per-transaction state: the header block, the evaluation, the log fields. */
 struct filter_tx;
 
@@ -42,21 +48,23 @@ void filter_tx_free(struct filter_tx **ftx);
 
 /* filter_prepare - the bytes for recipients with this policy, into view.
  * Returns 0; -1 with *fail_r set to the reply those recipients get when
- * the message cannot be prepared (annotate only: off always gets the
- * original bytes). */
+ * the message cannot be prepared (annotate only: observe and off always
+ * get the original bytes). */
 int filter_prepare(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
 		   struct lmtp_reply *fail_r);
 
 /* filter_verdict - the verdict for the check set, evaluating what has not
  * run yet; NULL when the header block cannot be read. */
 const struct message_verdict *filter_verdict(struct filter_tx *ftx, unsigned checks);
+/* filter_disposition - the disposition under policy (after filter_verdict). */
+void filter_disposition(struct filter_tx *ftx, const struct domain_policy *policy, struct disposition *out_r);
 
 /* filter_header_length - bytes of the original header block (with its
  * empty line). */
 size_t filter_header_length(struct filter_tx *ftx);
 
-/* filter_log_fields - " facts=… spf=… dkim=… dmarc=…" for the
- * transaction log line (empty when no group was evaluated). */
+/* filter_log_fields - " facts=… spf=… dkim=… dmarc=… action=… reason=…"
+ * for the transaction log line (empty when no group was evaluated). */
 const char *filter_log_fields(struct filter_tx *ftx);
 
 #endif

@@ -329,7 +329,7 @@ static int rcpt_group(struct session *s, const char *address, size_t *group_r, s
 	unsigned checks = policy->mode == DOMAIN_MODE_OFF ? 0 : policy->checks;
 
 	for (size_t i = 0; i < tx->group_count; i++) {
-		if (tx->groups[i].mode == policy->mode && tx->groups[i].checks == checks) {
+		if (filter_policy_same(tx->groups[i].policy, policy)) {
 			*group_r = i;
 			return 0;
 		}

@@ -1,17 +1,22 @@
-# lmtpfilter sample: file mail that fails our checks into "Quarantine".
+# lmtpfilter sample: file mail into "Quarantine" when lmtpfilter says so.
 #
 # Install as Dovecot's sieve_before script (see samples/dovecot/).
-# It looks only at the Authentication-Results that carries OUR authserv-id:
-# lmtpfilter renames every other A-R claiming that id (X-Original-...), so
-# a sender can neither forge a pass nor trigger a fail with a header of
-# their own, and results written by other hosts are ignored.
+# lmtpfilter decides (SPF, DKIM, DMARC and the domain's quarantine_on in
+# lmtpfilter.conf) and, in annotate mode, writes
 #
-# Change the id in ONE place: the "authserv" variable below. It is a
-# regular expression: write every dot as \\. (two backslashes in Sieve).
+#   X-Disposition-Quarantine: REASON (details)
+#
+# above the message when it is to be quarantined; REASON is dmarc-reject,
+# dmarc-quarantine, spf-fail or from-invalid. Every such field the sender
+# wrote is renamed X-Original-X-Disposition-Quarantine before ours goes in,
+# so a sender can neither fake nor hide the decision for an annotated
+# domain. (Mail for mode=off and mode=observe domains reaches Dovecot as
+# sent: a sender could only quarantine their own message there.)
+#
+# To change what is quarantined, change quarantine_on, not this script:
+# then "mode = observe" logs exactly what this script will file.
 
-require ["fileinto", "mailbox", "regex", "variables", "envelope"];
-
-set "authserv" "mail\\.example\\.com";
+require ["fileinto", "mailbox", "envelope"];
 
 # Per-user opt-out: recipients listed here never get quarantined by this
 # script (their own Sieve rules still run). For many users, or users managed
@@ -23,18 +28,7 @@ if envelope :is "to" ["optout@example.com"] {
     stop;
 }
 
-# SPF: the envelope sender's domain says this client may not send for it.
-if header :regex "Authentication-Results"
-        "^[[:space:]]*${authserv}[[:space:]]*;(.*;)?[[:space:]]*spf=fail([[:space:];(]|$)" {
-    fileinto :create "Quarantine";
-    stop;
-}
-
-# DMARC: the From: domain asks for quarantine or reject and the message failed.
-# A failure under p=none (dis=none) stays in INBOX: that domain only asked
-# for reports.
-if header :regex "Authentication-Results"
-        "^[[:space:]]*${authserv}[[:space:]]*;(.*;)?[[:space:]]*dmarc=fail[[:space:]]*\\([^)]*dis=(quarantine|reject)" {
+if exists "X-Disposition-Quarantine" {
     fileinto :create "Quarantine";
     stop;
 }

@@ -191,7 +191,8 @@ class Delivered:
       .raw           stored bytes
       .dovecot       Dovecot's prepended fields (bytes)
       .ours          [raw A-R field, raw Received-SPF field] lmtpfilter wrote
-      .after         everything after our two fields (the original, renamed)
+      .disposition   our X-Disposition-Quarantine field (raw bytes) or None
+      .after         everything after our fields (the original, renamed)
       .ar            authres object of our A-R
       .spf           authres result of spf= (or None); .dkim list; .dmarc
       .rspf          (result, comment, pairs) of our Received-SPF
@@ -206,7 +207,12 @@ class Delivered:
             self.ours.append(fields[0])
             if len(fields) >= 2 and field_name(fields[1]) == "Received-SPF":
                 self.ours.append(fields[1])
-        self.after = rest[sum(len(f) for f in self.ours):]
+        self.disposition = None
+        if (len(self.ours) == 2 and len(fields) >= 3
+                and field_name(fields[2]) == "X-Disposition-Quarantine"):
+            self.disposition = fields[2]
+        skip = sum(len(f) for f in self.ours) + len(self.disposition or b"")
+        self.after = rest[skip:]
         self.ar = parse_ar(field_value(self.ours[0])) if self.ours else None
         self.ar_value = field_value(self.ours[0]) if self.ours else None
         self.rspf_value = field_value(self.ours[1]) if len(self.ours) > 1 else None
@@ -372,11 +378,17 @@ class EnvTestCase(harness.HarnessTestCase):
         self.assertEqual(len(found[folder]), 1, found)
         return Delivered(found[folder][0])
 
-    def assertOurHeaders(self, d, msg_bytes, renamed=()):
-        """Our A-R and Received-SPF right after Dovecot's fields, then the
-        original bytes with exactly the fields listed in `renamed`
-        (substrings of the original fields) turned into X-Original-...."""
+    def assertOurHeaders(self, d, msg_bytes, renamed=(), disposition=None):
+        """Our A-R and Received-SPF right after Dovecot's fields, then our
+        X-Disposition-Quarantine exactly when `disposition` (its unfolded
+        value, str) is given, then the original bytes with exactly the
+        fields listed in `renamed` (substrings of the original fields)
+        turned into X-Original-...."""
         self.assertEqual(len(d.ours), 2, d)
+        got = None
+        if d.disposition is not None:
+            got = " ".join(field_value(d.disposition).split())
+        self.assertEqual(got, disposition)
         expected = harness.as_stored(rename_fields(msg_bytes, renamed))
         self.assertEqual(d.after, expected)
         self.assertEqual(d.ar.authserv_id, AUTHSERV_ID)

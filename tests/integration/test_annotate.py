@@ -17,6 +17,9 @@ ZONE = [
     'local-zone: "example.net." static',
 ]
 BODY = "Hello.\n"
+# What our disposition says for the seed client: example.org has SPF
+# (the seed is outside it) and no DMARC policy.
+SPF_FAIL = "spf-fail (spf=fail smtp.mailfrom=user@example.org header.from=example.org)"
 
 
 def build(fields, body=BODY):
@@ -55,7 +58,7 @@ class ForgedResultsTest(au.EnvTestCase):
         self.send(msg, "user@example.org",
                   xfwd=au.xforward(au.SEED_CLIENT, au.SEED_HELO) if xfwd else None)
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg, renamed=[n.encode() for n in needles])
+        self.assertOurHeaders(d, msg, renamed=[n.encode() for n in needles], disposition=SPF_FAIL)
         self.assertEqual(d.spf.result, "fail", d.ar_value)
         self.assertEqual(d.rspf[0], "fail", d.rspf_value)
         fields_stored, _ = au.split_header_fields(d.raw)
@@ -124,7 +127,7 @@ class ForgedResultsTest(au.EnvTestCase):
         msg = harness.crlf("".join(base_fields(mid) + [forged]))
         self.send(msg, "user@example.org", xfwd=au.xforward(au.SEED_CLIENT, au.SEED_HELO))
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg, renamed=[forged.rstrip("\n").encode()])
+        self.assertOurHeaders(d, msg, renamed=[forged.rstrip("\n").encode()], disposition=SPF_FAIL)
         self.assertEqual(d.spf.result, "fail", d.ar_value)
 
     def test_results_inside_the_body_and_attached_messages_are_not_touched(self):
@@ -147,7 +150,7 @@ class ForgedResultsTest(au.EnvTestCase):
         msg = build(f, body)
         self.send(msg, "user@example.org", xfwd=au.xforward(au.SEED_CLIENT, au.SEED_HELO))
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
 
     def test_alias_id_is_renamed_too(self):
         mid = au.marker("alias")
@@ -173,6 +176,22 @@ class ForgedResultsTest(au.EnvTestCase):
                                 ["Received-SPF: pass (forged above)", "RECEIVED-SPF :"],
                                 mid, xfwd=False)
         self.assertEqual(d.rspf[2].get("client-ip"), au.SEED_CLIENT, d.rspf_value)
+
+    def test_forged_disposition_is_renamed_and_ours_follows_received_spf(self):
+        mid = au.marker("dispo")
+        forged = ["X-Disposition-Quarantine: dmarc-reject (forged)\n",
+                  "x-disposition-QUARANTINE :\n\tspf-fail\n"]
+        self.deliver_forged(forged + base_fields(mid),
+                            ["X-Disposition-Quarantine: dmarc-reject", "x-disposition-QUARANTINE :"], mid)
+
+    def test_forged_disposition_on_passing_mail_is_renamed_and_none_added(self):
+        mid = au.marker("dispopass")
+        forged = "X-Disposition-Quarantine: dmarc-reject (forged)\n"
+        msg = build([forged] + base_fields(mid))
+        self.send(msg, "user@example.org", xfwd=au.xforward(PARTNER_CLIENT, "mx.example.org"))
+        d = self.delivered(mid)
+        self.assertOurHeaders(d, msg, renamed=[forged.rstrip("\n").encode()], disposition=None)
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
 
 
 class SplitDeliveryTest(au.EnvTestCase):
@@ -217,7 +236,7 @@ class SplitDeliveryTest(au.EnvTestCase):
 
         d = self.delivered(mid, "alice@example.com")
         self.assertOurHeaders(d, msg, renamed=[b"Authentication-Results: mail.example.com",
-                                               b"Received-SPF: pass (forged)"])
+                                               b"Received-SPF: pass (forged)"], disposition=SPF_FAIL)
         self.assertEqual(d.spf.result, "fail", d.ar_value)
         for user in ("bob@example.net", "dave@example.net"):
             found = self.env.find(user, mid)
@@ -241,7 +260,7 @@ class SieveQuarantineTest(au.EnvTestCase):
     def test_spf_fail_lands_in_quarantine(self):
         mid, msg = self.send_with(au.SEED_CLIENT)
         d = self.delivered(mid, folder="Quarantine")
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
         self.assertEqual(d.spf.result, "fail", d.ar_value)
 
     def test_spf_pass_lands_in_inbox(self):
@@ -255,8 +274,16 @@ class SieveQuarantineTest(au.EnvTestCase):
                   "\tdmarc=pass header.from=example.org\n")
         mid, msg = self.send_with(au.SEED_CLIENT, top=forged)
         d = self.delivered(mid, folder="Quarantine")
-        self.assertOurHeaders(d, msg, renamed=[b"Authentication-Results: mail.example.com"])
+        self.assertOurHeaders(d, msg, renamed=[b"Authentication-Results: mail.example.com"],
+                              disposition=SPF_FAIL)
         self.assertEqual(d.spf.result, "fail", d.ar_value)
+
+    def test_forged_disposition_with_our_pass_is_not_quarantined(self):
+        forged = "X-Disposition-Quarantine: spf-fail (forged)\n"
+        mid, msg = self.send_with(PARTNER_CLIENT, top=forged, helo="mx.example.org")
+        d = self.delivered(mid, folder="INBOX")
+        self.assertOurHeaders(d, msg, renamed=[b"X-Disposition-Quarantine: spf-fail"])
+        self.assertEqual(d.spf.result, "pass", d.ar_value)
 
     def test_foreign_fail_with_our_pass_is_not_quarantined(self):
         foreign = "Authentication-Results: mx.other.example; spf=fail smtp.mailfrom=user@example.org\n"
@@ -264,6 +291,57 @@ class SieveQuarantineTest(au.EnvTestCase):
         d = self.delivered(mid, folder="INBOX")
         self.assertOurHeaders(d, msg)
         self.assertEqual(d.spf.result, "pass", d.ar_value)
+
+
+class ObserveTest(au.EnvTestCase):
+    """mode = observe: the stored copy is the input byte for byte, the log
+    line says what annotate would do; mixed with annotate and off
+    recipients in one transaction."""
+    ZONE = ZONE
+    USERS = ("alice@example.com", "bob@example.net", "erin@example.edu", "fred@example.edu")
+    DOMAINS = {"example.com": {"mode": "annotate"}, "example.edu": {"mode": "observe"}}
+    SIEVE = au.QUARANTINE_SIEVE
+
+    def transaction_line(self, mid_count):
+        return self.env.filter.wait_log("status=done", count=mid_count)[-1]
+
+    def test_observe_mixed_with_annotate_and_off(self):
+        mid = au.marker("observe")
+        forged = ("Authentication-Results: mail.example.com; spf=pass\n"
+                  "X-Disposition-Quarantine: spf-fail (forged)\n")
+        msg = build([forged] + base_fields(mid))
+        before = len(self.env.filter.log_lines("status=done"))
+        rcpts = ("erin@example.edu", "alice@example.com", "bob@example.net", "fred@example.edu")
+        self.send(msg, "user@example.org", rcpts=rcpts, xfwd=au.xforward(au.SEED_CLIENT, au.SEED_HELO))
+        d = self.delivered(mid, "alice@example.com", folder="Quarantine")
+        self.assertOurHeaders(d, msg, renamed=[b"Authentication-Results: mail.example.com",
+                                               b"X-Disposition-Quarantine: spf-fail"], disposition=SPF_FAIL)
+        # observe and off: exactly the input (the forged field unrenamed:
+        # the sample script files it, as it would without lmtpfilter).
+        for user in ("erin@example.edu", "fred@example.edu", "bob@example.net"):
+            found = self.env.find(user, mid)
+            self.assertEqual(sum(len(v) for v in found.values()), 1, (user, found))
+            stored = list(found.values())[0][0]
+            self.assertEqual(harness.stored_body(stored), harness.as_stored(msg), user)
+        line = self.transaction_line(before + 1)
+        self.assertIn(" action=would-quarantine,quarantine reason=spf-fail ", line)
+        self.assertIn(" spf=fail ", line)
+
+    def test_observe_only_logs_the_would_be_disposition(self):
+        for client, helo, action in ((au.SEED_CLIENT, au.SEED_HELO, " action=would-quarantine reason=spf-fail "),
+                                     (PARTNER_CLIENT, "mx.example.org", " action=deliver ")):
+            with self.subTest(action=action):
+                mid = au.marker("observeonly")
+                msg = build(base_fields(mid, rcpt="erin@example.edu"))
+                before = len(self.env.filter.log_lines("status=done"))
+                self.send(msg, "user@example.org", rcpts=("erin@example.edu",), xfwd=au.xforward(client, helo))
+                d = self.env.find("erin@example.edu", mid)
+                self.assertEqual(list(d), ["INBOX"], d)
+                self.assertEqual(harness.stored_body(d["INBOX"][0]), harness.as_stored(msg))
+                line = self.transaction_line(before + 1)
+                self.assertIn(action, line)
+                if "deliver" in action:
+                    self.assertNotIn("reason=", line)
 
 
 class ReloadTest(au.EnvTestCase):
@@ -295,7 +373,7 @@ class ReloadTest(au.EnvTestCase):
         msg = au.make_message("user@example.org", mid=mid)
         self.send(msg, "user@example.org", xfwd=xfwd)
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
         self.assertEqual(d.spf.result, "fail", d.ar_value)
 
         # A broken file on the next reload: the running policy stays.
@@ -308,7 +386,7 @@ class ReloadTest(au.EnvTestCase):
         msg = au.make_message("user@example.org", mid=mid)
         self.send(msg, "user@example.org", xfwd=xfwd)
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,25 @@ class CheckTest(harness.HarnessTestCase):
         self.assertEqual(v["dmarc"]["aligned_by"], "")
         self.assertIn("Authentication-Results: mail.example.com;", v["headers"])
 
+    def test_json_shows_the_disposition_and_its_reason(self):
+        r = self.check("--client-ip", "184.72.226.23", "--helo", "www.wormly.com",
+                       "--mail-from", "user@example.org", "--json", self.msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        v = json.loads(r.stdout)
+        self.assertEqual(v["disposition"], {"quarantine": True, "reason": "dmarc-reject",
+                                            "details": "dmarc=fail p=reject header.from=example.org"})
+        self.assertIn("\nX-Disposition-Quarantine: dmarc-reject (dmarc=fail p=reject\n"
+                      "\theader.from=example.org)\n", v["headers"])
+        self.assertFalse(v["dmarc"]["from_invalid"])
+        # The domain's quarantine_on decides: without dmarc, nothing quarantines this one.
+        with open(self.conf, "a") as f:
+            f.write("quarantine_on = spf;from\n")
+        r = self.check("--client-ip", "184.72.226.23", "--helo", "www.wormly.com",
+                       "--mail-from", "user@example.org", "--json", self.msg)
+        v = json.loads(r.stdout)
+        self.assertEqual(v["disposition"], {"quarantine": False, "reason": "deliver", "details": ""})
+        self.assertNotIn("X-Disposition-Quarantine:", v["headers"])
+
     def test_authorised_client_passes_and_dmarc_aligns_by_spf(self):
         r = self.check("--client-ip", "192.0.2.7", "--helo", "mx.example.org",
                        "--mail-from", "user@example.org", "--json", self.msg)
@@ -69,6 +88,7 @@ class CheckTest(harness.HarnessTestCase):
         self.assertEqual(v["dmarc"]["result"], "pass")
         self.assertTrue(v["dmarc"]["spf_aligned"])
         self.assertEqual(v["dmarc"]["aligned_by"], "spf:example.org")
+        self.assertEqual(v["disposition"]["reason"], "deliver")
 
     def test_header_block_from_the_trail(self):
         # No --client-ip: the facts come from our own Received line; the

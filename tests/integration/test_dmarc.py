@@ -92,13 +92,28 @@ class DmarcTest(au.EnvTestCase):
 
     def test_aligned_dkim_pass_with_spf_fail(self):
         # A forwarder kept the envelope: SPF fails, the author's signature
-        # still aligns. DMARC passes; the sample script still files the
-        # message into Quarantine on its spf=fail rule.
+        # still aligns. DMARC passes and wins over the SPF fail: INBOX.
         mid, raw = self.run_case("user@example.org", "example.org", client=au.SEED_CLIENT,
                                  helo=au.SEED_HELO, sign_domain="example.org")
-        d = self.assertDmarc(mid, "pass", "p=reject dis=none", "example.org", "Quarantine")
+        d = self.assertDmarc(mid, "pass", "p=reject dis=none", "example.org", "INBOX")
         self.assertEqual(d.spf.result, "fail", d.ar_value)
         self.assertEqual([r.result for r in d.dkim], ["pass"], d.ar_value)
+        self.assertOurHeaders(d, raw, disposition=None)
+
+    def test_spf_fail_without_dmarc_policy_is_quarantined(self):
+        # example.biz publishes SPF and no DMARC record: the SPF fail decides.
+        mid, raw = self.run_case("user@example.biz", "example.biz", client=au.SEED_CLIENT, helo=au.SEED_HELO)
+        d = self.assertDmarc(mid, "none", None, "example.biz", "Quarantine")
+        self.assertEqual(d.spf.result, "fail", d.ar_value)
+        self.assertOurHeaders(d, raw, disposition="spf-fail (spf=fail smtp.mailfrom=user@example.biz "
+                                                  "header.from=example.biz)")
+
+    def test_spf_fail_under_a_p_none_policy_stays(self):
+        # example.info publishes p=none: DMARC decides, and asks for nothing.
+        mid, raw = self.run_case("user@example.org", "example.info", client=au.SEED_CLIENT, helo=au.SEED_HELO)
+        d = self.assertDmarc(mid, "fail", "p=none dis=none", "example.info", "INBOX")
+        self.assertEqual(d.spf.result, "fail", d.ar_value)
+        self.assertOurHeaders(d, raw, disposition=None)
 
     def test_aligned_dkim_pass_unaligned_spf_pass(self):
         # Mailing-list style: the envelope is the list's domain.
@@ -118,9 +133,11 @@ class DmarcTest(au.EnvTestCase):
 
     def test_strict_alignment_with_a_subdomain_fails(self):
         # example.net: adkim=s aspf=s, p=quarantine.
-        mid, _ = self.run_case("user@example.net", "news.example.net", sign_domain="example.net")
+        mid, raw = self.run_case("user@example.net", "news.example.net", sign_domain="example.net")
         d = self.assertDmarc(mid, "fail", "p=quarantine dis=quarantine", "news.example.net",
                              "Quarantine")
+        self.assertOurHeaders(d, raw, disposition="dmarc-quarantine (dmarc=fail p=quarantine "
+                                                  "header.from=news.example.net)")
         self.assertEqual(d.spf.result, "pass", d.ar_value)
         self.assertEqual([r.result for r in d.dkim], ["pass"], d.ar_value)
 
@@ -140,9 +157,11 @@ class DmarcTest(au.EnvTestCase):
     def test_organisational_domain_record_via_the_public_suffix_list(self):
         # No record at _dmarc.a.b.example.co.uk: the one of example.co.uk
         # (co.uk is a public suffix) applies, with its sp=.
-        mid, _ = self.run_case("user@example.org", "a.b.example.co.uk")
-        self.assertDmarc(mid, "fail", "p=reject sp=quarantine dis=quarantine",
-                         "a.b.example.co.uk", "Quarantine")
+        mid, raw = self.run_case("user@example.org", "a.b.example.co.uk")
+        d = self.assertDmarc(mid, "fail", "p=reject sp=quarantine dis=quarantine",
+                             "a.b.example.co.uk", "Quarantine")
+        self.assertOurHeaders(d, raw, disposition="dmarc-quarantine (dmarc=fail p=reject sp=quarantine "
+                                                  "header.from=a.b.example.co.uk)")
 
     def test_multiple_from_evaluates_every_domain(self):
         # example.org passes (its own SPF), example.com does not: a broken
@@ -216,6 +235,12 @@ class DmarcTest(au.EnvTestCase):
                                from_header="From: ceo\nFrom: undisclosed:;\n")
         self.assertDmarc(mid, "permerror", "2 From fields", None, "INBOX")
 
+    def test_broken_from_naming_none_of_ours_without_strict_policy_is_delivered(self):
+        mid, _ = self.run_case("user@example.org",
+                               from_header="From: <user@example.biz>\nFrom: <user@example.info>\n")
+        d = self.assertDmarc(mid, "permerror", None, None, "INBOX")
+        self.assertIsNone(d.disposition)
+
     def test_no_from_is_permerror(self):
         mid, _ = self.run_case("user@example.org", from_header="")
         self.assertDmarc(mid, "permerror", None, None, "INBOX")
@@ -246,7 +271,8 @@ class DmarcTest(au.EnvTestCase):
                 self.assertEqual(d.spf.result, "softfail", d.ar_value)
                 self.assertEqual(au.props(d.spf).get("smtp.mailfrom"), "owner@example.com")
                 self.assertEqual(d.rspf[2].get("client-ip"), au.SEED_CLIENT, d.rspf_value)
-                self.assertOurHeaders(d, raw, renamed=[b"Authentication-Results: mail.example.com"])
+                self.assertOurHeaders(d, raw, renamed=[b"Authentication-Results: mail.example.com"],
+                                      disposition="dmarc-reject (dmarc=fail p=reject header.from=example.com)")
 
 
 if __name__ == "__main__":

@@ -106,12 +106,13 @@ class PostfixEndToEndTest(harness.HarnessTestCase):
         spf = [v for n, v in fields if n.lower() == "received-spf"]
         return ours, spf
 
-    def assert_our_headers_on_top(self, stored, queue_id):
-        """Below Dovecot's own lines: our A-R, our Received-SPF, then
-        Postfix's Received for this queue id."""
+    def assert_our_headers_on_top(self, stored, queue_id, quarantine=False):
+        """Below Dovecot's own lines: our A-R, our Received-SPF, our
+        X-Disposition-Quarantine when `quarantine`, then Postfix's
+        Received for this queue id."""
         names = [n.lower() for n, _ in header_fields(harness.stored_body(stored))]
-        self.assertEqual(names[:3], ["authentication-results", "received-spf", "received"],
-                         stored)
+        ours = ["authentication-results", "received-spf"] + (["x-disposition-quarantine"] if quarantine else [])
+        self.assertEqual(names[:len(ours) + 1], ours + ["received"], stored)
         received = [v for n, v in header_fields(stored) if n.lower() == "received"]
         self.assertIn("id %s" % queue_id, received[1])
 
@@ -195,7 +196,7 @@ class PostfixEndToEndTest(harness.HarnessTestCase):
         self.assertTrue(received_spf[0].startswith("fail "), received_spf[0])
         self.assertIn("client-ip=%s;" % SEED_CLIENT, received_spf[0])
         self.assertIn("helo=%s;" % SEED_HELO, received_spf[0])
-        self.assert_our_headers_on_top(stored[0], queue_id)
+        self.assert_our_headers_on_top(stored[0], queue_id, quarantine=True)
         renamed = [v for n, v in header_fields(stored[0])
                    if n.lower() == "x-original-authentication-results"]
         self.assertEqual(renamed, ["%s; spf=pass smtp.mailfrom=owner@example.com" % AUTHSERV_ID])

@@ -14,6 +14,8 @@ import harness
 SENDER_DOMAIN = "example.org"                 # publishes -all without the seed client
 SPF_ORG = "v=spf1 ip4:192.0.2.0/24 -all"
 AUTHORISED_CLIENT = "192.0.2.10"
+# Our X-Disposition-Quarantine for user@example.org's SPF fail (no DMARC record).
+SPF_FAIL = "spf-fail (spf=fail smtp.mailfrom=user@example.org header.from=example.org)"
 ROAMING_CLIENT = "198.51.100.7"               # an authenticated user's address, not in any record
 ZONE = [
     'local-zone: "example.org." static',
@@ -56,7 +58,7 @@ class SpfTest(SpfTestBase):
         self.send(msg, "user@example.org",
                   xfwd=au.xforward(au.SEED_CLIENT, au.SEED_HELO))
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
         pairs = self.assertSpf(d, "fail", "user@example.org", au.SEED_HELO, au.SEED_CLIENT)
         self.assertEqual(pairs.get("envelope-from"), "user@example.org")
         self.assertIn("184.72.226.23", d.rspf[1])
@@ -78,7 +80,7 @@ class SpfTest(SpfTestBase):
         msg = au.make_message("user@example.org", mid=mid, top=trail)
         self.send(msg, "user@example.org")
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
         self.assertSpf(d, "fail", "user@example.org", au.SEED_HELO, au.SEED_CLIENT)
 
     def test_trail_walks_past_trusted_reinjection_hop(self):
@@ -91,7 +93,7 @@ class SpfTest(SpfTestBase):
         msg = au.make_message("user@example.org", mid=mid, top=trail)
         self.send(msg, "user@example.org")
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
         self.assertSpf(d, "fail", "user@example.org", au.SEED_HELO, au.SEED_CLIENT)
 
     def test_received_lines_of_foreign_hosts_are_not_believed(self):
@@ -160,7 +162,8 @@ class SpfTest(SpfTestBase):
                 msg = au.make_message("MAILER-DAEMON@www.wormly.com", mid=mid)
                 self.send(msg, "", xfwd=au.xforward(client, au.SEED_HELO))
                 d = self.delivered(mid)
-                self.assertOurHeaders(d, msg)
+                self.assertOurHeaders(d, msg, disposition=None if result == "pass" else
+                                      "spf-fail (spf=fail smtp.helo=www.wormly.com header.from=www.wormly.com)")
                 spf = d.spf
                 self.assertEqual(spf.result, result, d.ar_value)
                 self.assertEqual(au.props(spf).get("smtp.helo"), au.SEED_HELO, d.ar_value)
@@ -177,7 +180,7 @@ class SpfTest(SpfTestBase):
         msg = au.make_message("user@example.org", mid=mid)
         self.send(msg, "user@example.org", xfwd=au.xforward("IPv6:2001:db8::25", au.SEED_HELO))
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
         self.assertSpf(d, "fail", "user@example.org", au.SEED_HELO, "2001:db8::25")
 
     def test_ipv4_mapped_address_in_the_trail_is_the_ipv4_client(self):
@@ -206,7 +209,7 @@ class SpfTest(SpfTestBase):
         c.quit()
         for mid, msg, (client, helo, result) in zip(mids, msgs, clients):
             d = self.delivered(mid)
-            self.assertOurHeaders(d, msg)
+            self.assertOurHeaders(d, msg, disposition=SPF_FAIL if result == "fail" else None)
             self.assertSpf(d, result, "user@example.org", helo, client)
 
     def test_not_opted_in_domain_gets_the_original_bytes(self):
@@ -233,7 +236,7 @@ class SpfLoopbackNotTrustedTest(SpfTestBase):
         msg = au.make_message("user@example.org", mid=mid)
         self.send(msg, "user@example.org", xfwd=au.xforward("127.0.0.1", "localhost"))
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
         self.assertSpf(d, "fail", "user@example.org", "localhost", "127.0.0.1")
 
     def test_ipv6_loopback_client_gets_the_records_verdict(self):
@@ -249,7 +252,7 @@ class SpfLoopbackNotTrustedTest(SpfTestBase):
         msg = au.make_message("user@example.org", mid=mid, top=trail)
         self.send(msg, "user@example.org")
         d = self.delivered(mid)
-        self.assertOurHeaders(d, msg)
+        self.assertOurHeaders(d, msg, disposition=SPF_FAIL)
         self.assertSpf(d, "fail", "user@example.org", "localhost", "127.0.0.1")
 
     def test_check_client_ip_loopback_gets_the_records_verdict(self):

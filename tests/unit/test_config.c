@@ -214,6 +214,36 @@ static guint64 field_get(const struct config *c, enum field f)
 	return G_MAXUINT64;
 }
 
+static void test_observe_and_quarantine_on(void)
+{
+	struct config *c = load_ok("[domain watch.example]\n"
+				   "mode = observe\n"
+				   "[domain strict.example]\n"
+				   "mode = annotate\n"
+				   "quarantine_on = dmarc ; DMARC only\n"
+				   "[domain lax.example]\n"
+				   "quarantine_on =\n"
+				   "[defaults]\n"
+				   "quarantine_on = spf;From\n");
+	const struct domain_policy *p;
+
+	p = config_policy_for(c, "a@watch.example");
+	g_assert_cmpint(p->mode, ==, DOMAIN_MODE_OBSERVE);
+	g_assert_cmpstr(domain_mode_name(p->mode), ==, "observe");
+	g_assert_cmpuint(p->quarantine_on, ==, QUARANTINE_ON_SPF | QUARANTINE_ON_FROM);
+	g_assert_cmpuint(config_policy_for(c, "a@strict.example")->quarantine_on, ==, QUARANTINE_ON_DMARC);
+	g_assert_cmpuint(config_policy_for(c, "a@lax.example")->quarantine_on, ==, 0);
+	g_assert_true(config_has_domain(c, "Strict.Example."));
+	g_assert_false(config_has_domain(c, "other.example"));
+	config_unref(&c);
+
+	/* the built-in default: all three */
+	c = load_ok("[domain example.com]\nmode = annotate\n");
+	g_assert_cmpuint(config_policy_for(c, "a@example.com")->quarantine_on, ==,
+			 QUARANTINE_ON_DMARC | QUARANTINE_ON_SPF | QUARANTINE_ON_FROM);
+	config_unref(&c);
+}
+
 static const struct {
 	const char *text;       /* lines of [lmtpfilter] */
 	enum field field;
@@ -460,14 +490,16 @@ static const struct {
 	  "must be an existing directory, got \"/nonexistent/lmtpfilter/spool\"" },
 	{ "lmtpfilter", "Listen", "unix:/x", "unknown key (did you mean listen?)" },
 	{ "lmtpfilter", "mode", "annotate", "unknown key" },
-	{ "defaults", "mode", "reject", "must be off or annotate, got \"reject\"" },
-	{ "defaults", "mode", "", "must be off or annotate, got \"\"" },
+	{ "defaults", "mode", "reject", "must be off, observe or annotate, got \"reject\"" },
+	{ "defaults", "mode", "", "must be off, observe or annotate, got \"\"" },
 	{ "defaults", "checks", "spf;arc", "must be a list of spf, dkim, dmarc, got \"arc\"" },
 	{ "defaults", "listen", "unix:/x", "unknown key" },
 	{ "defaults", "Mode", "off", "unknown key (did you mean mode?)" },
-	{ "domain example.com", "mode", "on", "must be off or annotate, got \"on\"" },
+	{ "domain example.com", "mode", "on", "must be off, observe or annotate, got \"on\"" },
 	{ "domain example.com", "checks", "dkim;spf2", "must be a list of spf, dkim, dmarc, got \"spf2\"" },
 	{ "domain example.com", "timeout", "5", "unknown key" },
+	{ "defaults", "quarantine_on", "dmarc;arc", "must be a list of dmarc, spf, from, got \"arc\"" },
+	{ "domain example.com", "quarantine_on", "spf;dkim", "must be a list of dmarc, spf, from, got \"dkim\"" },
 };
 
 static void test_bad_values(void)
@@ -638,7 +670,7 @@ static void test_several_problems(void)
 		"%1$s: [lmtpfilter] dns_timeout: must be an integer between 1 and 60, got \"abc\"\n"
 		"%1$s: [lmtpfilter] listen: port must be a number between 1 and 65535, got \"inet:[::1]:0\"\n"
 		"%1$s: [lmtpfilter] colour: unknown key\n"
-		"%1$s: [defaults] mode: must be off or annotate, got \"loud\"\n"
+		"%1$s: [defaults] mode: must be off, observe or annotate, got \"loud\"\n"
 		"%1$s: [nonsense]: unknown group (expected [lmtpfilter], [defaults] or [domain NAME])\n"
 		"%1$s: [domain example.com] checks: must be a list of spf, dkim, dmarc, got \"nope\"",
 		path);
@@ -1028,6 +1060,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/policy-lookup", test_policy_lookup);
 	g_test_add_func("/config/refcount", test_refcount);
 	g_test_add_func("/config/report-keys", test_report_keys);
+	g_test_add_func("/config/observe-and-quarantine-on", test_observe_and_quarantine_on);
 
 	ret = g_test_run();
 	tmp_dir_remove();
