@@ -443,6 +443,21 @@ static void dmarc_authors_scan(struct dmarc_authors *a, const char *value)
 	}
 }
 
+bool dmarc_from_names(char *const *from_values, size_t from_count,
+		      bool (*match)(void *ctx, const char *domain), void *ctx)
+{
+	struct dmarc_authors *a = g_new0(struct dmarc_authors, 1);
+	bool found = false;
+
+	for (size_t i = 0; from_values != NULL && i < from_count; i++)
+		if (from_values[i] != NULL)
+			dmarc_authors_scan(a, from_values[i]);
+	for (size_t i = 0; i < a->count && !found; i++)
+		found = match(ctx, a->domain[i]);
+	g_free(a);
+	return found;
+}
+
 /* dmarc_from_colons - the ':' in a From value, wherever they are: GMime
  * (in its lenient mode) opens a group at one, also inside a quoted string
  * it cannot close, so this bounds the nesting it will see. */

@@ -91,6 +91,14 @@ void dmarc_checker_free(struct dmarc_checker **checker);
 int dmarc_check(struct dmarc_checker *checker, const struct dmarc_input *in,
 		struct dmarc_outcome *out_r);
 
+/* dmarc_from_names - does a domain that the From values name satisfy
+ * match(ctx, domain)? The domains are found by the same linear scan that
+ * evaluates a broken From (no address parser, so no depth or size can hurt
+ * it); at most DMARC_AUTHOR_DOMAINS_MAX are looked at, as dmarc_check does.
+ * Domains are lower-case A-labels without a trailing dot. */
+bool dmarc_from_names(char *const *from_values, size_t from_count,
+		      bool (*match)(void *ctx, const char *domain), void *ctx);
+
 /* dmarc_organizational_domain - RFC 7489 §3.2 organisational domain of
  * domain by the checker's Public Suffix List (wildcard and exception rules,
  * implicit "*" rule), lower-case without a trailing dot, into buf.

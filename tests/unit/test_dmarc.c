@@ -907,6 +907,35 @@ static void test_bad_psl(void)
 	g_free(error);
 }
 
+static bool names_example_com(void *ctx, const char *domain)
+{
+	(*(int *)ctx)++;
+	return strcmp(domain, "example.com") == 0;
+}
+
+/* The local-domain test of a broken From reads it by the linear scan:
+ * 10,000 nested groups and an unclosed comment name their domains, and
+ * nothing is parsed recursively. */
+static void test_from_names(void)
+{
+	GString *nested = g_string_new(NULL);
+	int calls = 0;
+
+	for (int i = 0; i < 10000; i++)
+		g_string_append(nested, "g:");
+	g_string_append(nested, "ceo@EXAMPLE.com");
+	for (int i = 0; i < 10000; i++)
+		g_string_append_c(nested, ';');
+	char *values[] = { nested->str, "x@other.example (unclosed" };
+	g_assert_true(dmarc_from_names(values, 2, names_example_com, &calls));
+	g_assert_cmpint(calls, ==, 1);
+	char *others[] = { "a@other.example", "\"quoted@example.com\" <b@third.example>" };
+	calls = 0;
+	g_assert_false(dmarc_from_names(others, 2, names_example_com, &calls));
+	g_assert_cmpint(calls, ==, 2);
+	g_string_free(nested, TRUE);
+}
+
 int main(int argc, char **argv)
 {
 	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL };
@@ -946,6 +975,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/dmarc/broken-from-naming-none", test_broken_from_naming_none);
 	g_test_add_func("/dmarc/unclosed-comment", test_unclosed_comment);
 	g_test_add_func("/dmarc/nested-groups", test_nested_groups);
+	g_test_add_func("/dmarc/from-names", test_from_names);
 	g_test_add_func("/dmarc/threads", test_threads);
 	g_test_add_func("/dmarc/bad-psl", test_bad_psl);
 	ret = g_test_run();
