@@ -45,7 +45,7 @@ struct check_options {
 static int check_read(int fd, struct spool *spool, bool *had_crlf_r, const char **error_r)
 {
 	char buf[CHECK_READ_CHUNK];
-	bool last_cr = false;
+	struct spool_text text = { 0 };
 
 	*had_crlf_r = false;
 	for (;;) {
@@ -58,23 +58,9 @@ static int check_read(int fd, struct spool *spool, bool *had_crlf_r, const char 
 		}
 		if (n == 0)
 			return spool_finish(spool, error_r);
-		size_t start = 0;
-		for (size_t i = 0; i < (size_t)n; i++) {
-			if (buf[i] != '\n')
-				continue;
-			bool cr = i > 0 ? buf[i - 1] == '\r' : last_cr;
-			if (cr) {
-				*had_crlf_r = true;
-				continue;
-			}
-			if (spool_append(spool, buf + start, i - start, error_r) < 0 ||
-			    spool_append(spool, "\r\n", 2, error_r) < 0)
-				return -1;
-			start = i + 1;
-		}
-		if (spool_append(spool, buf + start, (size_t)n - start, error_r) < 0)
+		if (spool_append_text(spool, buf, (size_t)n, &text, NULL, error_r) < 0)
 			return -1;
-		last_cr = buf[n - 1] == '\r';
+		*had_crlf_r = text.crlf_seen;
 	}
 }
 

@@ -427,19 +427,40 @@ static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 	rcpt_done(s, &g_array_index(tx->rcpts, struct recipient, tx->rcpts->len - 1), &r);
 }
 
+/* data_span - the bytes at p (n of them) up to the next line that starts
+ * with a dot, or all of them: one spool append per buffer in the common
+ * case, not one per line. A span ending at a line end leaves *bol_r set. */
+static size_t data_span(const char *p, size_t n, bool *bol_r)
+{
+	for (size_t from = 0;;) {
+		const char *lf = memchr(p + from, '\n', n - from);
+		if (lf == NULL) {
+			*bol_r = false;
+			return n;
+		}
+		from = (size_t)(lf - p) + 1;
+		if (from == n || p[from] == '.') {
+			*bol_r = true;
+			return from;
+		}
+	}
+}
+
 /*
  * Read the DATA body to the final dot into the spool, dot-unstuffing.
- * A bare LF ends a line like CRLF does and is stored as CRLF, so the stored
- * message has one line-end convention and no line can end the data early
- * downstream. Returns NETIO_OK at the final dot; *too_big_r / *spool_error_r
- * report a body that was read but not kept.
+ * A bare LF ends a line like CRLF does and is stored as CRLF
+ * (spool_append_text), so the stored message has one line-end convention
+ * and no line can end the data early downstream. Returns NETIO_OK at the
+ * final dot; *too_big_r / *spool_error_r report a body that was read but
+ * not kept.
  */
 static enum netio_status data_read(struct session *s, bool *too_big_r, const char **spool_error_r)
 {
 	struct netio *io = &s->io;
 	uint64_t max = s->config->max_message_size;
 	uint64_t size = 0;
-	bool bol = true, last_cr = false;
+	struct spool_text text = { 0 };
+	bool bol = true;
 
 	*too_big_r = false;
 	*spool_error_r = NULL;
@@ -469,34 +490,15 @@ static enum netio_status data_read(struct session *s, bool *too_big_r, const cha
 			p++;
 			n--;
 		}
-		/* Take this line and every following whole CRLF line that does not
-		 * start with a dot as one span: one spool_append per buffer in
-		 * the common case, not one per line. */
-		char *lf = memchr(p, '\n', n);
-		size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
-		bool bare_lf = lf != NULL && (lf > p ? lf[-1] != '\r' : !last_cr);
-
-		while (lf != NULL && !bare_lf && take < n && p[take] != '.') {
-			char *next = memchr(p + take, '\n', n - take);
-
-			if (next == NULL || next[-1] != '\r')
-				break;
-			take = (size_t)(next - p) + 1;
-			lf = next;
-		}
-		size_t keep = bare_lf ? take - 1 : take;
+		size_t take = data_span(p, n, &bol), stored;
 
 		if (!*too_big_r && *spool_error_r == NULL) {
-			size += keep + (bare_lf ? 2 : 0);
-			if (size > max) {
+			/* Never fewer bytes stored than read: too big already? */
+			if (size + take > max)
 				*too_big_r = true;
-			} else if (spool_append(s->spool, p, keep, spool_error_r) < 0 ||
-				   (bare_lf && spool_append(s->spool, "\r\n", 2, spool_error_r) < 0)) {
-				/* reported after the final dot */
-			}
+			else if (spool_append_text(s->spool, p, take, &text, &stored, spool_error_r) == 0)
+				*too_big_r = (size += stored) > max;
 		}
-		last_cr = take > 0 && p[take - 1] == '\r';
-		bol = lf != NULL;
 		io->rpos += take;
 	}
 }

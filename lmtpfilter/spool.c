@@ -196,6 +196,40 @@ int spool_append(struct spool *spool, const void *data, size_t len, const char *
 	return 0;
 }
 
+int spool_append_text(struct spool *spool, const char *data, size_t len, struct spool_text *text,
+		      size_t *stored_r, const char **error_r)
+{
+	size_t start = 0, stored = 0;
+
+	if (stored_r != NULL)
+		*stored_r = 0;
+	if (len == 0)
+		return 0;
+	/* One append per run of CRLF lines: the common case is one per piece. */
+	for (size_t from = 0;;) {
+		const char *lf = memchr(data + from, '\n', len - from);
+		if (lf == NULL)
+			break;
+		size_t i = (size_t)(lf - data);
+		from = i + 1;
+		if (i > 0 ? data[i - 1] == '\r' : text->last_cr) {
+			text->crlf_seen = true;
+			continue;
+		}
+		if ((i > start && spool_append(spool, data + start, i - start, error_r) < 0) ||
+		    spool_append(spool, "\r\n", 2, error_r) < 0)
+			return -1;
+		stored += i - start + 2;
+		start = from;
+	}
+	if (len > start && spool_append(spool, data + start, len - start, error_r) < 0)
+		return -1;
+	if (stored_r != NULL)
+		*stored_r = stored + len - start;
+	text->last_cr = data[len - 1] == '\r';
+	return 0;
+}
+
 int spool_finish(struct spool *spool, const char **error_r)
 {
 	return spool_in_file(spool) ? spool_flush(spool, error_r) : 0;

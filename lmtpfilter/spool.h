@@ -10,6 +10,7 @@
 #ifndef LMTPFILTER_SPOOL_H
 #define LMTPFILTER_SPOOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -23,6 +24,19 @@ void spool_free(struct spool **spool);
 
 /* spool_append - add bytes; 0, or -1 with *error_r (disk full, …). */
 int spool_append(struct spool *spool, const void *data, size_t len, const char **error_r);
+/* Line ends of text appended in pieces (spool_append_text). */
+struct spool_text {
+	bool last_cr;         /* the last byte appended was a CR */
+	bool crlf_seen;       /* a CRLF line end was among the bytes */
+};
+
+/* spool_append_text - add bytes whose lines end in CRLF or a bare LF,
+ * storing each bare LF (no CR before it, in this piece or at the end of
+ * the last) as CRLF, so the spool holds one line-end convention; *text
+ * (zeroed before the first piece) carries what crosses pieces; *stored_r
+ * (may be NULL) is the count of bytes stored. 0, or -1 with *error_r. */
+int spool_append_text(struct spool *spool, const char *data, size_t len, struct spool_text *text,
+		      size_t *stored_r, const char **error_r);
 /* spool_finish - the body is complete: flush buffered bytes to the file so
  * that spool_fd() readers see everything. 0 or -1 with *error_r. */
 int spool_finish(struct spool *spool, const char **error_r);

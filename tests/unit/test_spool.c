@@ -290,6 +290,48 @@ static void test_bad_dir(void)
 	spool_free(&spool);
 }
 
+/* spool_append_text: every bare LF stored as CRLF, CRLF and lone CR kept,
+ * the same whatever the pieces the input comes in. */
+static void test_append_text(void)
+{
+	static const struct {
+		const char *in, *out;
+		bool crlf_seen;
+	} cases[] = {
+		{ "", "", false },
+		{ "a\r\nb\r\n", "a\r\nb\r\n", true },
+		{ "a\nb\n", "a\r\nb\r\n", false },
+		{ "\n\n", "\r\n\r\n", false },
+		{ "a\r\nb\nc", "a\r\nb\r\nc", true },
+		{ "lone\rcr\n", "lone\rcr\r\n", false },
+		{ "\r\r\n\n", "\r\r\n\r\n", true },
+		{ "no line end", "no line end", false },
+	};
+
+	for (size_t c = 0; c < G_N_ELEMENTS(cases); c++) {
+		size_t len = strlen(cases[c].in);
+		/* split 0: one piece; split k: pieces of k bytes */
+		for (size_t split = 0; split <= len; split++) {
+			struct spool *spool = spool_new("/tmp", 1 << 20);
+			struct spool_text text = { 0 };
+			const char *error = NULL;
+			size_t total = 0, stored;
+			size_t step = split == 0 ? MAX(len, 1) : split;
+
+			for (size_t at = 0; at < len; at += step) {
+				size_t n = MIN(step, len - at);
+				g_assert_cmpint(spool_append_text(spool, cases[c].in + at, n, &text, &stored, &error), ==, 0);
+				total += stored;
+			}
+			g_assert_cmpuint(total, ==, strlen(cases[c].out));
+			g_assert_cmpuint(spool_size(spool), ==, strlen(cases[c].out));
+			check_content(spool, cases[c].out, strlen(cases[c].out));
+			g_assert_true(text.crlf_seen == cases[c].crlf_seen);
+			spool_free(&spool);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -303,5 +345,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/spool/header-block-of-empty-message", test_header_block_of_empty_message);
 	g_test_add_func("/spool/empty-appends", test_empty_appends);
 	g_test_add_func("/spool/bad-dir", test_bad_dir);
+	g_test_add_func("/spool/append-text", test_append_text);
 	return g_test_run();
 }
