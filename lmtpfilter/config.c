@@ -1343,6 +1343,15 @@ const struct domain_policy *config_policy_for(const struct config *config, const
 	return found != NULL ? found : &config->defaults;
 }
 
+bool config_policy_same(const struct domain_policy *a, const struct domain_policy *b)
+{
+	if (a->mode != b->mode)
+		return false;
+	if (a->mode == DOMAIN_MODE_OFF)
+		return true;
+	return a->checks == b->checks && a->quarantine_on == b->quarantine_on;
+}
+
 bool config_has_domain(const struct config *config, const char *domain)
 {
 	char name[DOMAIN_NAME_MAX + 1];

@@ -146,6 +146,11 @@ void config_unref(struct config **config);
  * [domain NAME] groups (no parent-domain matching); else [defaults], also for
  * NULL or an address without '@'. Never NULL; valid as long as config is. */
 const struct domain_policy *config_policy_for(const struct config *config, const char *address);
+/* config_policy_same - do recipients under policies a and b get the same
+ * bytes and the same disposition (so one downstream transaction serves
+ * both)? */
+bool config_policy_same(const struct domain_policy *a, const struct domain_policy *b);
+
 /* config_has_domain - is domain (any case, trailing dot ignored) one of the
  * [domain NAME] groups? */
 bool config_has_domain(const struct config *config, const char *domain);

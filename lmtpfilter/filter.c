@@ -49,15 +49,6 @@ struct filter_tx {
 	char log_fields[FILTER_LOG_FIELDS_MAX];
 };
 
-bool filter_policy_same(const struct domain_policy *a, const struct domain_policy *b)
-{
-	if (a->mode != b->mode)
-		return false;
-	if (a->mode == DOMAIN_MODE_OFF)
-		return true;
-	return a->checks == b->checks && a->quarantine_on == b->quarantine_on;
-}
-
 struct filter_tx *filter_tx_new(struct engine *engine, const struct config *config, const struct tx_facts *facts)
 {
 	struct filter_tx *ftx = g_new0(struct filter_tx, 1);

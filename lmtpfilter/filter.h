@@ -35,11 +35,6 @@ struct tx_facts {
 	const struct conn_facts *cli;    /* facts given on the command line (check), else NULL */
 };
 
-/* filter_policy_same - do recipients under policies a and b get the same
- * bytes and the same disposition (so one downstream transaction serves
- * both)? */
-bool filter_policy_same(const struct domain_policy *a, const struct domain_policy *b);
-
 /* Per-transaction state: the header block, the evaluation, the log fields. */
 struct filter_tx;
 

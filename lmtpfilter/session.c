@@ -1,20 +1,17 @@
 /*
- * session - one LMTP connection from Postfix (RFC 2033), proxied to Dovecot
+ * session - one LMTP connection from Postfix (RFC 2033): the dialogue
  *
  * Owns: the client connection, the current transaction (reset on RSET and
- * at its end), the spool, and up to SESSION_GROUPS_MAX downstream
- * connections reused across transactions: one per recipient group, since a
- * transaction whose recipients have different domain policies is delivered
- * as one downstream transaction per group.
+ * at its end), the spool, and the fan-out that relays each RCPT to Dovecot
+ * and delivers the message (fanout.c). Replies go out in command order:
+ * before any reply of its own the session lets the fan-out answer the
+ * RCPTs still in flight.
  *
- * MAIL is answered here and goes to Dovecot pipelined with the first RCPT
- * of each group; every RCPT is relayed to Dovecot and Dovecot's reply
- * passed back (a refused MAIL is the answer of each of the group's
- * recipients). RCPTs that arrive pipelined go on pipelined: their replies
- * are read once no further command is buffered, or before any other reply.
  * DATA is spooled whole (dot-unstuffed) before anything is sent on, so a
- * client that vanishes mid-DATA delivers nothing. After the final dot each
- * accepted recipient gets the reply Dovecot gave for it, in RCPT order.
+ * client that vanishes mid-DATA delivers nothing. What goes wrong while the
+ * message is read (too big, spool failure) is the transaction's one sticky
+ * error: the message is read to the final dot all the same, then every
+ * accepted recipient gets that error's reply.
  *
  * Limits: LMTP_LINE_MAX per command line, max_recipients, max_message_size
  * (the body is read to the final dot, then 552 5.3.4), SESSION_ERRORS_MAX
@@ -27,8 +24,8 @@
  */
 #include "lmtpfilter/session.h"
 #include "lmtpfilter/config.h"
-#include "lmtpfilter/downstream.h"
 #include "lmtpfilter/engine.h"
+#include "lmtpfilter/fanout.h"
 #include "lmtpfilter/filter.h"
 #include "lmtpfilter/lmtp_parser.h"
 #include "lmtpfilter/log.h"
@@ -42,32 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SESSION_GROUPS_MAX 8       /* distinct (mode, checks) policies in one transaction */
 #define SESSION_ERRORS_MAX 20      /* bad commands before the connection is dropped */
 #define SESSION_LOG_RCPTS_MAX 2000 /* bytes of the rcpts= log field */
-/* RCPTs sent on before their replies are read: bounds the replies Dovecot
- * may have to hold (they must fit in the socket buffers while we write). */
-#define SESSION_PIPELINE_MAX 64
-
-struct recipient {
-	char *address;
-	char *orcpt;
-	size_t group;
-	bool accepted;               /* Dovecot said 2xx at RCPT */
-	struct lmtp_reply final;     /* the reply after DATA (accepted ones) */
-	int rcpt_code;               /* the reply at RCPT (refused ones) */
-};
-
-struct group {
-	enum domain_mode mode;
-	unsigned checks;
-	const struct domain_policy *policy;
-	size_t accepted;
-	bool begun;                  /* Dovecot accepted its MAIL */
-	bool mail_refused;           /* MAIL refused or not sent: mail_reply is every recipient's */
-	struct lmtp_reply mail_reply;
-	bool failed;                 /* its downstream broke during the transaction */
-};
 
 struct transaction {
 	bool active;                 /* MAIL accepted */
@@ -75,11 +48,6 @@ struct transaction {
 	bool body8bit;
 	uint64_t declared_size;
 	struct xforward xforward;
-	GArray *rcpts;               /* struct recipient */
-	size_t accepted;
-	size_t pending;              /* the last ones in rcpts: RCPT sent on, reply not read */
-	struct group groups[SESSION_GROUPS_MAX];
-	size_t group_count;
 	long long start_ms;
 };
 
@@ -94,21 +62,24 @@ struct session {
 	unsigned errors;
 	struct transaction tx;
 	struct spool *spool;
-	struct downstream *ds[SESSION_GROUPS_MAX];
+	struct fanout *fanout;
 };
 
 /* ---- replies ---- */
 
-static void session_settle(struct session *s);
+static void reply_write(struct session *s, int code, const char *enhanced, const char *text)
+{
+	char buf[REPLY_LINE_MAX + 32];
+	size_t len = reply_format(buf, sizeof(buf), code, enhanced, text);
+
+	(void)netio_write(&s->io, buf, len);
+}
 
 static void reply(struct session *s, int code, const char *enhanced, const char *text)
 {
-	char buf[REPLY_LINE_MAX + 32];
-
 	/* Replies go out in command order: pipelined RCPTs answer first. */
-	session_settle(s);
-	size_t len = reply_format(buf, sizeof(buf), code, enhanced, text);
-	(void)netio_write(&s->io, buf, len);
+	fanout_settle(s->fanout);
+	reply_write(s, code, enhanced, text);
 }
 
 static void reply_relay(struct session *s, const struct lmtp_reply *r)
@@ -116,35 +87,25 @@ static void reply_relay(struct session *s, const struct lmtp_reply *r)
 	reply(s, r->code, r->enhanced[0] ? r->enhanced : NULL, r->text);
 }
 
+/* session_answer - a recipient's reply from the fan-out, in its turn. */
+static void session_answer(void *ctx, const struct lmtp_reply *r)
+{
+	reply_write(ctx, r->code, r->enhanced[0] ? r->enhanced : NULL, r->text);
+}
+
 /* ---- transaction ---- */
 
 static void transaction_clear(struct session *s)
 {
-	struct transaction *tx = &s->tx;
-
-	for (size_t i = 0; tx->rcpts != NULL && i < tx->rcpts->len; i++) {
-		struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
-		g_free(r->address);
-		g_free(r->orcpt);
-	}
-	if (tx->rcpts != NULL)
-		g_array_set_size(tx->rcpts, 0);
-	g_free(tx->mail_from);
-	GArray *rcpts = tx->rcpts;
-	memset(tx, 0, sizeof(*tx));
-	tx->rcpts = rcpts;
+	g_free(s->tx.mail_from);
+	memset(&s->tx, 0, sizeof(s->tx));
 	spool_reset(s->spool);
 }
 
 /* End the downstream transactions without delivering (RSET, QUIT, errors). */
 static void transaction_abort(struct session *s)
 {
-	session_settle(s);
-	for (size_t i = 0; i < SESSION_GROUPS_MAX; i++) {
-		struct downstream *ds = s->ds[i];
-		if (ds != NULL && ds->in_transaction && downstream_rset(ds) < 0)
-			downstream_free(&s->ds[i]);
-	}
+	fanout_abort(s->fanout);
 	transaction_clear(s);
 }
 
@@ -154,11 +115,7 @@ static void log_transaction(struct session *s, struct filter_tx *ftx, const char
 	GString *rcpts = g_string_new(NULL);
 	char q1[600], q2[600], q3[200];
 
-	for (size_t i = 0; i < tx->rcpts->len && rcpts->len < SESSION_LOG_RCPTS_MAX; i++) {
-		struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
-		g_string_append_printf(rcpts, "%s%s:%d", i ? "," : "", r->address,
-				       r->accepted ? r->final.code : r->rcpt_code);
-	}
+	fanout_log_rcpts(s->fanout, rcpts, SESSION_LOG_RCPTS_MAX);
 	log_info("ident=%s peer=%s client=%s from=%s rcpts=%s size=%llu%s status=%s ms=%lld",
 		 log_quote(tx->xforward.ident[0] ? tx->xforward.ident : "-", q3, sizeof(q3)),
 		 s->peer, tx->xforward.addr[0] ? tx->xforward.addr : "-",
@@ -166,73 +123,6 @@ static void log_transaction(struct session *s, struct filter_tx *ftx, const char
 		 (unsigned long long)spool_size(s->spool), ftx != NULL ? filter_log_fields(ftx) : "",
 		 status, netio_now_ms() - tx->start_ms);
 	g_string_free(rcpts, TRUE);
-}
-
-/* ---- downstream connections ---- */
-
-static void log_downstream_error(struct session *s, const struct downstream *ds)
-{
-	log_warning("peer=%s downstream=%s error=\"%s\"", s->peer,
-		    s->config->downstream.is_unix ? s->config->downstream.path : s->config->downstream.host,
-		    ds->error);
-}
-
-/* Group g's downstream broke in the middle of its transaction: recipients
- * already accepted on it are lost with it, every later one gets a 4xx. */
-static void group_broken(struct session *s, size_t g)
-{
-	s->tx.groups[g].failed = true;
-	log_downstream_error(s, s->ds[g]);
-}
-
-/* Make sure s->ds[i] is connected; on failure *reply_r is the 4xx. */
-static int session_downstream_connect(struct session *s, size_t i, struct lmtp_reply *reply_r)
-{
-	if (s->ds[i] != NULL && (s->ds[i]->broken || !s->ds[i]->connected))
-		downstream_free(&s->ds[i]);
-	if (s->ds[i] != NULL)
-		return 0;
-	s->ds[i] = downstream_new();
-	if (downstream_connect(s->ds[i], &s->config->downstream, s->engine->hostname,
-			       (int)s->config->timeout * 1000, reply_r) < 0) {
-		log_downstream_error(s, s->ds[i]);
-		downstream_free(&s->ds[i]);
-		return -1;
-	}
-	return 0;
-}
-
-/* Begin group g's downstream transaction: MAIL with its first recipient.
- * *reply_r is the recipient's reply. When MAIL was refused, or could not be
- * sent, that answer is kept for the group's later recipients too. */
-static void session_downstream_begin(struct session *s, size_t g, const char *rcpt, const char *orcpt,
-				    struct lmtp_reply *reply_r)
-{
-	struct group *group = &s->tx.groups[g];
-	struct lmtp_reply mail;
-
-	group->mail_refused = true;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (session_downstream_connect(s, g, reply_r) < 0) {
-			group->mail_reply = *reply_r;
-			return;
-		}
-		/* A connection kept from an earlier transaction may have been
-		 * closed by Dovecot meanwhile: one more try on a fresh one. */
-		bool reused = s->ds[g]->used;
-		if (downstream_begin(s->ds[g], s->tx.mail_from, s->tx.body8bit, rcpt, orcpt, &mail, reply_r) == 0) {
-			group->begun = mail.code / 100 == 2;
-			group->mail_refused = !group->begun;
-			group->mail_reply = mail;
-			return;
-		}
-		if (!reused)
-			break;
-		downstream_free(&s->ds[g]);
-	}
-	if (s->ds[g] != NULL)
-		log_downstream_error(s, s->ds[g]);
-	group->mail_reply = *reply_r;
 }
 
 /* ---- commands ---- */
@@ -311,120 +201,35 @@ static void cmd_mail(struct session *s, const struct lmtp_command *cmd)
 	p = lmtp_command_param(cmd, "BODY");
 	s->tx.body8bit = p != NULL && p->value != NULL && g_ascii_strcasecmp(p->value, "8BITMIME") == 0;
 	/* Dovecot unreachable: say so now rather than at every RCPT. */
-	if (session_downstream_connect(s, 0, &r) < 0) {
+	if (fanout_open(s->fanout, &r) < 0) {
 		reply_relay(s, &r);
 		return;
 	}
 	s->tx.mail_from = g_strdup(cmd->path);
+	fanout_begin(s->fanout, s->tx.mail_from, s->tx.body8bit);
 	s->tx.start_ms = netio_now_ms();
 	s->tx.active = true;
 	reply(s, 250, "2.1.0", "Ok");
 }
 
-/* The recipient's group, created (with its downstream connection) on first use. */
-static int rcpt_group(struct session *s, const char *address, size_t *group_r, struct lmtp_reply *reply_r)
-{
-	const struct domain_policy *policy = config_policy_for(s->config, address);
-	struct transaction *tx = &s->tx;
-	unsigned checks = policy->mode == DOMAIN_MODE_OFF ? 0 : policy->checks;
-
-	for (size_t i = 0; i < tx->group_count; i++) {
-		if (filter_policy_same(tx->groups[i].policy, policy)) {
-			*group_r = i;
-			return 0;
-		}
-	}
-	if (tx->group_count == SESSION_GROUPS_MAX) {
-		reply_set(reply_r, 452, "4.5.3", "Too many different domain policies in one transaction");
-		return -1;
-	}
-	size_t i = tx->group_count;
-	if (session_downstream_connect(s, i, reply_r) < 0)
-		return -1;
-	tx->groups[i] = (struct group){ .mode = policy->mode, .checks = checks, .policy = policy };
-	tx->group_count++;
-	*group_r = i;
-	return 0;
-}
-
-/* Record recipient r's reply from Dovecot (or ours) and answer the client. */
-static void rcpt_done(struct session *s, struct recipient *r, const struct lmtp_reply *reply_r)
-{
-	r->rcpt_code = reply_r->code;
-	r->accepted = reply_r->code / 100 == 2;
-	if (r->accepted) {
-		s->tx.accepted++;
-		s->tx.groups[r->group].accepted++;
-	}
-	reply_relay(s, reply_r);
-}
-
-/* Read Dovecot's replies to the pipelined RCPTs, in order, and answer them. */
-static void session_settle(struct session *s)
-{
-	struct transaction *tx = &s->tx;
-	size_t count = tx->pending;
-
-	tx->pending = 0;
-	for (size_t i = tx->rcpts->len - count; i < tx->rcpts->len; i++) {
-		struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
-		struct group *group = &tx->groups[r->group];
-		struct lmtp_reply reply_r;
-
-		if (group->failed) {
-			downstream_fail_reply(s->ds[r->group], &reply_r);
-		} else if (downstream_rcpt_reply(s->ds[r->group], &reply_r) < 0) {
-			group_broken(s, r->group);
-		}
-		rcpt_done(s, r, &reply_r);
-	}
-}
-
 static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 {
-	struct transaction *tx = &s->tx;
-	struct lmtp_reply r;
-	size_t g;
+	size_t max = s->config->max_recipients;
 
-	if (!tx->active) {
+	if (!s->tx.active) {
 		reply(s, 503, "5.5.1", "Need MAIL command");
 		return;
 	}
-	if (tx->accepted + tx->pending >= s->config->max_recipients)
-		session_settle(s);
-	if (tx->accepted >= s->config->max_recipients) {
+	if (fanout_accepted(s->fanout) + fanout_pending(s->fanout) >= max)
+		fanout_settle(s->fanout);
+	if (fanout_accepted(s->fanout) >= max) {
 		reply(s, 452, "4.5.3", "Too many recipients");
 		return;
 	}
 	const struct lmtp_param *orcpt = lmtp_command_param(cmd, "ORCPT");
-	struct recipient rcpt = { .address = g_strdup(cmd->path),
-				  .orcpt = orcpt != NULL && orcpt->value != NULL ? g_strdup(orcpt->value) : NULL };
-	if (rcpt_group(s, rcpt.address, &g, &r) == 0) {
-		struct group *group = &tx->groups[g];
-		rcpt.group = g;
-		if (group->failed) {
-			downstream_fail_reply(s->ds[g], &r);
-		} else if (group->mail_refused) {
-			r = group->mail_reply;
-		} else if (!group->begun) {
-			session_downstream_begin(s, g, rcpt.address, rcpt.orcpt, &r);
-		} else if (downstream_rcpt_queue(s->ds[g], rcpt.address, rcpt.orcpt) == 0) {
-			g_array_append_val(tx->rcpts, rcpt);
-			tx->pending++;
-			/* While more commands are already here (PIPELINING), Dovecot's
-			 * reply is read later: a transaction's recipients then cost one
-			 * round trip, not one each. Never wait for the client first. */
-			if (!netio_has_line(&s->io) || tx->pending >= SESSION_PIPELINE_MAX)
-				session_settle(s);
-			return;
-		} else {
-			group_broken(s, g);
-			downstream_fail_reply(s->ds[g], &r);
-		}
-	}
-	session_settle(s);
-	g_array_append_val(tx->rcpts, rcpt);
-	rcpt_done(s, &g_array_index(tx->rcpts, struct recipient, tx->rcpts->len - 1), &r);
+	/* While more commands are already here (PIPELINING), Dovecot's reply
+	 * is read later. */
+	fanout_rcpt(s->fanout, cmd->path, orcpt != NULL ? orcpt->value : NULL, netio_has_line(&s->io));
 }
 
 /* data_span - the bytes at p (n of them) up to the next line that starts
@@ -523,50 +328,11 @@ static enum netio_status data_read_timed(struct session *s, bool *too_big_r, con
 	return st;
 }
 
-/* Deliver the spooled message: one downstream DATA per group. */
-static void data_deliver(struct session *s, struct filter_tx *ftx)
+/* session_prepare - the bytes for one recipient group (fanout_prepare_fn). */
+static int session_prepare(void *ctx, const struct domain_policy *policy, struct message_view *view,
+			   struct lmtp_reply *fail_r)
 {
-	struct transaction *tx = &s->tx;
-	struct message_view view;
-
-	for (size_t g = 0; g < tx->group_count; g++) {
-		struct group *group = &tx->groups[g];
-		if (group->accepted == 0)
-			continue;
-		struct lmtp_reply *replies = g_new0(struct lmtp_reply, group->accepted);
-		message_view_init(&view);
-		if (group->failed) {
-			for (size_t i = 0; i < group->accepted; i++)
-				downstream_fail_reply(s->ds[g], &replies[i]);
-		} else if (filter_prepare(ftx, group->policy, &view, &replies[0]) < 0) {
-			log_warning("peer=%s error=\"cannot prepare message: %s\"", s->peer, replies[0].text);
-			for (size_t i = 1; i < group->accepted; i++)
-				replies[i] = replies[0];
-			(void)downstream_rset(s->ds[g]);
-		} else if (downstream_data(s->ds[g], &view, s->spool, replies, group->accepted) < 0) {
-			log_downstream_error(s, s->ds[g]);
-		}
-		message_view_clear(&view);
-		size_t k = 0;
-		for (size_t i = 0; i < tx->rcpts->len; i++) {
-			struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
-			if (r->accepted && r->group == g)
-				r->final = replies[k++];
-		}
-		g_free(replies);
-	}
-}
-
-/* Every accepted recipient gets the same reply (body refused before delivery). */
-static void data_reply_all(struct session *s, int code, const char *enhanced, const char *text)
-{
-	for (size_t i = 0; i < s->tx.rcpts->len; i++) {
-		struct recipient *r = &g_array_index(s->tx.rcpts, struct recipient, i);
-		if (!r->accepted)
-			continue;
-		reply_set(&r->final, code, enhanced, text);
-		reply(s, code, enhanced, text);
-	}
+	return filter_prepare(ctx, policy, view, fail_r);
 }
 
 static void cmd_data(struct session *s, const struct lmtp_command *cmd)
@@ -580,7 +346,7 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 		reply(s, 503, "5.5.1", "Need MAIL command");
 		return;
 	}
-	if (tx->accepted == 0) {
+	if (fanout_accepted(s->fanout) == 0) {
 		reply(s, 503, "5.5.1", "No valid recipients");
 		return;
 	}
@@ -597,14 +363,14 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 	if (spool_error == NULL && spool_finish(s->spool, &spool_error) < 0)
 		spool_error = spool_error ? spool_error : "spool error";
 	if (too_big) {
-		data_reply_all(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+		fanout_refuse(s->fanout, 552, "5.3.4", "Message size exceeds fixed maximum message size");
 		log_transaction(s, NULL, "too-big");
 		transaction_abort(s);
 		return;
 	}
 	if (spool_error != NULL) {
 		log_error("peer=%s error=\"%s\"", s->peer, spool_error);
-		data_reply_all(s, 452, "4.3.1", "Insufficient system storage");
+		fanout_refuse(s->fanout, 452, "4.3.1", "Insufficient system storage");
 		log_transaction(s, NULL, "spool-error");
 		transaction_abort(s);
 		return;
@@ -617,14 +383,10 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 		.spool = s->spool,
 	};
 	struct filter_tx *ftx = filter_tx_new(s->engine, s->config, &facts);
-	data_deliver(s, ftx);
-	for (size_t i = 0; i < tx->rcpts->len; i++) {
-		struct recipient *r = &g_array_index(tx->rcpts, struct recipient, i);
-		if (r->accepted)
-			reply_relay(s, &r->final);
-	}
+	fanout_deliver(s->fanout, s->spool, session_prepare, ftx);
 	log_transaction(s, ftx, "done");
 	filter_tx_free(&ftx);
+	fanout_end(s->fanout);
 	transaction_clear(s);
 }
 
@@ -707,7 +469,7 @@ static void session_command(struct session *s, const char *line, size_t len, enu
 		return;
 	}
 	if (cmd->verb != LMTP_VERB_RCPT)
-		session_settle(s);
+		fanout_settle(s->fanout);
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
 		if (commands[i].verb != cmd->verb)
 			continue;
@@ -742,7 +504,7 @@ void session_run(struct engine *engine, int fd, const char *peer, bool trusted)
 	g_strlcpy(s->peer, peer, sizeof(s->peer));
 	s->trusted = trusted;
 	s->spool = spool_new(s->config->spool_dir, s->config->spool_memory_limit);
-	s->tx.rcpts = g_array_new(FALSE, TRUE, sizeof(struct recipient));
+	s->fanout = fanout_new(s->config, engine->hostname, session_answer, s);
 	netio_init(&s->io, fd, (int)s->config->timeout * 1000);
 
 	snprintf(greeting, sizeof(greeting), "%s LMTP lmtpfilter ready", engine->hostname);
@@ -773,14 +535,9 @@ void session_run(struct engine *engine, int fd, const char *peer, bool trusted)
 	if (s->tx.active)
 		log_transaction(s, NULL, "aborted");
 	transaction_abort(s);
-	for (size_t i = 0; i < SESSION_GROUPS_MAX; i++) {
-		if (s->ds[i] != NULL)
-			downstream_quit(s->ds[i]);
-		downstream_free(&s->ds[i]);
-	}
+	fanout_free(&s->fanout);
 	netio_close(&s->io);
 	spool_free(&s->spool);
-	g_array_free(s->tx.rcpts, TRUE);
 	config_unref(&s->config);
 	g_free(s);
 }
