@@ -42,8 +42,19 @@
 #define SESSION_ERRORS_MAX 20      /* bad commands before the connection is dropped */
 #define SESSION_LOG_RCPTS_MAX 2000 /* bytes of the rcpts= log field */
 
+/* What went wrong with the message while it was read. The first error
+ * sticks: the rest of the message is read and dropped, and after the final
+ * dot every accepted recipient gets its reply. */
+struct tx_error {
+	int code;                    /* 0: none */
+	const char *enhanced;
+	const char *text;
+	const char *status;          /* status= of the transaction's log line */
+};
+
 struct transaction {
 	bool active;                 /* MAIL accepted */
+	struct tx_error error;
 	char *mail_from;
 	bool body8bit;
 	uint64_t declared_size;
@@ -100,6 +111,14 @@ static void transaction_clear(struct session *s)
 	g_free(s->tx.mail_from);
 	memset(&s->tx, 0, sizeof(s->tx));
 	spool_reset(s->spool);
+}
+
+/* transaction_fail - the transaction's error, unless it has one already. */
+static void transaction_fail(struct session *s, int code, const char *enhanced, const char *text,
+			     const char *status)
+{
+	if (s->tx.error.code == 0)
+		s->tx.error = (struct tx_error){ code, enhanced, text, status };
 }
 
 /* End the downstream transactions without delivering (RSET, QUIT, errors). */
@@ -251,24 +270,46 @@ static size_t data_span(const char *p, size_t n, bool *bol_r)
 	}
 }
 
+/* data_spool_failed - the spool could not keep the message: logged, and
+ * the transaction's error. */
+static void data_spool_failed(struct session *s, const char *error)
+{
+	log_error("error=\"%s\"", error != NULL ? error : "spool error");
+	transaction_fail(s, 452, "4.3.1", "Insufficient system storage", "spool-error");
+}
+
+/* data_store - keep a span of the message, or make "too big" or the
+ * spool's failure the transaction's error. *size counts the bytes stored. */
+static void data_store(struct session *s, const char *p, size_t len, uint64_t *size, struct spool_text *text)
+{
+	uint64_t max = s->config->max_message_size;
+	const char *error = NULL;
+	size_t stored;
+
+	/* Never fewer bytes stored than read: too big already? */
+	if (*size + len > max) {
+		transaction_fail(s, 552, "5.3.4", "Message size exceeds fixed maximum message size", "too-big");
+	} else if (spool_append_text(s->spool, p, len, text, &stored, &error) < 0) {
+		data_spool_failed(s, error);
+	} else if ((*size += stored) > max) {
+		transaction_fail(s, 552, "5.3.4", "Message size exceeds fixed maximum message size", "too-big");
+	}
+}
+
 /*
  * Read the DATA body to the final dot into the spool, dot-unstuffing.
  * A bare LF ends a line like CRLF does and is stored as CRLF
  * (spool_append_text), so the stored message has one line-end convention
  * and no line can end the data early downstream. Returns NETIO_OK at the
- * final dot; *too_big_r / *spool_error_r report a body that was read but
- * not kept.
+ * final dot; a message read but not kept has set the transaction's error.
  */
-static enum netio_status data_read(struct session *s, bool *too_big_r, const char **spool_error_r)
+static enum netio_status data_read(struct session *s)
 {
 	struct netio *io = &s->io;
-	uint64_t max = s->config->max_message_size;
 	uint64_t size = 0;
 	struct spool_text text = { 0 };
 	bool bol = true;
 
-	*too_big_r = false;
-	*spool_error_r = NULL;
 	for (;;) {
 		enum netio_status st = netio_fill(io);
 		if (st != NETIO_OK)
@@ -295,28 +336,22 @@ static enum netio_status data_read(struct session *s, bool *too_big_r, const cha
 			p++;
 			n--;
 		}
-		size_t take = data_span(p, n, &bol), stored;
+		size_t take = data_span(p, n, &bol);
 
-		if (!*too_big_r && *spool_error_r == NULL) {
-			/* Never fewer bytes stored than read: too big already? */
-			if (size + take > max)
-				*too_big_r = true;
-			else if (spool_append_text(s->spool, p, take, &text, &stored, spool_error_r) == 0)
-				*too_big_r = (size += stored) > max;
-		}
+		if (s->tx.error.code == 0)
+			data_store(s, p, take, &size, &text);
 		io->rpos += take;
 	}
 }
 
 /* data_read_timed - data_read within data_timeout of now (the 354 is sent
  * under that deadline too); on a timeout *text_r says which limit struck. */
-static enum netio_status data_read_timed(struct session *s, bool *too_big_r, const char **spool_error_r,
-					 char *text_r, size_t size)
+static enum netio_status data_read_timed(struct session *s, char *text_r, size_t size)
 {
 	long long start = netio_now_ms();
 
 	netio_set_deadline(&s->io, (int)s->config->data_timeout * 1000);
-	enum netio_status st = data_read(s, too_big_r, spool_error_r);
+	enum netio_status st = data_read(s);
 	netio_set_deadline(&s->io, 0);
 	if (st != NETIO_TIMEOUT)
 		return st;
@@ -338,8 +373,7 @@ static int session_prepare(void *ctx, const struct domain_policy *policy, struct
 static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 {
 	struct transaction *tx = &s->tx;
-	bool too_big;
-	const char *spool_error;
+	const char *error = NULL;
 	char timeout_text[128];
 
 	if (!tx->active) {
@@ -351,7 +385,7 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 		return;
 	}
 	reply(s, 354, NULL, "Start mail input; end with <CRLF>.<CRLF>");
-	enum netio_status st = data_read_timed(s, &too_big, &spool_error, timeout_text, sizeof(timeout_text));
+	enum netio_status st = data_read_timed(s, timeout_text, sizeof(timeout_text));
 	if (st != NETIO_OK) {
 		if (st == NETIO_TIMEOUT)
 			reply(s, 421, "4.4.2", timeout_text);
@@ -360,18 +394,11 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 		s->quit = true;
 		return;
 	}
-	if (spool_error == NULL && spool_finish(s->spool, &spool_error) < 0)
-		spool_error = spool_error ? spool_error : "spool error";
-	if (too_big) {
-		fanout_refuse(s->fanout, 552, "5.3.4", "Message size exceeds fixed maximum message size");
-		log_transaction(s, NULL, "too-big");
-		transaction_abort(s);
-		return;
-	}
-	if (spool_error != NULL) {
-		log_error("peer=%s error=\"%s\"", s->peer, spool_error);
-		fanout_refuse(s->fanout, 452, "4.3.1", "Insufficient system storage");
-		log_transaction(s, NULL, "spool-error");
+	if (tx->error.code == 0 && spool_finish(s->spool, &error) < 0)
+		data_spool_failed(s, error);
+	if (tx->error.code != 0) {
+		fanout_refuse(s->fanout, tx->error.code, tx->error.enhanced, tx->error.text);
+		log_transaction(s, NULL, tx->error.status);
 		transaction_abort(s);
 		return;
 	}

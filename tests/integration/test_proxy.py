@@ -477,6 +477,25 @@ class ContentTest(ProxyTestCase):
         self.assertEqual([r.code for r in data], [250])
         self.assertDelivered("alice", msg)
 
+    def test_spool_failure_answered_after_the_final_dot(self):
+        spool = os.path.join(self.tmpdir, "spool")
+        os.mkdir(spool)
+        f = self.filter(spool_dir=spool, spool_memory_limit=10000)
+        os.rmdir(spool)             # a body above the memory limit has nowhere to go
+        c = self.client(f.address)
+        _, rcpts, data = c.transaction(SENDER, [ALICE, BOB], make_message(50000))
+        self.assertEqual([r.code for r in rcpts], [250, 250])
+        self.assertEqual(len(data), 2, "one reply per recipient, after the final dot")
+        for r in data:
+            self.assertReply(r, 452, "4.3.1")
+        self.assertNothingDelivered("alice", "bob")
+        self.assertEqual(parse_log_fields(f.wait_log("status=")[0])["status"], "spool-error")
+        # in step: a message that fits in memory still goes through
+        msg = make_message(1000)
+        _, _, data = c.transaction(SENDER, [ALICE], msg)
+        self.assertEqual([r.code for r in data], [250])
+        self.assertDelivered("alice", msg)
+
 
 class ProcessTest(ProxyTestCase):
 
