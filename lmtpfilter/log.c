@@ -3,6 +3,10 @@
  *
  * Lines are written with one write(2) each so that lines of concurrent
  * sessions never interleave.
+ *
+ * Owns: the destination, and per thread the fields its lines begin with
+ * (after the level), so that every line a session writes, a check's
+ * warning as much as the transaction line, carries its session id.
  */
 #include "lmtpfilter/log.h"
 
@@ -11,8 +15,18 @@
 #include <syslog.h>
 #include <unistd.h>
 
+/* One line, whole: the fields, a transaction's rcpts and quoted values. */
+#define LOG_LINE_MAX 4200
+_Static_assert(LOG_FIELDS_MAX * 4 < LOG_LINE_MAX, "a thread's fields leave room for the message");
+
 static bool log_syslog;
 static bool log_debug_enabled;
+static __thread char log_thread_fields[LOG_FIELDS_MAX];
+
+void log_set_thread_fields(const char *fields)
+{
+	snprintf(log_thread_fields, sizeof(log_thread_fields), "%s", fields != NULL ? fields : "");
+}
 
 void log_open(bool use_syslog, bool debug)
 {
@@ -44,7 +58,7 @@ static const char *level_prefix(enum log_level level)
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char name[] = "lmtpfilter: ";
-	char out[4200];
+	char out[LOG_LINE_MAX];
 	va_list ap;
 
 	if (level == LOG_LEVEL_DEBUG && !log_debug_enabled)
@@ -57,6 +71,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	const char *prefix = level_prefix(level);
 	memcpy(out + len, prefix, strlen(prefix));
 	len += strlen(prefix);
+	if (log_thread_fields[0] != '\0') {
+		size_t flen = strlen(log_thread_fields);
+		memcpy(out + len, log_thread_fields, flen);
+		out[len + flen] = ' ';
+		len += flen + 1;
+	}
 	va_start(ap, fmt);
 	int n = vsnprintf(out + len, sizeof(out) - len - 1, fmt, ap);
 	va_end(ap);

@@ -220,12 +220,20 @@ static void listeners_close(struct listener *ls, size_t count)
 	}
 }
 
-/* The peer's printable name, and whether XFORWARD is believed from it. */
-static void peer_describe(const struct config *config, const struct listener *l, const struct sockaddr_storage *ss,
-			  char *peer, size_t size, bool *trusted_r)
+/* peer_describe - the peer's printable name for the log, and whether
+ * XFORWARD is believed from it. A local client is named by the process
+ * that connected (SO_PEERCRED): unix:pid=PID,uid=UID. */
+static void peer_describe(const struct config *config, const struct listener *l, int fd,
+			  const struct sockaddr_storage *ss, char *peer, size_t size, bool *trusted_r)
 {
 	if (l->is_unix || ss->ss_family == AF_UNIX) {
-		g_strlcpy(peer, "unix", size);
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred))
+			snprintf(peer, size, "unix:pid=%ld,uid=%lu", (long)cred.pid, (unsigned long)cred.uid);
+		else
+			g_strlcpy(peer, "unix", size);
 		*trusted_r = true;
 		return;
 	}
@@ -354,7 +362,7 @@ static void server_accept(struct engine *engine, const struct listener *l, struc
 	struct worker *w = g_new0(struct worker, 1);
 	w->engine = engine;
 	w->fd = fd;
-	peer_describe(config, l, &ss, w->peer, sizeof(w->peer), &w->trusted);
+	peer_describe(config, l, fd, &ss, w->peer, sizeof(w->peer), &w->trusted);
 
 	pthread_mutex_lock(&active_lock);
 	bool full = active_sessions >= config->max_connections;

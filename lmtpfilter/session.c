@@ -21,6 +21,10 @@
  * within `data_timeout` of the 354; past either the client gets 421 4.4.2
  * and the connection closes, and a half-received message is not delivered.
  * Every single wait, towards Dovecot too, is bounded by `timeout`.
+ *
+ * Logging: every line the session's thread writes begins with session=
+ * (a random id), peer= (the client) and, once XFORWARD gave one, ident=
+ * (Postfix's queue id, forgotten with the transaction).
  */
 #include "lmtpfilter/session.h"
 #include "lmtpfilter/config.h"
@@ -41,6 +45,7 @@
 
 #define SESSION_ERRORS_MAX 20      /* bad commands before the connection is dropped */
 #define SESSION_LOG_RCPTS_MAX 2000 /* bytes of the rcpts= log field */
+#define SESSION_ID_SIZE 13         /* 12 hex digits: 48 random bits tell sessions apart in the logs */
 
 /* What went wrong with the message while it was read. The first error
  * sticks: the rest of the message is read and dropped, and after the final
@@ -66,6 +71,7 @@ struct session {
 	struct engine *engine;
 	struct config *config;
 	struct netio io;
+	char id[SESSION_ID_SIZE];
 	char peer[128];
 	bool trusted;
 	bool lhlo_seen;
@@ -106,11 +112,24 @@ static void session_answer(void *ctx, const struct lmtp_reply *r)
 
 /* ---- transaction ---- */
 
+/* session_log_fields - what begins every line of this session's thread:
+ * its id, its client, and the queue id while the transaction has one. */
+static void session_log_fields(struct session *s)
+{
+	char fields[LOG_FIELDS_MAX], q[200];
+	const char *ident = s->tx.xforward.ident;
+
+	snprintf(fields, sizeof(fields), "session=%s peer=%s%s%s", s->id, s->peer, ident[0] ? " ident=" : "",
+		 ident[0] ? log_quote(ident, q, sizeof(q)) : "");
+	log_set_thread_fields(fields);
+}
+
 static void transaction_clear(struct session *s)
 {
 	g_free(s->tx.mail_from);
 	memset(&s->tx, 0, sizeof(s->tx));
 	spool_reset(s->spool);
+	session_log_fields(s);
 }
 
 /* transaction_fail - the transaction's error, unless it has one already. */
@@ -128,16 +147,17 @@ static void transaction_abort(struct session *s)
 	transaction_clear(s);
 }
 
+/* log_transaction - the transaction's one line; session=, peer= and ident=
+ * (when known, else ident=- here) come first from the thread's fields. */
 static void log_transaction(struct session *s, struct filter_tx *ftx, const char *status)
 {
 	struct transaction *tx = &s->tx;
 	GString *rcpts = g_string_new(NULL);
-	char q1[600], q2[600], q3[200];
+	char q1[600], q2[600];
 
 	fanout_log_rcpts(s->fanout, rcpts, SESSION_LOG_RCPTS_MAX);
-	log_info("ident=%s peer=%s client=%s from=%s rcpts=%s size=%llu%s status=%s ms=%lld",
-		 log_quote(tx->xforward.ident[0] ? tx->xforward.ident : "-", q3, sizeof(q3)),
-		 s->peer, tx->xforward.addr[0] ? tx->xforward.addr : "-",
+	log_info("%sclient=%s from=%s rcpts=%s size=%llu%s status=%s ms=%lld",
+		 tx->xforward.ident[0] ? "" : "ident=- ", tx->xforward.addr[0] ? tx->xforward.addr : "-",
 		 log_quote(tx->mail_from, q1, sizeof(q1)), log_quote(rcpts->str, q2, sizeof(q2)),
 		 (unsigned long long)spool_size(s->spool), ftx != NULL ? filter_log_fields(ftx) : "",
 		 status, netio_now_ms() - tx->start_ms);
@@ -198,6 +218,7 @@ static void cmd_xforward(struct session *s, const struct lmtp_command *cmd)
 	}
 	for (size_t i = 0; i < cmd->param_count; i++)
 		xforward_set(&s->tx.xforward, cmd->params[i].keyword, cmd->params[i].value);
+	session_log_fields(s);
 	reply(s, 250, "2.0.0", "Ok");
 }
 
@@ -529,6 +550,8 @@ void session_run(struct engine *engine, int fd, const char *peer, bool trusted)
 	s->engine = engine;
 	s->config = engine_config(engine);
 	g_strlcpy(s->peer, peer, sizeof(s->peer));
+	snprintf(s->id, sizeof(s->id), "%08x%04x", g_random_int(), g_random_int() & 0xffff);
+	session_log_fields(s);
 	s->trusted = trusted;
 	s->spool = spool_new(s->config->spool_dir, s->config->spool_memory_limit);
 	s->fanout = fanout_new(s->config, engine->hostname, session_answer, s);
@@ -565,6 +588,7 @@ void session_run(struct engine *engine, int fd, const char *peer, bool trusted)
 	fanout_free(&s->fanout);
 	netio_close(&s->io);
 	spool_free(&s->spool);
+	log_set_thread_fields(NULL);
 	config_unref(&s->config);
 	g_free(s);
 }

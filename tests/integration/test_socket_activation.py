@@ -127,7 +127,8 @@ class SocketActivationTest(HarnessTestCase):
         self.assertIn("ready listeners=2", self.log(), "both sockets taken from LISTEN_FDS")
         lines = [l for l in self.log().splitlines() if "status=done" in l]
         self.assertEqual(len(lines), 2, self.log())
-        self.assertIn("peer=unix", lines[0], "the unix socket is seen as one")
+        self.assertIn("peer=unix:pid=%d,uid=%d " % (os.getpid(), os.getuid()), lines[0],
+                      "the unix socket is seen as one, the client by its credentials")
         self.assertIn("peer=127.0.0.1", lines[1], "the TCP socket is seen as one")
 
         proc.send_signal(signal.SIGTERM)

@@ -219,7 +219,7 @@ class PostfixSubmissionTest(harness.HarnessTestCase):
         self.assertEqual(len(stored), 1, stored)
         other = "Quarantine" if folder == "INBOX" else "INBOX"
         self.assertEqual(self.dovecot.messages(COLLEAGUE, other), [])
-        lines = self.filter.wait_log("ident=%s " % r.queue_id)
+        lines = self.filter.wait_log("ident=%s client=" % r.queue_id)
         self.assertEqual(len(lines), 1, lines)
         log = harness.parse_log_fields(lines[0])
         # The facts came over XFORWARD, not from the trail.
