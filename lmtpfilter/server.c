@@ -190,6 +190,9 @@ static int listeners_open(const struct config *config, struct listener *ls, size
 	if (sd <= 0) {
 		for (size_t i = 0; i < config->listen_count && n < SERVER_LISTEN_MAX; i++) {
 			const struct endpoint *ep = &config->listen[i];
+			/* listen_inet sets only fd: nothing else may be left to chance
+			 * (is_unix would make a TCP client trusted, path be unlinked). */
+			ls[n] = (struct listener){ .fd = -1 };
 			int r = ep->is_unix ? listen_unix(ep, config->listen_mode, &ls[n], error_r)
 					    : listen_inet(ep, &ls[n], error_r);
 			if (r < 0) {
