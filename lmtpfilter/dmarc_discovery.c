@@ -40,6 +40,9 @@
  * failure on a query the result depends on is temperror (the result RFC
  * 9989 §9.2 names for a transient DNS error), with the name in `reason`.
  *
+ * DNS: every query goes through a struct dmarc_discovery_dns; dmarc_discover
+ * and dmarc_discover_org_domain use the shared resolver as that source.
+ *
  * Owns: nothing beyond the struct dmarc_discovery it fills.
  */
 #include "lmtpfilter/dmarc_discovery.h"
@@ -227,7 +230,8 @@ static size_t dmarc_records(const struct dns_answer *answer, struct dmarc_record
 }
 
 /* lookup_record - query _dmarc.DOMAIN; logs the step. */
-static enum dmarc_step_result lookup_record(struct resolver *resolver, const char *domain,
+static enum dmarc_step_result lookup_record(const struct dmarc_discovery_dns *dns,
+					    const char *domain,
 					    struct dmarc_discovery *out,
 					    struct dmarc_record *record_r, enum dns_status *dns_r)
 {
@@ -238,7 +242,7 @@ static enum dmarc_step_result lookup_record(struct resolver *resolver, const cha
 
 	memset(record_r, 0, sizeof(*record_r));
 	g_snprintf(name, sizeof(name), DISCOVERY_PREFIX "%s", domain);
-	if (resolver_query(resolver, name, DISCOVERY_RRTYPE_TXT, &answer) < 0 || answer == NULL) {
+	if (dns->query(dns->ctx, name, DISCOVERY_RRTYPE_TXT, &answer) < 0 || answer == NULL) {
 		*dns_r = DNS_TEMPFAIL;
 		step_add(out, name, DISCOVERY_RRTYPE_TXT, DNS_TEMPFAIL, DMARC_STEP_TEMPFAIL);
 		return DMARC_STEP_TEMPFAIL;
@@ -249,12 +253,12 @@ static enum dmarc_step_result lookup_record(struct resolver *resolver, const cha
 	else if (answer->status == DNS_OK && (found = dmarc_records(answer, record_r)) > 0)
 		result = found == 1 ? DMARC_STEP_RECORD : DMARC_STEP_MULTIPLE;
 	step_add(out, name, DISCOVERY_RRTYPE_TXT, answer->status, result);
-	dns_answer_free(&answer);
+	dns->free_answer(dns->ctx, &answer);
 	return result;
 }
 
 /* walk_run - the tree walk from START; false on a DNS failure (reason set). */
-static bool walk_run(struct resolver *resolver, const char *start,
+static bool walk_run(const struct dmarc_discovery_dns *dns, const char *start,
 		     struct dmarc_discovery *out, struct walk *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -266,7 +270,7 @@ static bool walk_run(struct resolver *resolver, const char *start,
 		enum dmarc_step_result r;
 
 		g_strlcpy(w->names[i], cur, sizeof(w->names[i]));
-		r = lookup_record(resolver, cur, out, &w->records[i], &w->dns[i]);
+		r = lookup_record(dns, cur, out, &w->records[i], &w->dns[i]);
 		if (r == DMARC_STEP_TEMPFAIL) {
 			reason_set(out, "DNS failure for " DISCOVERY_PREFIX "%s", cur);
 			return false;
@@ -334,7 +338,7 @@ static bool same_name(const char *a, const char *b)
 
 /* author_exists - 1, 0, or -1 on a DNS failure (reason set). DMARC_DNS is
  * what the query for _dmarc.<domain> got, if it was made (else -1). */
-static int author_exists(struct resolver *resolver, const char *domain, int dmarc_dns,
+static int author_exists(const struct dmarc_discovery_dns *dns, const char *domain, int dmarc_dns,
 			 struct dmarc_discovery *out)
 {
 	struct dns_answer *answer = NULL;
@@ -343,7 +347,7 @@ static int author_exists(struct resolver *resolver, const char *domain, int dmar
 
 	if (dmarc_dns == DNS_OK || dmarc_dns == DNS_NODATA)
 		return 1;       /* a name below it exists, so it does (RFC 8020) */
-	if (resolver_query(resolver, domain, DISCOVERY_RRTYPE_A, &answer) == 0 && answer != NULL)
+	if (dns->query(dns->ctx, domain, DISCOVERY_RRTYPE_A, &answer) == 0 && answer != NULL)
 		st = answer->status;
 	if (st == DNS_OK || st == DNS_NODATA)
 		exists = 1;
@@ -351,7 +355,7 @@ static int author_exists(struct resolver *resolver, const char *domain, int dmar
 		exists = answer->canonname != NULL && !same_name(answer->canonname, domain);
 	step_add(out, domain, DISCOVERY_RRTYPE_A, st,
 		 exists < 0 ? DMARC_STEP_TEMPFAIL : exists ? DMARC_STEP_EXISTS : DMARC_STEP_NXDOMAIN);
-	dns_answer_free(&answer);
+	dns->free_answer(dns->ctx, &answer);
 	if (exists < 0)
 		reason_set(out, "DNS failure for %s (does it exist, for np=)", domain);
 	return exists;
@@ -387,13 +391,14 @@ static bool record_usable(struct dmarc_discovery *out)
 }
 
 /* subdomain_tag - sp= or np= for an Author Domain below the policy domain. */
-static int subdomain_tag(struct resolver *resolver, int dmarc_dns, struct dmarc_discovery *out)
+static int subdomain_tag(const struct dmarc_discovery_dns *dns, int dmarc_dns,
+			 struct dmarc_discovery *out)
 {
 	const struct dmarc_record *r = &out->record;
 	int exists = -1;
 
 	if (r->np != DMARC_REQUEST_ABSENT &&
-	    (exists = author_exists(resolver, out->domain, dmarc_dns, out)) < 0)
+	    (exists = author_exists(dns, out->domain, dmarc_dns, out)) < 0)
 		return -1;
 	out->author_exists = exists;
 	if (exists == 0 && r->np != DMARC_REQUEST_ABSENT) {
@@ -413,7 +418,8 @@ static int subdomain_tag(struct resolver *resolver, int dmarc_dns, struct dmarc_
 }
 
 /* policy_apply - which tag, then t=y. 0, or -1 on a DNS failure. */
-static int policy_apply(struct resolver *resolver, int dmarc_dns, struct dmarc_discovery *out)
+static int policy_apply(const struct dmarc_discovery_dns *dns, int dmarc_dns,
+			struct dmarc_discovery *out)
 {
 	out->status = DMARC_DISCOVERY_FOUND;
 	if (!record_usable(out))
@@ -422,7 +428,7 @@ static int policy_apply(struct resolver *resolver, int dmarc_dns, struct dmarc_d
 		out->applies = DMARC_APPLIES_P;
 		out->published = out->record.p;
 		reason_add(out, "p=%s", dmarc_request_name(out->published));
-	} else if (subdomain_tag(resolver, dmarc_dns, out) < 0) {
+	} else if (subdomain_tag(dns, dmarc_dns, out) < 0) {
 		out->status = DMARC_DISCOVERY_TEMPERROR;
 		return -1;
 	}
@@ -436,13 +442,26 @@ static int policy_apply(struct resolver *resolver, int dmarc_dns, struct dmarc_d
 	return 0;
 }
 
+/* reason_discarded - name the first query whose several DMARC records
+ * were all discarded (§4.10 step 2), for a result of none. */
+static void reason_discarded(struct dmarc_discovery *out)
+{
+	for (size_t i = 0; i < out->step_count; i++) {
+		if (out->steps[i].result == DMARC_STEP_MULTIPLE) {
+			reason_add(out, "several DMARC records at %s, all discarded",
+				   out->steps[i].name);
+			return;
+		}
+	}
+}
+
 /* discover_treewalk - RFC 9989 §4.10.1 on a normalised out->domain. */
-static void discover_treewalk(struct resolver *resolver, struct dmarc_discovery *out)
+static void discover_treewalk(const struct dmarc_discovery_dns *dns, struct dmarc_discovery *out)
 {
 	struct walk w;
 	int pi;
 
-	if (!walk_run(resolver, out->domain, out, &w)) {
+	if (!walk_run(dns, out->domain, out, &w)) {
 		out->status = DMARC_DISCOVERY_TEMPERROR;
 		walk_clear(&w);
 		return;
@@ -453,6 +472,7 @@ static void discover_treewalk(struct resolver *resolver, struct dmarc_discovery 
 		out->status = DMARC_DISCOVERY_NONE;
 		reason_set(out, "no DMARC record for %s, its organizational domain %s or a PSD",
 			   out->domain, out->org_domain);
+		reason_discarded(out);
 		walk_clear(&w);
 		return;
 	}
@@ -463,7 +483,7 @@ static void discover_treewalk(struct resolver *resolver, struct dmarc_discovery 
 		   out->policy_domain,
 		   pi == 0 ? "author domain" : strcmp(out->policy_domain, out->org_domain) == 0 ?
 		   "organizational domain" : "public suffix domain", out->org_domain);
-	(void)policy_apply(resolver, w.count > 0 ? (int)w.dns[0] : -1, out);
+	(void)policy_apply(dns, w.count > 0 ? (int)w.dns[0] : -1, out);
 	walk_clear(&w);
 }
 
@@ -484,19 +504,19 @@ static int psl_org_domain(const struct dmarc_discovery_options *o, const char *d
 
 /* discover_psl - RFC 7489 §6.6.3: the Author Domain, then its
  * Organizational Domain by the public suffix list. */
-static void discover_psl(struct resolver *resolver, const struct dmarc_discovery_options *o,
-			 struct dmarc_discovery *out)
+static void discover_psl(const struct dmarc_discovery_dns *dns,
+			 const struct dmarc_discovery_options *o, struct dmarc_discovery *out)
 {
-	enum dns_status dns0 = DNS_TEMPFAIL, dns;
+	enum dns_status dns0 = DNS_TEMPFAIL, dns1;
 	enum dmarc_step_result r;
 	struct dmarc_record rec;
 
 	if (psl_org_domain(o, out->domain, out) < 0)
 		return;
-	r = lookup_record(resolver, out->domain, out, &rec, &dns0);
+	r = lookup_record(dns, out->domain, out, &rec, &dns0);
 	if (r != DMARC_STEP_RECORD && r != DMARC_STEP_TEMPFAIL &&
 	    strcmp(out->org_domain, out->domain) != 0)
-		r = lookup_record(resolver, out->org_domain, out, &rec, &dns);
+		r = lookup_record(dns, out->org_domain, out, &rec, &dns1);
 	if (r == DMARC_STEP_TEMPFAIL) {
 		out->status = DMARC_DISCOVERY_TEMPERROR;
 		reason_set(out, "DNS failure for %s", out->steps[out->step_count - 1].name);
@@ -506,6 +526,7 @@ static void discover_psl(struct resolver *resolver, const struct dmarc_discovery
 		out->status = DMARC_DISCOVERY_NONE;
 		reason_set(out, "no DMARC record for %s or its organizational domain %s",
 			   out->domain, out->org_domain);
+		reason_discarded(out);
 		return;
 	}
 	g_strlcpy(out->policy_domain, out->step_count == 1 ? out->domain : out->org_domain,
@@ -513,7 +534,7 @@ static void discover_psl(struct resolver *resolver, const struct dmarc_discovery
 	out->record = rec;
 	out->has_record = true;
 	reason_set(out, "record at " DISCOVERY_PREFIX "%s (public suffix list)", out->policy_domain);
-	(void)policy_apply(resolver, (int)dns0, out);
+	(void)policy_apply(dns, (int)dns0, out);
 }
 
 /* discovery_begin - reset OUT and normalise DOMAIN; false if unusable. */
@@ -531,27 +552,30 @@ static bool discovery_begin(const struct dmarc_discovery_options *options, const
 	return true;
 }
 
-int dmarc_discover(struct resolver *resolver, const struct dmarc_discovery_options *options,
-		   const char *from_domain, struct dmarc_discovery *out)
+int dmarc_discover_with(const struct dmarc_discovery_dns *dns,
+			const struct dmarc_discovery_options *options,
+			const char *from_domain, struct dmarc_discovery *out)
 {
-	if (resolver == NULL || options == NULL || from_domain == NULL || out == NULL)
+	if (dns == NULL || dns->query == NULL || dns->free_answer == NULL || options == NULL ||
+	    from_domain == NULL || out == NULL)
 		return -1;
 	if (!discovery_begin(options, from_domain, out))
 		return 0;
 	if (options->mode == DMARC_DISCOVERY_PSL)
-		discover_psl(resolver, options, out);
+		discover_psl(dns, options, out);
 	else
-		discover_treewalk(resolver, out);
+		discover_treewalk(dns, out);
 	return 0;
 }
 
-int dmarc_discover_org_domain(struct resolver *resolver,
-			      const struct dmarc_discovery_options *options,
-			      const char *domain, struct dmarc_discovery *out)
+int dmarc_discover_org_domain_with(const struct dmarc_discovery_dns *dns,
+				   const struct dmarc_discovery_options *options,
+				   const char *domain, struct dmarc_discovery *out)
 {
 	struct walk w;
 
-	if (resolver == NULL || options == NULL || domain == NULL || out == NULL)
+	if (dns == NULL || dns->query == NULL || dns->free_answer == NULL || options == NULL ||
+	    domain == NULL || out == NULL)
 		return -1;
 	if (!discovery_begin(options, domain, out))
 		return 0;
@@ -560,7 +584,7 @@ int dmarc_discover_org_domain(struct resolver *resolver,
 			reason_set(out, "public suffix list");
 		return 0;
 	}
-	if (!walk_run(resolver, out->domain, out, &w)) {
+	if (!walk_run(dns, out->domain, out, &w)) {
 		out->status = DMARC_DISCOVERY_TEMPERROR;
 	} else {
 		walk_org_domain(&w, out->domain, out->org_domain, sizeof(out->org_domain));
@@ -570,6 +594,43 @@ int dmarc_discover_org_domain(struct resolver *resolver,
 	}
 	walk_clear(&w);
 	return 0;
+}
+
+/* resolver_source_query - the shared resolver as a discovery DNS source. */
+static int resolver_source_query(void *ctx, const char *name, int rrtype,
+				 struct dns_answer **answer_r)
+{
+	return resolver_query(ctx, name, rrtype, answer_r);
+}
+
+static void resolver_source_free(void *ctx, struct dns_answer **answer)
+{
+	dns_answer_free(answer);
+}
+
+int dmarc_discover(struct resolver *resolver, const struct dmarc_discovery_options *options,
+		   const char *from_domain, struct dmarc_discovery *out)
+{
+	const struct dmarc_discovery_dns dns = {
+		resolver_source_query, resolver_source_free, resolver,
+	};
+
+	if (resolver == NULL)
+		return -1;
+	return dmarc_discover_with(&dns, options, from_domain, out);
+}
+
+int dmarc_discover_org_domain(struct resolver *resolver,
+			      const struct dmarc_discovery_options *options,
+			      const char *domain, struct dmarc_discovery *out)
+{
+	const struct dmarc_discovery_dns dns = {
+		resolver_source_query, resolver_source_free, resolver,
+	};
+
+	if (resolver == NULL)
+		return -1;
+	return dmarc_discover_org_domain_with(&dns, options, domain, out);
 }
 
 void dmarc_discovery_clear(struct dmarc_discovery *discovery)

@@ -120,6 +120,26 @@ int dmarc_discover_org_domain(struct resolver *resolver,
 			      const struct dmarc_discovery_options *options,
 			      const char *domain, struct dmarc_discovery *out);
 
+/* A DNS source for the discovery: query returns 0 and fills *answer_r
+ * (status DNS_TEMPFAIL on any failure; rrtype 16 for the walk, 1 for the
+ * existence of the Author Domain), or -1 for invalid arguments;
+ * free_answer releases what query returned (also a NULL *answer). */
+struct dmarc_discovery_dns {
+	int (*query)(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r);
+	void (*free_answer)(void *ctx, struct dns_answer **answer);
+	void *ctx;
+};
+
+/* dmarc_discover_with - dmarc_discover through the DNS source DNS. */
+int dmarc_discover_with(const struct dmarc_discovery_dns *dns,
+			const struct dmarc_discovery_options *options,
+			const char *from_domain, struct dmarc_discovery *out);
+
+/* dmarc_discover_org_domain_with - dmarc_discover_org_domain through DNS. */
+int dmarc_discover_org_domain_with(const struct dmarc_discovery_dns *dns,
+				   const struct dmarc_discovery_options *options,
+				   const char *domain, struct dmarc_discovery *out);
+
 /* dmarc_discovery_clear - free what a discovery holds; safe twice. */
 void dmarc_discovery_clear(struct dmarc_discovery *discovery);
 
