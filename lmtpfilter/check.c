@@ -214,6 +214,7 @@ static void json_dmarc(GString *o, const struct dmarc_outcome *d)
 	json_bool(o, "dkim_aligned", d->dkim_aligned);
 	json_bool(o, "from_invalid", d->from_invalid);
 	json_field(o, "aligned_by", d->aligned_by, true);
+	dmarc_outcome_append_json(d, o);
 	json_field(o, "reason", d->reason, false);
 	g_string_append(o, "}");
 }

@@ -1,59 +1,65 @@
 /*
- * dmarc - RFC 7489 evaluation of the RFC5322.From domain
+ * dmarc - DMARC evaluation of the RFC5322.From domain (RFC 9989)
  *
  * Phases of dmarc_check: extract the one From domain (GMime's address
  * parser: RFC 2047, groups, comments; only within the bounds it survives),
- * discover the policy record (_dmarc.<from>, then _dmarc.<organisational
- * domain>) through the checker's DNS source, hand record, SPF and DKIM
- * results to libopendmarc, decide alignment, then the disposition (p= or
- * sp=, sampled by pct=).
+ * discover the policy (dmarc_discovery: the RFC 9989 tree walk, or with
+ * DMARC_DISCOVERY_PSL the Author Domain then its organisational domain by
+ * the Public Suffix List loaded here) through the checker's DNS source,
+ * decide alignment, then the disposition: the tag that applies (p=, sp=,
+ * or np= for a subdomain that does not exist), one level lower for t=y.
  *
- * Owns: the Public Suffix List loaded into hash sets, and one reference on
- * libopendmarc's process-wide state (its own copy of the list, read under
- * its own mutexes). Per message everything lives in one libopendmarc
- * policy context created and freed inside dmarc_check, so concurrent checks
- * share nothing mutable: the per-message calls (connect_init, store_*,
- * get_policy_to_enforce, fetch_*) touch only that context, and the list
- * lookups they make lock libopendmarc's table. Only library_init/shutdown
- * are not thread-safe; they run under our own mutex, in checker_new/free.
+ * Where RFC 9989 and RFC 7489 differ, RFC 9989 wins in both modes: the
+ * record's tags are read by its grammar (dmarc_record: a bad tag is
+ * dropped, a record without a valid p= is p=none if it has a valid rua=,
+ * else DMARC does not apply), several records at one name are discarded,
+ * np= and t=y apply, and pct= is reported but never applied. libopendmarc
+ * 1.4.2 predates all of that (it cannot read np=, psd= or t=, rejects
+ * records RFC 9989 keeps, and misaligns, see below), so it no longer
+ * takes part in the evaluation.
  *
- * Alignment is decided here, not by libopendmarc 1.4.2, whose
- * opendmarc_policy_check_alignment (a) passes subdomains under adkim=s /
- * aspf=s, and (b) derives organisational domains without the list's
- * wildcard rules and without the implicit "*" rule (x.example.test has
- * none, which makes any domain "align"). Strict = same domain; relaxed =
- * same organisational domain by our list code (RFC 7489 §3.2). The library
- * still parses the record and gives p, sp, adkim, aspf and pct.
+ * Owns: the Public Suffix List loaded into hash sets and the discovery
+ * mode, both fixed before threads use the checker; per message nothing is
+ * shared, so dmarc_check is thread-safe. Every DNS query goes through the
+ * checker's source (in production the shared resolver, which caches).
+ *
+ * Alignment: strict = same domain; relaxed = same Organizational Domain,
+ * found for the SPF or DKIM identifier by the same discovery as for the
+ * Author Domain (RFC 9989 §4.10.2; a walk only for an identifier at or
+ * below the Author Domain's Organizational Domain, the only ones that can
+ * share it). With the list: our list code, not libopendmarc's, which
+ * passes subdomains under adkim=s / aspf=s and drops wildcard rules and
+ * the implicit "*" rule.
  *
  * A broken From (several fields, addresses in different domains, an
  * address without a domain, too many addresses, over a bound, unparsable,
  * or naming a domain that GMime's parse dropped) must not escape DMARC:
  * every domain it names is found by a linear scan of the raw fields (no
- * GMime, whatever the nesting) and evaluated as above; any failure gives
- * fail with the strictest disposition among the failures, pass needs a
- * pass for every domain (RFC 9989, "Denial of DMARC Processing Attacks").
- * The outcome says from_invalid; the A-R comment "from=invalid".
+ * GMime, whatever the nesting) and evaluated as above, each with its own
+ * discovery; any failure gives fail with the strictest disposition among
+ * the failures, pass needs a pass for every domain (RFC 9989, "Denial of
+ * DMARC Processing Attacks"). The outcome says from_invalid; the A-R
+ * comment "from=invalid".
  *
- * Choices where RFC 7489 leaves room, stated in `reason`:
- * - no From, or a broken From naming no usable domain: permerror (§6.6.1);
+ * Results, stated in `reason`:
+ * - no From, or a broken From naming no usable domain: permerror;
  * - a broken From whose domains neither fail nor all pass (no record,
  *   invalid record): permerror; with a DNS failure: temperror;
  * - a broken From naming more than DMARC_AUTHOR_DOMAINS_MAX domains: the
  *   first ones are evaluated and the disposition is at least quarantine;
- * - several DMARC records at the name: none (§6.6.3);
- * - a record that libopendmarc rejects (bad p=, bad v=): permerror;
- * - DNS failure on either _dmarc lookup: temperror;
- * - pct=: one uniform random draw per message (GLib's global generator,
- *   thread-safe); a message outside the sample gets the next weaker policy
- *   (reject -> quarantine, quarantine -> none; §6.6.4), result stays fail.
+ * - no record that applies, or one that says DMARC does not apply: none;
+ * - a DNS failure on any query the result depends on (the walk, whether
+ *   the Author Domain exists for np=, an identifier's organisational
+ *   domain when nothing else aligned): temperror, never a silent none.
  *
  * Limits: DMARC_FROM_FIELD_MAX bytes and DMARC_FROM_COLONS_MAX colons of
  * From handed to GMime, DMARC_FROM_ADDRESSES_MAX addresses,
  * DMARC_AUTHOR_DOMAINS_MAX domains of a broken From,
- * DMARC_DKIM_SIGNATURES_MAX signatures, DMARC_RECORD_MAX bytes of record,
- * DMARC_PSL_LINE_MAX bytes per list line.
+ * DMARC_DKIM_SIGNATURES_MAX signatures, DMARC_PSL_LINE_MAX bytes per list
+ * line; the discovery's own bounds (eight queries per walk).
  */
 #include "lmtpfilter/dmarc.h"
+#include "lmtpfilter/dmarc_record.h"
 
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -61,7 +67,6 @@
 #include <errno.h>
 #include <gmime/gmime.h>
 #include <glib.h>
-#include <opendmarc/dmarc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,19 +83,17 @@
 #define DMARC_FROM_FIELD_MAX 16384      /* raw From bytes; real ones are < 1 KB */
 #define DMARC_FROM_COLONS_MAX 32        /* ':' anywhere in it, >= group depth; real: 0-3 */
 #define DMARC_FROM_ADDRESSES_MAX 64     /* mailboxes in the From field */
-/* Domains of a broken From evaluated, each up to two DNS lookups (RFC 9989
- * asks to limit them against a denial of service); naming more makes the
- * evaluation incomplete, which never passes. */
+/* Domains of a broken From evaluated, each one discovery (at most
+ * DMARC_DISCOVERY_STEPS_MAX queries, most of them shared and cached; RFC
+ * 9989 asks to limit them against a denial of service); naming more makes
+ * the evaluation incomplete, which never passes. */
 #define DMARC_AUTHOR_DOMAINS_MAX 8
 #define DMARC_GROUP_DEPTH_MAX 2         /* groups inside groups (GMime is lenient) */
 #define DMARC_DKIM_SIGNATURES_MAX 16    /* DKIM results considered */
-#define DMARC_RECORD_MAX 4096           /* bytes of one DMARC TXT record */
-#define DMARC_RECORDS_MAX 32            /* TXT records looked at per name */
 #define DMARC_NAME_MAX 253              /* DNS name, presentation form */
 #define DMARC_LABEL_MAX 63
 #define DMARC_LABELS_MAX 127
 #define DMARC_PSL_LINE_MAX 1024
-#define DMARC_PCT_FULL 100
 #define DMARC_RRTYPE_TXT 16
 
 struct dmarc_checker {
@@ -98,18 +101,8 @@ struct dmarc_checker {
 	GHashTable *psl_rules;          /* "co.uk" */
 	GHashTable *psl_wildcards;      /* "ck" for "*.ck" */
 	GHashTable *psl_exceptions;     /* "www.ck" for "!www.ck" */
+	enum dmarc_discovery_mode mode; /* set before threads exist */
 };
-
-enum dmarc_lookup {
-	DMARC_LOOKUP_FOUND,
-	DMARC_LOOKUP_NONE,
-	DMARC_LOOKUP_MULTIPLE,
-	DMARC_LOOKUP_TEMPFAIL,
-};
-
-/* libopendmarc's process-wide state: initialised by the first checker. */
-static GMutex dmarc_library_lock;
-static unsigned dmarc_library_users;
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -160,16 +153,6 @@ static int dmarc_domain_normalize(const char *in, char *buf, size_t buf_size)
 	}
 	buf[len] = '\0';
 	return label == 0 ? -1 : 0;
-}
-
-static const char *dmarc_policy_name(int p)
-{
-	switch (p) {
-	case DMARC_RECORD_P_NONE: return "none";
-	case DMARC_RECORD_P_QUARANTINE: return "quarantine";
-	case DMARC_RECORD_P_REJECT: return "reject";
-	default: return "";
-	}
 }
 
 /* ---- Public Suffix List ----------------------------------------------- */
@@ -268,23 +251,6 @@ int dmarc_organizational_domain(const struct dmarc_checker *c, const char *domai
 	}
 	g_strfreev(labels);
 	return 0;
-}
-
-/* dmarc_aligned - RFC 7489 §3.1: strict = identical, relaxed = same
- * organisational domain. Both domains already normalised. */
-static bool dmarc_aligned(const struct dmarc_checker *c, const char *from,
-			  const char *other, int mode)
-{
-	char org_from[DMARC_DOMAIN_MAX], org_other[DMARC_DOMAIN_MAX];
-
-	if (strcmp(from, other) == 0)
-		return true;
-	if (mode == DMARC_RECORD_A_STRICT)
-		return false;
-	if (dmarc_organizational_domain(c, from, org_from, sizeof(org_from)) < 0 ||
-	    dmarc_organizational_domain(c, other, org_other, sizeof(org_other)) < 0)
-		return false;
-	return strcmp(org_from, org_other) == 0;
 }
 
 /* ---- the From domain -------------------------------------------------- */
@@ -587,259 +553,201 @@ static int dmarc_from_domain(const struct dmarc_input *in, const struct dmarc_au
 	return 0;
 }
 
-/* ---- policy discovery ------------------------------------------------- */
+/* ---- policy discovery (dmarc_discovery) -------------------------------- */
 
-/* dmarc_txt_join - the character-strings of one TXT rdata joined, or NULL
- * if malformed, too long or containing NUL. */
-static char *dmarc_txt_join(const unsigned char *rdata, size_t len)
+/* dmarc_source_query - the checker's DNS source as the discovery's: TXT
+ * by query_txt, other types by query (a source without it cannot tell
+ * whether a name exists: temperror, never a guess). */
+static int dmarc_source_query(void *ctx, const char *name, int rrtype,
+			      struct dns_answer **answer_r)
 {
-	GString *s = g_string_new(NULL);
-	size_t pos = 0;
+	struct dmarc_checker *c = ctx;
 
-	while (pos < len) {
-		size_t chunk = rdata[pos++];
-
-		if (chunk > len - pos || s->len + chunk > DMARC_RECORD_MAX ||
-		    memchr(rdata + pos, '\0', chunk) != NULL) {
-			g_string_free(s, TRUE);
-			return NULL;
-		}
-		g_string_append_len(s, (const char *)rdata + pos, (gssize)chunk);
-		pos += chunk;
-	}
-	return g_string_free(s, FALSE);
+	if (rrtype == DMARC_RRTYPE_TXT)
+		return c->dns.query_txt(c->dns.ctx, name, answer_r);
+	if (c->dns.query != NULL)
+		return c->dns.query(c->dns.ctx, name, rrtype, answer_r);
+	*answer_r = g_new0(struct dns_answer, 1);
+	(*answer_r)->status = DNS_TEMPFAIL;
+	(*answer_r)->rrtype = rrtype;
+	return 0;
 }
 
-/* dmarc_is_record - starts with the version tag: "v" *WSP "=" *WSP "DMARC1"
- * followed by *WSP and ";" or the end (RFC 7489 §6.4). */
-static bool dmarc_is_record(const char *txt)
+static void dmarc_source_free(void *ctx, struct dns_answer **answer)
 {
-	const char *p = txt;
+	struct dmarc_checker *c = ctx;
 
-	if (*p != 'v' && *p != 'V')
-		return false;
-	for (p++; *p == ' ' || *p == '\t'; p++)
-		;
-	if (*p++ != '=')
-		return false;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (strncmp(p, "DMARC1", 6) != 0)
-		return false;
-	for (p += 6; *p == ' ' || *p == '\t'; p++)
-		;
-	return *p == ';' || *p == '\0';
+	if (*answer != NULL)
+		c->dns.free_answer(c->dns.ctx, answer);
 }
 
-static enum dmarc_lookup dmarc_fetch_record(struct dmarc_checker *c, const char *domain,
-					    char **record_r)
+/* dmarc_psl_org - the list's organisational domain, for DMARC_DISCOVERY_PSL. */
+static int dmarc_psl_org(const void *ctx, const char *domain, char *buf, size_t size)
 {
-	g_autofree char *name = g_strconcat("_dmarc.", domain, NULL);
-	struct dns_answer *answer = NULL;
-	enum dmarc_lookup ret = DMARC_LOOKUP_NONE;
-	size_t found = 0;
-
-	*record_r = NULL;
-	if (c->dns.query_txt(c->dns.ctx, name, &answer) < 0 || answer == NULL) {
-		if (answer != NULL)
-			c->dns.free_answer(c->dns.ctx, &answer);
-		return DMARC_LOOKUP_TEMPFAIL;
-	}
-	if (answer->status == DNS_TEMPFAIL)
-		ret = DMARC_LOOKUP_TEMPFAIL;
-	for (size_t i = 0; answer->status == DNS_OK && i < answer->count &&
-	     i < DMARC_RECORDS_MAX; i++) {
-		char *txt = dmarc_txt_join(answer->data[i], answer->len[i]);
-
-		if (txt != NULL && dmarc_is_record(txt)) {
-			found++;
-			g_free(*record_r);
-			*record_r = txt;
-		} else {
-			g_free(txt);
-		}
-	}
-	c->dns.free_answer(c->dns.ctx, &answer);
-	if (ret == DMARC_LOOKUP_TEMPFAIL || found == 0) {
-		g_free(*record_r);
-		*record_r = NULL;
-		return ret;
-	}
-	if (found > 1) {
-		g_free(*record_r);
-		*record_r = NULL;
-		return DMARC_LOOKUP_MULTIPLE;
-	}
-	return DMARC_LOOKUP_FOUND;
+	return dmarc_organizational_domain(ctx, domain, buf, size);
 }
 
-/* dmarc_discover - RFC 7489 §6.6.3: the From domain's record, else the
- * organisational domain's. Returns true with *record_r when a policy
- * applies; otherwise fills the outcome (none / temperror). */
-static bool dmarc_discover(struct dmarc_checker *c, const char *from, const char *org,
-			   char **record_r, bool *at_org_r, struct dmarc_outcome *out)
+/* dmarc_discovery_setup - the discovery's DNS source and options. */
+static void dmarc_discovery_setup(struct dmarc_checker *c, struct dmarc_discovery_dns *dns,
+				  struct dmarc_discovery_options *options)
 {
-	const char *names[2] = { from, org };
-	size_t tries = strcmp(from, org) == 0 ? 1 : 2;
-
-	for (size_t i = 0; i < tries; i++) {
-		switch (dmarc_fetch_record(c, names[i], record_r)) {
-		case DMARC_LOOKUP_FOUND:
-			*at_org_r = i == 1;
-			return true;
-		case DMARC_LOOKUP_TEMPFAIL:
-			out->result = VERDICT_TEMPERROR;
-			dmarc_reason(out, "DNS failure looking up _dmarc.%s", names[i]);
-			return false;
-		case DMARC_LOOKUP_MULTIPLE:
-			out->result = VERDICT_NONE;
-			dmarc_reason(out, "several DMARC records at _dmarc.%s", names[i]);
-			return false;
-		case DMARC_LOOKUP_NONE:
-			break;
-		}
-	}
-	out->result = VERDICT_NONE;
-	dmarc_reason(out, "no DMARC record for %s", from);
-	return false;
+	dns->query = dmarc_source_query;
+	dns->free_answer = dmarc_source_free;
+	dns->ctx = c;
+	options->mode = c->mode;
+	options->psl.org_domain = dmarc_psl_org;
+	options->psl.ctx = c;
 }
 
 /* ---- evaluation ------------------------------------------------------- */
 
-static int dmarc_spf_outcome(enum verdict v)
+/* dmarc_request_policy - p=/sp=/np= as a policy name, "" unless valid. */
+static const char *dmarc_request_policy(enum dmarc_request r)
 {
-	switch (v) {
-	case VERDICT_PASS: return DMARC_POLICY_SPF_OUTCOME_PASS;
-	case VERDICT_FAIL:
-	case VERDICT_SOFTFAIL: return DMARC_POLICY_SPF_OUTCOME_FAIL;
-	case VERDICT_TEMPERROR: return DMARC_POLICY_SPF_OUTCOME_TMPFAIL;
-	default: return DMARC_POLICY_SPF_OUTCOME_NONE;
+	switch (r) {
+	case DMARC_REQUEST_NONE:
+	case DMARC_REQUEST_QUARANTINE:
+	case DMARC_REQUEST_REJECT:
+		return dmarc_request_name(r);
+	default:
+		return "";
 	}
 }
 
-static int dmarc_dkim_outcome(enum verdict v)
+/* dmarc_outcome_json - the discovery as JSON into out->discovery_json.
+ * Whatever does not fit (an escaped record text can be long) is dropped
+ * whole: the record's text and rua= first, then the discovery. */
+static void dmarc_outcome_json(struct dmarc_discovery *d, struct dmarc_outcome *out)
 {
-	switch (v) {
-	case VERDICT_PASS: return DMARC_POLICY_DKIM_OUTCOME_PASS;
-	case VERDICT_FAIL: return DMARC_POLICY_DKIM_OUTCOME_FAIL;
-	case VERDICT_TEMPERROR: return DMARC_POLICY_DKIM_OUTCOME_TMPFAIL;
-	default: return DMARC_POLICY_DKIM_OUTCOME_NONE;
+	GString *s = g_string_new(NULL);
+
+	dmarc_discovery_append_json(d, s);
+	if (s->len >= sizeof(out->discovery_json) && d->has_record) {
+		g_free(d->record.raw);
+		d->record.raw = NULL;
+		g_strfreev(d->record.rua);
+		d->record.rua = NULL;
+		d->record.rua_count = 0;
+		g_string_truncate(s, 0);
+		dmarc_discovery_append_json(d, s);
 	}
+	if (s->len < sizeof(out->discovery_json))
+		memcpy(out->discovery_json, s->str, s->len + 1);
+	g_string_free(s, TRUE);
 }
 
-struct dmarc_record_info {
-	int p, sp, adkim, aspf, pct;
-};
-
-/* dmarc_library_evaluate - record, SPF and DKIM into libopendmarc; the
- * record's tags back. Returns -1 (permerror written) if it rejects the record. */
-static int dmarc_library_evaluate(const struct dmarc_input *in, const char *from,
-				  const char *org, bool at_org, char *record,
-				  struct dmarc_record_info *info, struct dmarc_outcome *out)
+/* dmarc_outcome_discovered - what the discovery found, into the outcome. */
+static void dmarc_outcome_discovered(struct dmarc_discovery *d, struct dmarc_outcome *out)
 {
-	const char *ip = in->client_ip != NULL ? in->client_ip : "0.0.0.0";
-	DMARC_POLICY_T *pctx = opendmarc_policy_connect_init((u_char *)ip,
-							      strchr(ip, ':') != NULL);
-	int status, lib_dkim = 0, lib_spf = 0;
+	const struct dmarc_record *r = &d->record;
 
-	if (pctx == NULL) {
-		out->result = VERDICT_TEMPERROR;
-		dmarc_reason(out, "libopendmarc: out of memory");
-		return -1;
+	dmarc_copy(out->org_domain, sizeof(out->org_domain), d->org_domain);
+	dmarc_copy(out->policy_domain, sizeof(out->policy_domain), d->policy_domain);
+	dmarc_copy(out->applied, sizeof(out->applied), dmarc_applies_name(d->applies));
+	dmarc_copy(out->published, sizeof(out->published), dmarc_request_policy(d->published));
+	out->testing_lowered = d->testing_lowered;
+	if (d->has_record) {
+		dmarc_copy(out->policy, sizeof(out->policy),
+			   d->applies == DMARC_APPLIES_P_NONE_FALLBACK ? "none" :
+			   dmarc_request_policy(r->p));
+		dmarc_copy(out->sp, sizeof(out->sp), dmarc_request_policy(r->sp));
+		dmarc_copy(out->np, sizeof(out->np), dmarc_request_policy(r->np));
+		out->testing = r->testing;
+		out->psd = r->psd == DMARC_PSD_YES ? 'y' : r->psd == DMARC_PSD_NO ? 'n' : 'u';
+		out->pct = r->pct;
+		out->adkim = r->adkim == DMARC_ALIGN_STRICT ? 's' : 'r';
+		out->aspf = r->aspf == DMARC_ALIGN_STRICT ? 's' : 'r';
 	}
-	(void)opendmarc_policy_store_from_domain(pctx, (u_char *)from);
-	status = opendmarc_policy_store_dmarc(pctx, (u_char *)record, (u_char *)from,
-					      at_org ? (u_char *)org : NULL);
-	if (status != DMARC_PARSE_OKAY) {
-		out->result = VERDICT_PERMERROR;
-		dmarc_reason(out, "invalid DMARC record at _dmarc.%s: %s", at_org ? org : from,
-			     opendmarc_policy_status_to_str(status));
-		opendmarc_policy_connect_shutdown(pctx);
-		return -1;
-	}
-	/* Stored after the record: store_dkim reads adkim. Rejected values
-	 * (unusable domains) simply do not count. */
-	if (in->spf_domain != NULL && in->spf_domain[0] != '\0')
-		(void)opendmarc_policy_store_spf(pctx, (u_char *)in->spf_domain,
-						 dmarc_spf_outcome(in->spf_result),
-						 in->spf_is_helo ? DMARC_POLICY_SPF_ORIGIN_HELO :
-						 DMARC_POLICY_SPF_ORIGIN_MAILFROM, NULL);
-	for (size_t i = 0; i < in->dkim_count && i < DMARC_DKIM_SIGNATURES_MAX; i++) {
-		if (in->dkim_domains[i] != NULL && in->dkim_domains[i][0] != '\0')
-			(void)opendmarc_policy_store_dkim(pctx, (u_char *)in->dkim_domains[i], NULL,
-							  dmarc_dkim_outcome(in->dkim_results[i]),
-							  NULL);
-	}
-	/* The library's own verdict and alignment are computed (and kept for
-	 * nothing but the record's tags): see the file comment for why our
-	 * alignment decides. */
-	(void)opendmarc_get_policy_to_enforce(pctx);
-	(void)opendmarc_policy_fetch_alignment(pctx, &lib_dkim, &lib_spf);
-	(void)opendmarc_policy_fetch_p(pctx, &info->p);
-	(void)opendmarc_policy_fetch_sp(pctx, &info->sp);
-	(void)opendmarc_policy_fetch_adkim(pctx, &info->adkim);
-	(void)opendmarc_policy_fetch_aspf(pctx, &info->aspf);
-	(void)opendmarc_policy_fetch_pct(pctx, &info->pct);
-	opendmarc_policy_connect_shutdown(pctx);
-	return 0;
+	dmarc_outcome_json(d, out);
 }
 
-static void dmarc_decide_alignment(struct dmarc_checker *c, const struct dmarc_input *in,
-				   const char *from, const struct dmarc_record_info *info,
-				   struct dmarc_outcome *out)
+/* dmarc_within - name is org or a name below it. */
+static bool dmarc_within(const char *name, const char *org)
 {
-	char d[DMARC_DOMAIN_MAX];
+	size_t n = strlen(name), o = strlen(org);
+
+	if (n == o)
+		return strcmp(name, org) == 0;
+	return n > o && name[n - o - 1] == '.' && strcmp(name + n - o, org) == 0;
+}
+
+/* dmarc_identifier_aligned - RFC 9989 §3.2.10: strict = identical;
+ * relaxed = the same Organizational Domain, found for the identifier as
+ * for the Author Domain (tree walk or list). Only a name at or below the
+ * Author Domain's Organizational Domain can have it, so only those cost a
+ * walk. ID is normalised. 1 aligned, 0 not, -1 a DNS failure left it open. */
+static int dmarc_identifier_aligned(struct dmarc_checker *c, const struct dmarc_discovery *d,
+				    const char *id, enum dmarc_alignment mode)
+{
+	struct dmarc_discovery_options options;
+	struct dmarc_discovery_dns dns;
+	struct dmarc_discovery *o;
+	int aligned;
+
+	if (strcmp(id, d->domain) == 0)
+		return 1;
+	if (mode == DMARC_ALIGN_STRICT || !dmarc_within(id, d->org_domain))
+		return 0;
+	dmarc_discovery_setup(c, &dns, &options);
+	o = g_new0(struct dmarc_discovery, 1);
+	(void)dmarc_discover_org_domain_with(&dns, &options, id, o);
+	if (o->status == DMARC_DISCOVERY_TEMPERROR)
+		aligned = -1;
+	else
+		aligned = o->status != DMARC_DISCOVERY_PERMERROR &&
+			  strcmp(o->org_domain, d->org_domain) == 0;
+	dmarc_discovery_clear(o);
+	g_free(o);
+	return aligned;
+}
+
+/* dmarc_decide_alignment - DKIM then SPF identifiers against the Author
+ * Domain. Returns false (temperror written) when nothing aligned and a
+ * DNS failure left an identifier open. */
+static bool dmarc_decide_alignment(struct dmarc_checker *c, const struct dmarc_input *in,
+				   const struct dmarc_discovery *d, struct dmarc_outcome *out)
+{
+	char id[DMARC_DOMAIN_MAX], open[DMARC_DOMAIN_MAX] = "";
+	int r;
 
 	for (size_t i = 0; i < in->dkim_count && i < DMARC_DKIM_SIGNATURES_MAX; i++) {
 		if (in->dkim_results[i] != VERDICT_PASS ||
-		    dmarc_domain_normalize(in->dkim_domains[i], d, sizeof(d)) < 0 ||
-		    !dmarc_aligned(c, from, d, info->adkim))
+		    dmarc_domain_normalize(in->dkim_domains[i], id, sizeof(id)) < 0)
+			continue;
+		r = dmarc_identifier_aligned(c, d, id, d->record.adkim);
+		if (r < 0 && open[0] == '\0')
+			dmarc_copy(open, sizeof(open), id);
+		if (r <= 0)
 			continue;
 		out->dkim_aligned = true;
-		g_snprintf(out->aligned_by, sizeof(out->aligned_by), "dkim:%s", d);
+		g_snprintf(out->aligned_by, sizeof(out->aligned_by), "dkim:%s", id);
 		break;
 	}
 	if (in->spf_result == VERDICT_PASS &&
-	    dmarc_domain_normalize(in->spf_domain, d, sizeof(d)) == 0 &&
-	    dmarc_aligned(c, from, d, info->aspf)) {
-		out->spf_aligned = true;
-		if (!out->dkim_aligned)
-			g_snprintf(out->aligned_by, sizeof(out->aligned_by), "spf:%s", d);
+	    dmarc_domain_normalize(in->spf_domain, id, sizeof(id)) == 0) {
+		r = dmarc_identifier_aligned(c, d, id, d->record.aspf);
+		if (r < 0 && open[0] == '\0')
+			dmarc_copy(open, sizeof(open), id);
+		if (r > 0) {
+			out->spf_aligned = true;
+			if (!out->dkim_aligned)
+				g_snprintf(out->aligned_by, sizeof(out->aligned_by), "spf:%s", id);
+		}
 	}
+	if (out->dkim_aligned || out->spf_aligned || open[0] == '\0')
+		return true;
+	out->result = VERDICT_TEMPERROR;
+	dmarc_reason(out, "DNS failure finding the organizational domain of %s", open);
+	return false;
 }
 
-/* dmarc_disposition - the policy to apply to a failing message, sampled by pct. */
-static int dmarc_disposition(const struct dmarc_record_info *info, bool at_org,
-			     struct dmarc_outcome *out)
-{
-	int policy = at_org && info->sp != DMARC_RECORD_P_UNSPECIFIED ? info->sp : info->p;
-
-	if (policy == DMARC_RECORD_P_NONE || info->pct >= DMARC_PCT_FULL ||
-	    g_random_int_range(0, DMARC_PCT_FULL) < info->pct)
-		return policy;
-	out->pct_sampled_out = true;
-	return policy == DMARC_RECORD_P_REJECT ? DMARC_RECORD_P_QUARANTINE : DMARC_RECORD_P_NONE;
-}
-
+/* dmarc_evaluate - a record applies: alignment, then the disposition
+ * (the tag that applies, after t=y; pct= is never applied, RFC 9989). */
 static void dmarc_evaluate(struct dmarc_checker *c, const struct dmarc_input *in,
-			   const char *org, struct dmarc_outcome *out)
+			   const struct dmarc_discovery *d, struct dmarc_outcome *out)
 {
-	const char *from = out->header_from;
-	struct dmarc_record_info info = { .p = 0 };
-	char *record = NULL;
-	bool at_org = false;
-	int dis;
-
-	if (!dmarc_discover(c, from, org, &record, &at_org, out))
+	if (!dmarc_decide_alignment(c, in, d, out))
 		return;
-	if (dmarc_library_evaluate(in, from, org, at_org, record, &info, out) < 0) {
-		g_free(record);
-		return;
-	}
-	g_free(record);
-	dmarc_copy(out->policy, sizeof(out->policy), dmarc_policy_name(info.p));
-	dmarc_copy(out->sp, sizeof(out->sp), dmarc_policy_name(info.sp));
-	dmarc_decide_alignment(c, in, from, &info, out);
 	if (out->dkim_aligned || out->spf_aligned) {
 		out->result = VERDICT_PASS;
 		dmarc_copy(out->disposition, sizeof(out->disposition), "none");
@@ -847,26 +755,53 @@ static void dmarc_evaluate(struct dmarc_checker *c, const struct dmarc_input *in
 		return;
 	}
 	out->result = VERDICT_FAIL;
-	dis = dmarc_disposition(&info, at_org, out);
-	dmarc_copy(out->disposition, sizeof(out->disposition), dmarc_policy_name(dis));
-	dmarc_reason(out, "no aligned SPF or DKIM pass for %s%s", from,
-		     out->pct_sampled_out ? " (outside pct sample)" : "");
+	dmarc_copy(out->disposition, sizeof(out->disposition), dmarc_request_name(d->policy));
+	if (d->testing_lowered)
+		dmarc_reason(out, "no aligned SPF or DKIM pass for %s; t=y: %s=%s applied as %s",
+			     out->header_from, dmarc_applies_name(d->applies),
+			     dmarc_request_name(d->published), dmarc_request_name(d->policy));
+	else
+		dmarc_reason(out, "no aligned SPF or DKIM pass for %s (%s=%s)", out->header_from,
+			     dmarc_applies_name(d->applies), dmarc_request_name(d->published));
 }
 
 /* dmarc_evaluate_domain - the whole evaluation for one From domain. */
 static void dmarc_evaluate_domain(struct dmarc_checker *c, const struct dmarc_input *in,
 				  const char *domain, struct dmarc_outcome *out)
 {
-	char org[DMARC_DOMAIN_MAX];
+	struct dmarc_discovery_options options;
+	struct dmarc_discovery_dns dns;
+	struct dmarc_discovery *d = g_new0(struct dmarc_discovery, 1);
 
 	memset(out, 0, sizeof(*out));
 	out->result = VERDICT_PERMERROR;
+	out->mode = c->mode;
+	out->pct = -1;
 	dmarc_copy(out->header_from, sizeof(out->header_from), domain);
-	if (dmarc_organizational_domain(c, domain, org, sizeof(org)) < 0) {
+	dmarc_discovery_setup(c, &dns, &options);
+	(void)dmarc_discover_with(&dns, &options, domain, d);
+	switch (d->status) {
+	case DMARC_DISCOVERY_FOUND:
+		dmarc_evaluate(c, in, d, out);
+		break;
+	case DMARC_DISCOVERY_NONE:
+		out->result = VERDICT_NONE;
+		dmarc_copy(out->reason, sizeof(out->reason), d->reason);
+		break;
+	case DMARC_DISCOVERY_TEMPERROR:
+		out->result = VERDICT_TEMPERROR;
+		dmarc_copy(out->reason, sizeof(out->reason), d->reason);
+		break;
+	case DMARC_DISCOVERY_PERMERROR:
 		dmarc_reason(out, "invalid From domain");
-		return;
+		break;
 	}
-	dmarc_evaluate(c, in, org, out);
+	if (out->result == VERDICT_PASS || out->result == VERDICT_FAIL)
+		dmarc_outcome_discovered(d, out);
+	else
+		dmarc_outcome_json(d, out);
+	dmarc_discovery_clear(d);
+	g_free(d);
 }
 
 /* ---- a broken From: every domain it names ----------------------------- */
@@ -1004,25 +939,90 @@ int dmarc_check(struct dmarc_checker *c, const struct dmarc_input *in,
 
 /* ---- rendering -------------------------------------------------------- */
 
+/* dmarc_comment_tag - " NAME=VALUE" when VALUE is set. */
+static const char *dmarc_comment_tag(char *buf, size_t size, const char *name, const char *value)
+{
+	if (value[0] == '\0')
+		return "";
+	g_snprintf(buf, size, "%s=%s ", name, value);
+	return buf;
+}
+
 void dmarc_outcome_comment(const struct dmarc_outcome *out, char *buf, size_t buf_size)
 {
+	char p[DMARC_POLICY_NAME_MAX + 4], sp[DMARC_POLICY_NAME_MAX + 4];
+	char np[DMARC_POLICY_NAME_MAX + 4];
+
 	if (buf_size == 0)
 		return;
 	if (out->disposition[0] != '\0' && (out->policy[0] != '\0' || out->from_invalid)) {
-		g_snprintf(buf, buf_size, "%s%s%s%s%s%sdis=%s%s",
-			   out->policy[0] != '\0' ? "p=" : "", out->policy,
-			   out->policy[0] != '\0' ? " " : "",
-			   out->sp[0] != '\0' ? "sp=" : "", out->sp, out->sp[0] != '\0' ? " " : "",
-			   out->disposition, out->from_invalid ? " from=invalid" : "");
+		g_snprintf(buf, buf_size, "%s%s%sdis=%s%s%s",
+			   dmarc_comment_tag(p, sizeof(p), "p", out->policy),
+			   dmarc_comment_tag(sp, sizeof(sp), "sp", out->sp),
+			   dmarc_comment_tag(np, sizeof(np), "np", out->np),
+			   out->disposition, out->testing ? " testing" : "",
+			   out->from_invalid ? " from=invalid" : "");
 		return;
 	}
 	g_strlcpy(buf, out->reason, buf_size);
-	for (char *p = buf; *p != '\0'; p++) {
-		unsigned char ch = (unsigned char)*p;
+	for (char *c = buf; *c != '\0'; c++) {
+		unsigned char ch = (unsigned char)*c;
 
 		if (ch < 0x20 || ch >= 0x7f || ch == '(' || ch == ')' || ch == '\\')
-			*p = '?';
+			*c = '?';
 	}
+}
+
+/* dmarc_json_string - S as a JSON string: bytes outside printable ASCII,
+ * '"' and '\\' escaped. */
+static void dmarc_json_string(GString *o, const char *s)
+{
+	g_string_append_c(o, '"');
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+		if (*c == '"' || *c == '\\')
+			g_string_append_printf(o, "\\%c", *c);
+		else if (*c < 0x20 || *c > 0x7e)
+			g_string_append_printf(o, "\\u%04x", *c);
+		else
+			g_string_append_c(o, (char)*c);
+	}
+	g_string_append_c(o, '"');
+}
+
+static void dmarc_json_member(GString *o, const char *key, const char *value)
+{
+	dmarc_json_string(o, key);
+	g_string_append_c(o, ':');
+	dmarc_json_string(o, value);
+	g_string_append_c(o, ',');
+}
+
+void dmarc_outcome_append_json(const struct dmarc_outcome *out, GString *o)
+{
+	char flag[2] = "";
+
+	dmarc_json_member(o, "discovery_mode", dmarc_discovery_mode_name(out->mode));
+	dmarc_json_member(o, "np", out->np);
+	dmarc_json_member(o, "applied", out->applied);
+	dmarc_json_member(o, "published", out->published);
+	g_string_append_printf(o, "\"testing\":%s,\"testing_lowered\":%s,\"from_invalid\":%s,",
+			       out->testing ? "true" : "false",
+			       out->testing_lowered ? "true" : "false",
+			       out->from_invalid ? "true" : "false");
+	flag[0] = out->psd;
+	dmarc_json_member(o, "psd", flag);
+	flag[0] = out->adkim;
+	dmarc_json_member(o, "adkim", flag);
+	flag[0] = out->aspf;
+	dmarc_json_member(o, "aspf", flag);
+	if (out->pct >= 0)
+		g_string_append_printf(o, "\"pct_not_applied\":%d,", out->pct);
+	else
+		g_string_append(o, "\"pct_not_applied\":null,");
+	dmarc_json_member(o, "org_domain", out->org_domain);
+	dmarc_json_member(o, "policy_domain", out->policy_domain);
+	g_string_append_printf(o, "\"discovery\":%s,",
+			       out->discovery_json[0] != '\0' ? out->discovery_json : "null");
 }
 
 const char *dmarc_outcome_header_from(const struct dmarc_outcome *out)
@@ -1042,44 +1042,6 @@ void dmarc_outcome_format(const struct dmarc_outcome *out, char *buf, size_t buf
 
 /* ---- checker life cycle ----------------------------------------------- */
 
-static int dmarc_library_ref(const char *psl_path, char **error_r)
-{
-	OPENDMARC_LIB_T lib;
-	int status;
-
-	g_mutex_lock(&dmarc_library_lock);
-	if (dmarc_library_users > 0) {
-		dmarc_library_users++;
-		g_mutex_unlock(&dmarc_library_lock);
-		return 0;
-	}
-	memset(&lib, 0, sizeof(lib));
-	lib.tld_type = OPENDMARC_TLD_TYPE_MOZILLA;
-	g_strlcpy((char *)lib.tld_source_file, psl_path, sizeof(lib.tld_source_file));
-	status = opendmarc_policy_library_init(&lib);
-	if (status != DMARC_PARSE_OKAY) {
-		g_mutex_unlock(&dmarc_library_lock);
-		*error_r = g_strdup_printf("libopendmarc initialisation with %s failed (%d)",
-					   psl_path, status);
-		return -1;
-	}
-	dmarc_library_users = 1;
-	g_mutex_unlock(&dmarc_library_lock);
-	return 0;
-}
-
-static void dmarc_library_unref(void)
-{
-	OPENDMARC_LIB_T lib;
-
-	g_mutex_lock(&dmarc_library_lock);
-	if (dmarc_library_users > 0 && --dmarc_library_users == 0) {
-		memset(&lib, 0, sizeof(lib));
-		(void)opendmarc_policy_library_shutdown(&lib);
-	}
-	g_mutex_unlock(&dmarc_library_lock);
-}
-
 int dmarc_checker_new_with_psl(const struct dmarc_dns *dns, const char *psl_path,
 			       struct dmarc_checker **checker_r, char **error_r)
 {
@@ -1096,8 +1058,7 @@ int dmarc_checker_new_with_psl(const struct dmarc_dns *dns, const char *psl_path
 	c->psl_rules = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	c->psl_wildcards = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	c->psl_exceptions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	if (dmarc_psl_load(c, psl_path, error_r) < 0 ||
-	    dmarc_library_ref(psl_path, error_r) < 0) {
+	if (dmarc_psl_load(c, psl_path, error_r) < 0) {
 		g_hash_table_destroy(c->psl_rules);
 		g_hash_table_destroy(c->psl_wildcards);
 		g_hash_table_destroy(c->psl_exceptions);
@@ -1115,6 +1076,12 @@ int dmarc_checker_new(const struct dmarc_dns *dns, struct dmarc_checker **checke
 	return dmarc_checker_new_with_psl(dns, LMTPFILTER_PSL, checker_r, error_r);
 }
 
+void dmarc_checker_set_discovery(struct dmarc_checker *checker, enum dmarc_discovery_mode mode)
+{
+	if (checker != NULL)
+		checker->mode = mode;
+}
+
 void dmarc_checker_free(struct dmarc_checker **checker)
 {
 	struct dmarc_checker *c = *checker;
@@ -1125,7 +1092,6 @@ void dmarc_checker_free(struct dmarc_checker **checker)
 	g_hash_table_destroy(c->psl_rules);
 	g_hash_table_destroy(c->psl_wildcards);
 	g_hash_table_destroy(c->psl_exceptions);
-	dmarc_library_unref();
 	g_free(c);
 }
 
@@ -1134,6 +1100,12 @@ void dmarc_checker_free(struct dmarc_checker **checker)
 static int dmarc_resolver_query_txt(void *ctx, const char *name, struct dns_answer **answer_r)
 {
 	return resolver_query(ctx, name, DMARC_RRTYPE_TXT, answer_r);
+}
+
+static int dmarc_resolver_query(void *ctx, const char *name, int rrtype,
+				struct dns_answer **answer_r)
+{
+	return resolver_query(ctx, name, rrtype, answer_r);
 }
 
 static void dmarc_resolver_free_answer(void *ctx, struct dns_answer **answer)
@@ -1146,4 +1118,5 @@ void dmarc_dns_for_resolver(struct resolver *resolver, struct dmarc_dns *dns_r)
 	dns_r->query_txt = dmarc_resolver_query_txt;
 	dns_r->free_answer = dmarc_resolver_free_answer;
 	dns_r->ctx = resolver;
+	dns_r->query = dmarc_resolver_query;
 }

@@ -1,8 +1,10 @@
 /*
- * dmarc - RFC 7489 evaluation of the RFC5322.From domain (libopendmarc + PSL)
+ * dmarc - DMARC evaluation of the RFC5322.From domain (RFC 9989)
  *
- * One checker per process (libopendmarc keeps its Public Suffix List in a
- * global table); dmarc_check may then be called from every worker thread.
+ * One checker per process; dmarc_check may then be called from every
+ * worker thread. The policy and the organisational domains come from
+ * dmarc_discovery: the RFC 9989 tree walk (the default) or, with
+ * DMARC_DISCOVERY_PSL, the RFC 7489 public suffix list loaded here.
  * DNS goes through a pluggable source: production uses the shared resolver,
  * tests an in-memory table.
  */
@@ -12,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lmtpfilter/dmarc_discovery.h"
 #include "lmtpfilter/resolver.h"
 #include "lmtpfilter/verdict.h"
 
@@ -20,6 +23,10 @@
 #define DMARC_POLICY_NAME_MAX 16
 #define DMARC_ALIGNED_BY_MAX 300
 #define DMARC_REASON_MAX 160
+/* The discovery as JSON (dmarc_discovery_append_json): nine queries, the
+ * domains and the reason fit in 6 KB; a long record text is dropped
+ * rather than cut (dmarc.c). */
+#define DMARC_DISCOVERY_JSON_MAX 8192
 
 struct dmarc_input {
 	/* Raw values (folded, possibly RFC 2047 encoded) of every From: field. */
@@ -35,7 +42,7 @@ struct dmarc_input {
 	size_t dkim_count;
 	const enum verdict *dkim_results;
 	char *const *dkim_domains;
-	/* Client address, only handed to libopendmarc (may be NULL). */
+	/* Client address (may be NULL); not used by the evaluation. */
 	const char *client_ip;
 };
 
@@ -56,6 +63,22 @@ struct dmarc_outcome {
 	 * only if all pass, else the failing one with the strictest
 	 * disposition; header_from is the domain reported. */
 	bool from_invalid;
+
+	/* What the discovery found (RFC 9989 §4.10), for pass and fail; the
+	 * record's tags as published. policy, sp, disposition above keep
+	 * their meaning: disposition is the policy applied, after t=y. */
+	enum dmarc_discovery_mode mode;
+	char np[DMARC_POLICY_NAME_MAX];      /* np= as published, or "" */
+	char applied[DMARC_POLICY_NAME_MAX]; /* tag that gave the policy: p sp np p-none-fallback */
+	char published[DMARC_POLICY_NAME_MAX]; /* what that tag asks for, before t=y */
+	bool testing;               /* t=y published */
+	bool testing_lowered;       /* t=y lowered the policy one level */
+	char psd;                   /* 'y' 'n' 'u', or 0 without a record */
+	char adkim, aspf;           /* 'r' 's', or 0 without a record */
+	int pct;                    /* pct= as published (-1: absent); reported, never applied */
+	char org_domain[DMARC_DOMAIN_MAX];   /* Organizational Domain of header_from */
+	char policy_domain[DMARC_DOMAIN_MAX]; /* where the applying record was found */
+	char discovery_json[DMARC_DISCOVERY_JSON_MAX]; /* the walk, or "" */
 };
 
 /* A DNS source for TXT lookups. query_txt returns 0 and fills *answer_r
@@ -65,6 +88,9 @@ struct dmarc_dns {
 	int (*query_txt)(void *ctx, const char *name, struct dns_answer **answer_r);
 	void (*free_answer)(void *ctx, struct dns_answer **answer);
 	void *ctx;
+	/* Any other type (A: does the Author Domain exist, for np=); may be
+	 * NULL, then np= can never apply and asking gives temperror. */
+	int (*query)(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r);
 };
 
 struct dmarc_checker;
@@ -73,8 +99,9 @@ struct dmarc_checker;
  * The resolver must outlive every checker using the source. */
 void dmarc_dns_for_resolver(struct resolver *resolver, struct dmarc_dns *dns_r);
 
-/* dmarc_checker_new - load the Public Suffix List (LMTPFILTER_PSL) and
- * initialise libopendmarc. Call once at startup, before threads exist.
+/* dmarc_checker_new - load the Public Suffix List (LMTPFILTER_PSL); the
+ * discovery is the tree walk until dmarc_checker_set_discovery. Call once
+ * at startup, before threads exist.
  * *dns is copied. Returns 0, or -1 with *error_r (g_malloc'd). */
 int dmarc_checker_new(const struct dmarc_dns *dns, struct dmarc_checker **checker_r,
 		      char **error_r);
@@ -82,6 +109,12 @@ int dmarc_checker_new(const struct dmarc_dns *dns, struct dmarc_checker **checke
 int dmarc_checker_new_with_psl(const struct dmarc_dns *dns, const char *psl_path,
 			       struct dmarc_checker **checker_r, char **error_r);
 void dmarc_checker_free(struct dmarc_checker **checker);
+
+/* dmarc_checker_set_discovery - tree walk (RFC 9989) or public suffix
+ * list (RFC 7489 §3.2) for the policy and organisational domains; the
+ * record's tags mean what RFC 9989 says in both (pct= never applied).
+ * Call before threads use the checker. */
+void dmarc_checker_set_discovery(struct dmarc_checker *checker, enum dmarc_discovery_mode mode);
 
 /* dmarc_check - evaluate one message. Always fills *out_r (never guesses:
  * anything it cannot evaluate becomes none/permerror/temperror with a reason;
@@ -106,9 +139,10 @@ bool dmarc_from_names(char *const *from_values, size_t from_count,
 int dmarc_organizational_domain(const struct dmarc_checker *checker, const char *domain,
 				char *buf, size_t buf_size);
 
-/* dmarc_outcome_comment - the A-R comment text: "p=reject sp=none dis=reject"
- * (sp= only when published) when a policy record was evaluated, followed by
- * " from=invalid" for a broken From; else the reason. Characters not
+/* dmarc_outcome_comment - the A-R comment text:
+ * "p=reject sp=none np=reject dis=quarantine testing" (sp=, np= only when
+ * published, "testing" for t=y) when a policy record was evaluated,
+ * followed by " from=invalid" for a broken From; else the reason. Characters not
  * allowed in an RFC 5322 comment are replaced.
  * Always NUL-terminates buf (truncating). */
 void dmarc_outcome_comment(const struct dmarc_outcome *out, char *buf, size_t buf_size);
@@ -116,6 +150,13 @@ void dmarc_outcome_comment(const struct dmarc_outcome *out, char *buf, size_t bu
 /* dmarc_outcome_header_from - the header.from property value, or NULL when
  * there was no single From domain (the property is then omitted). */
 const char *dmarc_outcome_header_from(const struct dmarc_outcome *out);
+
+/* dmarc_outcome_append_json - the outcome's RFC 9989 details as JSON
+ * object members, each followed by a comma, for check --json: discovery
+ * mode, np=, the tag applied and its policy before t=y, testing, psd=,
+ * adkim=, aspf=, pct= (as pct_not_applied), the organisational and policy
+ * domains, and "discovery": every query of the walk. */
+void dmarc_outcome_append_json(const struct dmarc_outcome *out, struct _GString *o);
 
 /* dmarc_outcome_format - the whole A-R method entry:
  * "dmarc=fail (p=reject dis=none) header.from=example.com". Truncates. */

@@ -35,7 +35,11 @@ static int engine_checkers_init(struct checkers *c, const struct config *config,
 	if (dkim_verifier_new(c->resolver, NULL, &c->dkim, error_r) < 0)
 		return -1;
 	dmarc_dns_for_resolver(c->resolver, &dmarc_dns);
-	return dmarc_checker_new(&dmarc_dns, &c->dmarc, error_r);
+	if (dmarc_checker_new(&dmarc_dns, &c->dmarc, error_r) < 0)
+		return -1;
+	dmarc_checker_set_discovery(c->dmarc, config->dmarc_discovery == CONFIG_DMARC_DISCOVERY_PSL ?
+				    DMARC_DISCOVERY_PSL : DMARC_DISCOVERY_TREEWALK);
+	return 0;
 }
 
 static void engine_checkers_deinit(struct checkers *c)

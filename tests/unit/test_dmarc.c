@@ -6,6 +6,9 @@
  * up. Uses the real Public Suffix List (LMTPFILTER_PSL). Broken From
  * fields (repeated, several domains, oversized, nested groups on a
  * session-sized stack) must not escape the policy of a domain they name.
+ * Every case runs twice: /dmarc/treewalk/... (RFC 9989 tree walk) and
+ * /dmarc/psl/... (public suffix list); where the names looked up differ,
+ * both lists are given.
  */
 #include <glib.h>
 #include <pthread.h>
@@ -18,7 +21,7 @@
 #define FAKE_TEMPFAIL "<tempfail>"
 #define THREADS 8
 #define THREAD_CHECKS 200
-#define PCT_DRAWS 2000
+#define PCT_DRAWS 200
 #define NO_DKIM { VERDICT_NONE }, { NULL }
 #define A50 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
@@ -31,6 +34,8 @@ static const struct fake_rr *zone;
 static GPtrArray *queried;
 static GMutex queried_lock;
 static struct dmarc_checker *checker;
+static struct dmarc_checker *checkers[2];       /* by enum dmarc_discovery_mode */
+static enum dmarc_discovery_mode mode;
 
 /* Wire-format TXT rdata: strings of at most 255 bytes. */
 static unsigned char *txt_rdata(const char *txt, size_t *len_r)
@@ -77,6 +82,44 @@ static int fake_query_txt(void *ctx, const char *name, struct dns_answer **answe
 			a->status = DNS_NODATA;
 		break;
 	}
+	*answer_r = a;
+	return 0;
+}
+
+/* fake_exists - a name exists when it or a name below it is in the zone. */
+static bool fake_exists(const char *name, bool *tempfail_r)
+{
+	size_t n = strlen(name);
+
+	*tempfail_r = false;
+	for (const struct fake_rr *rr = zone; rr != NULL && rr->name != NULL; rr++) {
+		size_t r = strlen(rr->name);
+
+		if (g_ascii_strcasecmp(rr->name, name) == 0) {
+			*tempfail_r = g_strcmp0(rr->txt[0], FAKE_TEMPFAIL) == 0;
+			return true;
+		}
+		if (r > n && rr->name[r - n - 1] == '.' &&
+		    g_ascii_strcasecmp(rr->name + r - n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* fake_query - the other types (A, for np=): logged as "A name"; no
+ * address records, so NODATA for a name that exists. */
+static int fake_query(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r)
+{
+	struct dns_answer *a = g_new0(struct dns_answer, 1);
+	bool tempfail;
+
+	g_mutex_lock(&queried_lock);
+	g_ptr_array_add(queried, g_strdup_printf("A %s", name));
+	g_mutex_unlock(&queried_lock);
+	a->rrtype = rrtype;
+	a->status = fake_exists(name, &tempfail) ? DNS_NODATA : DNS_NXDOMAIN;
+	if (tempfail)
+		a->status = DNS_TEMPFAIL;
 	*answer_r = a;
 	return 0;
 }
@@ -136,6 +179,14 @@ static void assert_queried(const char *const *names)
 	g_assert_cmpuint(queried->len, ==, n);
 }
 
+/* assert_queried_by_mode - the names looked up under psl, or under the walk. */
+static void assert_queried_by_mode(const char *const *psl, const char *const *walk)
+{
+	assert_queried(mode == DMARC_DISCOVERY_PSL ? psl : walk);
+}
+
+#define QUERIED(...) ((const char *[]){ __VA_ARGS__, NULL })
+
 static void assert_comment(const struct dmarc_outcome *out, const char *expected)
 {
 	char comment[DMARC_REASON_MAX];
@@ -188,7 +239,12 @@ static void test_spf_aligned_pass(void)
 	g_assert_false(out.dkim_aligned);
 	g_assert_cmpstr(out.aligned_by, ==, "spf:example.com");
 	g_assert_cmpstr(out.policy, ==, "reject");
-	assert_queried((const char *[]){ "_dmarc.example.com", NULL });
+	/* The walk goes on past a record without psd=: the Organizational
+	 * Domain is the record nearest the top. */
+	assert_queried_by_mode(QUERIED("_dmarc.example.com"),
+			       QUERIED("_dmarc.example.com", "_dmarc.com"));
+	g_assert_cmpstr(out.org_domain, ==, "example.com");
+	g_assert_cmpstr(out.policy_domain, ==, "example.com");
 }
 
 static void test_dkim_aligned_spf_fail(void)
@@ -269,15 +325,17 @@ static void test_no_record(void)
 	check(&m, &out);
 	assert_outcome(&out, VERDICT_NONE, "", "norecord.example");
 	g_assert_cmpstr(out.policy, ==, "");
-	assert_queried((const char *[]){ "_dmarc.norecord.example", NULL });
+	assert_queried_by_mode(QUERIED("_dmarc.norecord.example"),
+			       QUERIED("_dmarc.norecord.example", "_dmarc.example"));
 	dmarc_outcome_format(&out, line, sizeof(line));
-	g_assert_cmpstr(line, ==, "dmarc=none (no DMARC record for norecord.example) "
-			"header.from=norecord.example");
+	g_assert_true(g_str_has_prefix(line, "dmarc=none (no DMARC record for norecord.example"));
+	g_assert_true(g_str_has_suffix(line, ") header.from=norecord.example"));
 	use_zone(zone_example);
 	check(&sub, &out);
 	assert_outcome(&out, VERDICT_NONE, "", "a.norecord.example");
-	assert_queried((const char *[]){ "_dmarc.a.norecord.example",
-					 "_dmarc.norecord.example", NULL });
+	assert_queried_by_mode(QUERIED("_dmarc.a.norecord.example", "_dmarc.norecord.example"),
+			       QUERIED("_dmarc.a.norecord.example", "_dmarc.norecord.example",
+				       "_dmarc.example"));
 }
 
 static void test_p_none_fail(void)
@@ -308,9 +366,11 @@ static void test_organizational_record(void)
 	check(&fail, &out);
 	assert_outcome(&out, VERDICT_FAIL, "quarantine", "a.b.example.co.uk");
 	g_assert_cmpstr(out.policy, ==, "quarantine");
-	/* Straight to the organisational domain, never co.uk or b.example.co.uk. */
-	assert_queried((const char *[]){ "_dmarc.a.b.example.co.uk",
-					 "_dmarc.example.co.uk", NULL });
+	/* By the list straight to the organisational domain; the walk goes
+	 * up to the top, one label at a time. */
+	assert_queried_by_mode(QUERIED("_dmarc.a.b.example.co.uk", "_dmarc.example.co.uk"),
+			       QUERIED("_dmarc.a.b.example.co.uk", "_dmarc.b.example.co.uk",
+				       "_dmarc.example.co.uk", "_dmarc.co.uk", "_dmarc.uk"));
 	check(&pass, &out);
 	assert_outcome(&out, VERDICT_PASS, "none", "a.b.example.co.uk");
 	/* Same public suffix is not the same organisation. */
@@ -357,7 +417,8 @@ static void test_multiple_from_fields(void)
 	g_assert_true(out.from_invalid);
 	assert_comment(&out, "p=reject dis=none from=invalid");
 	g_assert_nonnull(strstr(out.reason, "2 From fields"));
-	assert_queried((const char *[]){ "_dmarc.example.com", NULL });
+	assert_queried_by_mode(QUERIED("_dmarc.example.com"),
+			       QUERIED("_dmarc.example.com", "_dmarc.com"));
 }
 
 static void test_from_two_domains(void)
@@ -374,9 +435,12 @@ static void test_from_two_domains(void)
 	assert_outcome(&out, VERDICT_PERMERROR, "", "");
 	g_assert_true(out.from_invalid);
 	dmarc_outcome_format(&out, line, sizeof(line));
-	g_assert_cmpstr(line, ==, "dmarc=permerror (From addresses in different domains: "
-			"example.com, attacker.example; no DMARC record for attacker.example)");
-	assert_queried((const char *[]){ "_dmarc.example.com", "_dmarc.attacker.example", NULL });
+	g_assert_true(g_str_has_prefix(line, "dmarc=permerror (From addresses in different domains: "
+				       "example.com, attacker.example; no DMARC record for "
+				       "attacker.example"));
+	assert_queried_by_mode(QUERIED("_dmarc.example.com", "_dmarc.attacker.example"),
+			       QUERIED("_dmarc.example.com", "_dmarc.com", "_dmarc.attacker.example",
+				       "_dmarc.example"));
 }
 
 static void test_from_same_domain_twice(void)
@@ -438,7 +502,8 @@ static void test_rfc2047_display_name(void)
 	use_zone(zone_example);
 	check(&idn, &out);
 	assert_outcome(&out, VERDICT_NONE, "", "xn--bcher-kva.example");
-	assert_queried((const char *[]){ "_dmarc.xn--bcher-kva.example", NULL });
+	assert_queried_by_mode(QUERIED("_dmarc.xn--bcher-kva.example"),
+			       QUERIED("_dmarc.xn--bcher-kva.example", "_dmarc.example"));
 	check(&literal, &out);
 	assert_outcome(&out, VERDICT_PERMERROR, "", "");
 }
@@ -482,7 +547,7 @@ static void test_dns_tempfail(void)
 	check(&m, &out);
 	assert_outcome(&out, VERDICT_TEMPERROR, "", "slow.example");
 	dmarc_outcome_format(&out, line, sizeof(line));
-	g_assert_cmpstr(line, ==, "dmarc=temperror (DNS failure looking up _dmarc.slow.example) "
+	g_assert_cmpstr(line, ==, "dmarc=temperror (DNS failure for _dmarc.slow.example) "
 			"header.from=slow.example");
 	/* A failure on the first lookup is not answered by the second. */
 	use_zone(zone_tempfail);
@@ -504,46 +569,32 @@ static const struct fake_rr zone_pct[] = {
 	{ NULL, { NULL } },
 };
 
+/* pct= is no longer part of DMARC (RFC 9989, which wins over RFC 7489 in
+ * both modes): reported as published, never applied. */
 static void test_pct(void)
 {
 	struct msg q0 = { "a@q0.example", VERDICT_FAIL, "q0.example", NO_DKIM };
 	struct msg r0 = { "a@r0.example", VERDICT_FAIL, "r0.example", NO_DKIM };
 	struct msg r50 = { "a@r50.example", VERDICT_FAIL, "r50.example", NO_DKIM };
-	struct msg r100 = { "a@r100.example", VERDICT_FAIL, "r100.example", NO_DKIM };
 	struct dmarc_outcome out;
-	unsigned applied = 0, spared = 0;
-	char comment[128];
+	GString *json = g_string_new(NULL);
 
 	use_zone(zone_pct);
 	check(&q0, &out);
-	assert_outcome(&out, VERDICT_FAIL, "none", "q0.example");
-	g_assert_true(out.pct_sampled_out);
-	g_assert_cmpstr(out.policy, ==, "quarantine");
-	dmarc_outcome_comment(&out, comment, sizeof(comment));
-	g_assert_cmpstr(comment, ==, "p=quarantine dis=none");
-	/* Outside the sample, reject falls back to quarantine (RFC 7489 §6.6.4). */
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "q0.example");
+	g_assert_false(out.pct_sampled_out);
+	g_assert_cmpint(out.pct, ==, 0);
+	assert_comment(&out, "p=quarantine dis=quarantine");
 	check(&r0, &out);
-	assert_outcome(&out, VERDICT_FAIL, "quarantine", "r0.example");
-	g_assert_true(out.pct_sampled_out);
-	for (unsigned i = 0; i < 20; i++) {
-		check(&r100, &out);
-		assert_outcome(&out, VERDICT_FAIL, "reject", "r100.example");
-		g_assert_false(out.pct_sampled_out);
-	}
+	assert_outcome(&out, VERDICT_FAIL, "reject", "r0.example");
 	for (unsigned i = 0; i < PCT_DRAWS; i++) {
 		check(&r50, &out);
-		g_assert_cmpint(out.result, ==, VERDICT_FAIL);
-		if (out.pct_sampled_out) {
-			g_assert_cmpstr(out.disposition, ==, "quarantine");
-			spared++;
-		} else {
-			g_assert_cmpstr(out.disposition, ==, "reject");
-			applied++;
-		}
+		assert_outcome(&out, VERDICT_FAIL, "reject", "r50.example");
+		g_assert_false(out.pct_sampled_out);
 	}
-	/* A fair draw: far from all-or-nothing (each bound is > 10 sigma away). */
-	g_assert_cmpuint(applied, >, PCT_DRAWS / 4);
-	g_assert_cmpuint(spared, >, PCT_DRAWS / 4);
+	dmarc_outcome_append_json(&out, json);
+	g_assert_nonnull(strstr(json->str, "\"pct_not_applied\":50,"));
+	g_string_free(json, TRUE);
 }
 
 static void test_sp_for_subdomain(void)
@@ -589,10 +640,15 @@ static void test_record_selection(void)
 	check(&two, &out);
 	assert_outcome(&out, VERDICT_NONE, "", "two.example");
 	g_assert_nonnull(strstr(out.reason, "several DMARC records"));
+	/* RFC 9989 §4.10.1: a bad p= without rua= means DMARC does not apply;
+	 * no p= but a valid rua= is p=none. */
 	check(&bad, &out);
-	assert_outcome(&out, VERDICT_PERMERROR, "", "bad.example");
+	assert_outcome(&out, VERDICT_NONE, "", "bad.example");
+	g_assert_nonnull(strstr(out.reason, "DMARC does not apply"));
 	check(&nop, &out);
-	assert_outcome(&out, VERDICT_PERMERROR, "", "nop.example");
+	assert_outcome(&out, VERDICT_FAIL, "none", "nop.example");
+	g_assert_cmpstr(out.applied, ==, "p-none-fallback");
+	assert_comment(&out, "p=none dis=none");
 	/* The version value is case-sensitive: not a DMARC record. */
 	check(&lower, &out);
 	assert_outcome(&out, VERDICT_NONE, "", "case.example");
@@ -601,6 +657,151 @@ static void test_record_selection(void)
 	assert_outcome(&out, VERDICT_FAIL, "quarantine", "x.split.example");
 	check(&mixed, &out);
 	assert_outcome(&out, VERDICT_FAIL, "quarantine", "mixed.example");
+}
+
+/* ---- RFC 9989: t=y, np=, the walk's organisational domain ----------- */
+
+static const struct fake_rr zone_9989[] = {
+	{ "_dmarc.treject.example", { "v=DMARC1; p=reject; t=y" } },
+	{ "_dmarc.tquar.example", { "v=DMARC1; p=quarantine; t=y" } },
+	{ "_dmarc.np.example", { "v=DMARC1; p=none; np=reject" } },
+	{ "www.np.example", { NULL } },
+	{ "slow.np.example", { FAKE_TEMPFAIL } },
+	{ "_dmarc.corp.example", { "v=DMARC1; p=reject" } },
+	{ "_dmarc.group.example.com", { "v=DMARC1; p=reject; psd=n" } },
+	{ "_dmarc.example.com", { "v=DMARC1; p=reject" } },
+	{ NULL, { NULL } },
+};
+
+/* t=y: the policy applied is one level below the published one. */
+static void test_testing(void)
+{
+	struct msg rej = { "a@treject.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	struct msg quar = { "a@tquar.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	struct msg pass = { "a@treject.example", VERDICT_PASS, "treject.example", NO_DKIM };
+	struct dmarc_outcome out;
+	char line[256];
+
+	use_zone(zone_9989);
+	check(&rej, &out);
+	assert_outcome(&out, VERDICT_FAIL, "quarantine", "treject.example");
+	g_assert_true(out.testing && out.testing_lowered);
+	g_assert_cmpstr(out.policy, ==, "reject");
+	g_assert_cmpstr(out.published, ==, "reject");
+	g_assert_nonnull(strstr(out.reason, "t=y"));
+	dmarc_outcome_format(&out, line, sizeof(line));
+	g_assert_cmpstr(line, ==, "dmarc=fail (p=reject dis=quarantine testing) "
+			"header.from=treject.example");
+	check(&quar, &out);
+	assert_outcome(&out, VERDICT_FAIL, "none", "tquar.example");
+	assert_comment(&out, "p=quarantine dis=none testing");
+	check(&pass, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "treject.example");
+	assert_comment(&out, "p=reject dis=none testing");
+}
+
+/* np=: for a subdomain that does not exist (NXDOMAIN), asked once. */
+static void test_np(void)
+{
+	struct msg ghost = { "a@ghost.np.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	struct msg www = { "a@www.np.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	struct msg slow = { "a@slow.np.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	struct msg top = { "a@np.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	struct dmarc_outcome out;
+
+	use_zone(zone_9989);
+	check(&ghost, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "ghost.np.example");
+	g_assert_cmpstr(out.applied, ==, "np");
+	assert_comment(&out, "p=none np=reject dis=reject");
+	assert_queried_by_mode(QUERIED("_dmarc.ghost.np.example", "_dmarc.np.example",
+				       "A ghost.np.example"),
+			       QUERIED("_dmarc.ghost.np.example", "_dmarc.np.example",
+				       "_dmarc.example", "A ghost.np.example"));
+	g_assert_nonnull(strstr(out.discovery_json, "\"author_exists\":false"));
+	check(&www, &out);
+	assert_outcome(&out, VERDICT_FAIL, "none", "www.np.example");
+	g_assert_cmpstr(out.applied, ==, "p");
+	/* Whether the name exists is unknown: temperror, never p=. */
+	check(&slow, &out);
+	assert_outcome(&out, VERDICT_TEMPERROR, "", "slow.np.example");
+	g_assert_nonnull(strstr(out.reason, "slow.np.example"));
+	/* The Author Domain's own record: p=, no existence query. */
+	use_zone(zone_9989);
+	check(&top, &out);
+	assert_outcome(&out, VERDICT_FAIL, "none", "np.example");
+	for (size_t i = 0; i < queried->len; i++)
+		g_assert_false(g_str_has_prefix(g_ptr_array_index(queried, i), "A "));
+}
+
+/* Relaxed alignment across the Organizational Domain: found by the
+ * records (tree walk) or by the list. */
+static void test_walk_org_domain(void)
+{
+	struct msg deep = { "a@x.y.corp.example", VERDICT_NONE, NULL,
+			    { VERDICT_PASS }, { "mail.corp.example" } };
+	struct msg group = { "a@a.group.example.com", VERDICT_NONE, NULL,
+			     { VERDICT_PASS }, { "example.com" } };
+	struct dmarc_outcome out;
+
+	use_zone(zone_9989);
+	check(&deep, &out);
+	assert_outcome(&out, VERDICT_PASS, "none", "x.y.corp.example");
+	g_assert_cmpstr(out.aligned_by, ==, "dkim:mail.corp.example");
+	g_assert_cmpstr(out.org_domain, ==, "corp.example");
+	g_assert_cmpstr(out.policy_domain, ==, "corp.example");
+	/* psd=n makes group.example.com an Organizational Domain of its own:
+	 * a signature of example.com no longer aligns (the list says it does). */
+	check(&group, &out);
+	if (mode == DMARC_DISCOVERY_PSL) {
+		assert_outcome(&out, VERDICT_PASS, "none", "a.group.example.com");
+		g_assert_cmpstr(out.org_domain, ==, "example.com");
+	} else {
+		assert_outcome(&out, VERDICT_FAIL, "reject", "a.group.example.com");
+		g_assert_cmpstr(out.org_domain, ==, "group.example.com");
+	}
+}
+
+/* Alignment that a DNS failure leaves open is temperror, not fail. */
+static const struct fake_rr zone_align_fail[] = {
+	{ "_dmarc.corp.example", { "v=DMARC1; p=reject" } },
+	{ "_dmarc.mail.corp.example", { FAKE_TEMPFAIL } },
+	{ NULL, { NULL } },
+};
+
+static void test_alignment_temperror(void)
+{
+	struct msg m = { "a@corp.example", VERDICT_NONE, NULL,
+			 { VERDICT_PASS }, { "mail.corp.example" } };
+	struct dmarc_outcome out;
+
+	use_zone(zone_align_fail);
+	check(&m, &out);
+	if (mode == DMARC_DISCOVERY_PSL) {
+		assert_outcome(&out, VERDICT_PASS, "none", "corp.example");
+	} else {
+		assert_outcome(&out, VERDICT_TEMPERROR, "", "corp.example");
+		g_assert_nonnull(strstr(out.reason, "mail.corp.example"));
+	}
+}
+
+static void test_json(void)
+{
+	struct msg rej = { "a@treject.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	struct dmarc_outcome out;
+	GString *json = g_string_new("{");
+
+	use_zone(zone_9989);
+	check(&rej, &out);
+	dmarc_outcome_append_json(&out, json);
+	g_string_append(json, "\"end\":1}");
+	g_assert_nonnull(strstr(json->str, "\"testing\":true,\"testing_lowered\":true"));
+	g_assert_nonnull(strstr(json->str, "\"published\":\"reject\""));
+	g_assert_nonnull(strstr(json->str, mode == DMARC_DISCOVERY_PSL ?
+				"\"discovery\":{\"mode\":\"psl\"" :
+				"\"discovery\":{\"mode\":\"treewalk\""));
+	g_assert_nonnull(strstr(json->str, "\"name\":\"_dmarc.treject.example\""));
+	g_string_free(json, TRUE);
 }
 
 /* ---- broken From fields: every domain named is evaluated ------------- */
@@ -646,7 +847,9 @@ static void test_broken_from_spoofs(void)
 
 	assert_spoof_fails(identical, 2, "two identical From fields");
 	assert_spoof_fails(second, 1, "a second domain");
-	assert_queried((const char *[]){ "_dmarc.example.com", "_dmarc.outside.example", NULL });
+	assert_queried_by_mode(QUERIED("_dmarc.example.com", "_dmarc.outside.example"),
+			       QUERIED("_dmarc.example.com", "_dmarc.com", "_dmarc.outside.example",
+				       "_dmarc.example"));
 	assert_spoof_fails(no_domain, 1, "an address without a domain");
 	/* Addresses GMime's parser drops without a word must still count. */
 	for (size_t i = 0; i < G_N_ELEMENTS(dropped); i++)
@@ -716,7 +919,7 @@ static void test_broken_from_temperror(void)
 	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
 	g_assert_cmpint(dmarc_check(checker, &pass, &out), ==, 0);
 	assert_outcome(&out, VERDICT_TEMPERROR, "", "");
-	g_assert_nonnull(strstr(out.reason, "DNS failure looking up _dmarc.slow.example"));
+	g_assert_nonnull(strstr(out.reason, "DNS failure for _dmarc.slow.example"));
 }
 
 static void test_broken_from_too_many_domains(void)
@@ -736,7 +939,8 @@ static void test_broken_from_too_many_domains(void)
 	check_spoof(from, 1, &out);
 	assert_outcome(&out, VERDICT_FAIL, "quarantine", "");
 	assert_comment(&out, "dis=quarantine from=invalid");
-	g_assert_cmpuint(queried->len, ==, 8);
+	/* Each of the 8 evaluated: its own name, and the walk's "example". */
+	g_assert_cmpuint(queried->len, ==, mode == DMARC_DISCOVERY_PSL ? 8 : 16);
 	from[0] = first->str;
 	check_spoof(from, 1, &out);
 	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
@@ -896,7 +1100,7 @@ static void test_threads(void)
 
 static void test_bad_psl(void)
 {
-	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL };
+	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL, fake_query };
 	struct dmarc_checker *c = NULL;
 	char *error = NULL;
 
@@ -936,51 +1140,88 @@ static void test_from_names(void)
 	g_string_free(nested, TRUE);
 }
 
+struct mode_case {
+	enum dmarc_discovery_mode mode;
+	void (*fn)(void);
+};
+
+static void run_in_mode(gconstpointer data)
+{
+	const struct mode_case *c = data;
+
+	mode = c->mode;
+	checker = checkers[c->mode];
+	c->fn();
+}
+
+/* add_both - the test under /dmarc/treewalk/NAME and /dmarc/psl/NAME. */
+static void add_both(const char *name, void (*fn)(void))
+{
+	for (int m = DMARC_DISCOVERY_TREEWALK; m <= DMARC_DISCOVERY_PSL; m++) {
+		struct mode_case *c = g_new0(struct mode_case, 1);
+		g_autofree char *path = g_strdup_printf("/dmarc/%s/%s",
+							dmarc_discovery_mode_name(m), name);
+
+		c->mode = m;
+		c->fn = fn;
+		g_test_add_data_func_full(path, c, run_in_mode, g_free);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL };
+	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL, fake_query };
 	char *error = NULL;
 	int ret;
 
 	g_test_init(&argc, &argv, NULL);
 	queried = g_ptr_array_new_with_free_func(g_free);
-	if (dmarc_checker_new(&dns, &checker, &error) < 0)
-		g_error("%s", error);
-	g_test_add_func("/dmarc/spf-aligned-pass", test_spf_aligned_pass);
-	g_test_add_func("/dmarc/dkim-aligned-spf-fail", test_dkim_aligned_spf_fail);
-	g_test_add_func("/dmarc/unaligned-pass-fails", test_unaligned_pass_fails);
-	g_test_add_func("/dmarc/relaxed-subdomain", test_relaxed_subdomain);
-	g_test_add_func("/dmarc/strict-subdomain-fails", test_strict_subdomain_fails);
-	g_test_add_func("/dmarc/no-record", test_no_record);
-	g_test_add_func("/dmarc/p-none-fail", test_p_none_fail);
-	g_test_add_func("/dmarc/organizational-record", test_organizational_record);
-	g_test_add_func("/dmarc/psl-rules", test_psl_rules);
-	g_test_add_func("/dmarc/multiple-from-fields", test_multiple_from_fields);
-	g_test_add_func("/dmarc/from-two-domains", test_from_two_domains);
-	g_test_add_func("/dmarc/from-same-domain-twice", test_from_same_domain_twice);
-	g_test_add_func("/dmarc/no-from", test_no_from);
-	g_test_add_func("/dmarc/rfc2047-display-name", test_rfc2047_display_name);
-	g_test_add_func("/dmarc/group-syntax", test_group_syntax);
-	g_test_add_func("/dmarc/dns-tempfail", test_dns_tempfail);
-	g_test_add_func("/dmarc/pct", test_pct);
-	g_test_add_func("/dmarc/sp-for-subdomain", test_sp_for_subdomain);
-	g_test_add_func("/dmarc/record-selection", test_record_selection);
-	g_test_add_func("/dmarc/broken-from-spoofs", test_broken_from_spoofs);
-	g_test_add_func("/dmarc/broken-from-pass-needs-every-domain",
-			test_broken_from_pass_needs_every_domain);
-	g_test_add_func("/dmarc/broken-from-strictest-policy", test_broken_from_strictest_policy);
-	g_test_add_func("/dmarc/broken-from-temperror", test_broken_from_temperror);
-	g_test_add_func("/dmarc/broken-from-too-many-domains", test_broken_from_too_many_domains);
-	g_test_add_func("/dmarc/broken-from-scan", test_broken_from_scan);
-	g_test_add_func("/dmarc/broken-from-naming-none", test_broken_from_naming_none);
-	g_test_add_func("/dmarc/unclosed-comment", test_unclosed_comment);
-	g_test_add_func("/dmarc/nested-groups", test_nested_groups);
+	for (int m = DMARC_DISCOVERY_TREEWALK; m <= DMARC_DISCOVERY_PSL; m++) {
+		if (dmarc_checker_new(&dns, &checkers[m], &error) < 0)
+			g_error("%s", error);
+		dmarc_checker_set_discovery(checkers[m], m);
+	}
+	add_both("spf-aligned-pass", test_spf_aligned_pass);
+	add_both("dkim-aligned-spf-fail", test_dkim_aligned_spf_fail);
+	add_both("unaligned-pass-fails", test_unaligned_pass_fails);
+	add_both("relaxed-subdomain", test_relaxed_subdomain);
+	add_both("strict-subdomain-fails", test_strict_subdomain_fails);
+	add_both("no-record", test_no_record);
+	add_both("p-none-fail", test_p_none_fail);
+	add_both("organizational-record", test_organizational_record);
+	add_both("psl-rules", test_psl_rules);
+	add_both("multiple-from-fields", test_multiple_from_fields);
+	add_both("from-two-domains", test_from_two_domains);
+	add_both("from-same-domain-twice", test_from_same_domain_twice);
+	add_both("no-from", test_no_from);
+	add_both("rfc2047-display-name", test_rfc2047_display_name);
+	add_both("group-syntax", test_group_syntax);
+	add_both("dns-tempfail", test_dns_tempfail);
+	add_both("pct", test_pct);
+	add_both("sp-for-subdomain", test_sp_for_subdomain);
+	add_both("record-selection", test_record_selection);
+	add_both("testing", test_testing);
+	add_both("np", test_np);
+	add_both("walk-org-domain", test_walk_org_domain);
+	add_both("alignment-temperror", test_alignment_temperror);
+	add_both("json", test_json);
+	add_both("broken-from-spoofs", test_broken_from_spoofs);
+	add_both("broken-from-pass-needs-every-domain", test_broken_from_pass_needs_every_domain);
+	add_both("broken-from-strictest-policy", test_broken_from_strictest_policy);
+	add_both("broken-from-temperror", test_broken_from_temperror);
+	add_both("broken-from-too-many-domains", test_broken_from_too_many_domains);
+	add_both("broken-from-scan", test_broken_from_scan);
+	add_both("broken-from-naming-none", test_broken_from_naming_none);
+	add_both("unclosed-comment", test_unclosed_comment);
+	add_both("nested-groups", test_nested_groups);
+	add_both("threads", test_threads);
 	g_test_add_func("/dmarc/from-names", test_from_names);
-	g_test_add_func("/dmarc/threads", test_threads);
 	g_test_add_func("/dmarc/bad-psl", test_bad_psl);
 	ret = g_test_run();
-	dmarc_checker_free(&checker);
-	g_assert_null(checker);
+	for (int m = DMARC_DISCOVERY_TREEWALK; m <= DMARC_DISCOVERY_PSL; m++) {
+		dmarc_checker_free(&checkers[m]);
+		g_assert_null(checkers[m]);
+	}
 	g_ptr_array_free(queried, TRUE);
 	return ret;
 }
