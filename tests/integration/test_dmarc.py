@@ -1,7 +1,10 @@
 """DMARC in annotate mode, end to end: records and keys in the test
 unbound, lmtpfilter in front of the real Dovecot whose sieve_before is the
 sample quarantine script. Each test asserts the exact dmarc= entry (result,
-p=/sp=/dis= comment, header.from) and the folder the message landed in."""
+p=/sp=/dis= comment, header.from) and the folder the message landed in.
+Every case runs with dmarc_discovery = treewalk (DmarcTest) and = psl
+(DmarcPslTest); the RFC 9989 cases (np=, t=y, the walk's organisational
+domain) too, where the two modes agree."""
 import os
 import unittest
 
@@ -31,6 +34,8 @@ class DmarcTest(au.EnvTestCase):
     USERS = ("alice@example.com", "owner@example.com")
     SIEVE = au.QUARANTINE_SIEVE
     SILENT_ZONES = (SLOW_DMARC,)
+    FILTER_CONFIG = {"dmarc_discovery": "treewalk"}
+    TREEWALK = True
 
     @classmethod
     def setUpClass(cls):
@@ -55,6 +60,18 @@ class DmarcTest(au.EnvTestCase):
             au.txt_record("example.com", "v=spf1 ip4:192.0.2.0/24 ~all"),
             au.txt_record("_dmarc.example.com", "v=DMARC1; p=reject"),
             'local-zone: "wormly.com." static',
+            # RFC 9989: np= for names that do not exist, t=y, psd=y.
+            'local-zone: "example.us." static',
+            au.txt_record("_dmarc.example.us", "v=DMARC1; p=none; np=reject"),
+            'local-data: "www.example.us. A 192.0.2.80"',
+            'local-zone: "example.eu." static',
+            au.txt_record("_dmarc.example.eu", "v=DMARC1; p=quarantine; t=y"),
+            'local-zone: "example.ch." static',
+            au.txt_record("_dmarc.example.ch", "v=DMARC1; p=reject; t=y"),
+            'local-zone: "platform.test." static',
+            au.txt_record("_dmarc.platform.test", "v=DMARC1; p=reject; psd=y"),
+            au.dkim_key_record("rsa", "tenant.platform.test", cls.key.txt),
+            au.dkim_key_record("rsa", "other.platform.test", cls.key.txt),
         ]
         super().setUpClass()
 
@@ -274,6 +291,52 @@ class DmarcTest(au.EnvTestCase):
                 self.assertEqual(d.rspf[2].get("client-ip"), au.SEED_CLIENT, d.rspf_value)
                 self.assertOurHeaders(d, raw, renamed=[b"Authentication-Results: mail.example.com"],
                                       disposition="dmarc-reject (dmarc=fail p=reject header.from=example.com)")
+
+    # ---- RFC 9989 ----------------------------------------------------------
+
+    def test_spoof_of_a_non_existent_subdomain_under_np_reject_is_quarantined(self):
+        # example.us: p=none; np=reject. ghost.example.us does not exist
+        # (NXDOMAIN): np= applies; www.example.us exists: p=none.
+        mid, _ = self.run_case(SPOOF_ENVELOPE, "ghost.example.us", client=au.SEED_CLIENT,
+                               helo=au.SEED_HELO)
+        d = self.assertDmarc(mid, "fail", "p=none np=reject dis=reject", "ghost.example.us",
+                             "Quarantine")
+        self.assertEqual(d.spf.result, "none", d.ar_value)
+        mid, _ = self.run_case(SPOOF_ENVELOPE, "www.example.us", client=au.SEED_CLIENT,
+                               helo=au.SEED_HELO)
+        self.assertDmarc(mid, "fail", "p=none np=reject dis=none", "www.example.us", "INBOX")
+
+    def test_testing_mode_applies_one_level_below(self):
+        # t=y: quarantine is applied as none, reject as quarantine.
+        mid, _ = self.run_case(SPOOF_ENVELOPE, "example.eu", client=au.SEED_CLIENT,
+                               helo=au.SEED_HELO)
+        self.assertDmarc(mid, "fail", "p=quarantine dis=none testing", "example.eu", "INBOX")
+        mid, _ = self.run_case(SPOOF_ENVELOPE, "example.ch", client=au.SEED_CLIENT,
+                               helo=au.SEED_HELO)
+        self.assertDmarc(mid, "fail", "p=reject dis=quarantine testing", "example.ch",
+                         "Quarantine")
+
+    def test_relaxed_alignment_across_the_walks_organisational_domain(self):
+        # platform.test publishes psd=y: by the walk, each tenant below it
+        # is an Organizational Domain of its own (the list knows nothing of
+        # .test and makes platform.test the organisation of all of them).
+        mid, _ = self.run_case("list-bounces@example.biz", "mail.tenant.platform.test",
+                               sign_domain="tenant.platform.test")
+        self.assertDmarc(mid, "pass", "p=reject dis=none", "mail.tenant.platform.test", "INBOX")
+        mid, _ = self.run_case("list-bounces@example.biz", "mail.tenant.platform.test",
+                               sign_domain="other.platform.test")
+        if self.TREEWALK:
+            self.assertDmarc(mid, "fail", "p=reject dis=reject", "mail.tenant.platform.test",
+                             "Quarantine")
+        else:
+            self.assertDmarc(mid, "pass", "p=reject dis=none", "mail.tenant.platform.test",
+                             "INBOX")
+
+
+class DmarcPslTest(DmarcTest):
+    """The same cases with the RFC 7489 public suffix list discovery."""
+    FILTER_CONFIG = {"dmarc_discovery": "psl"}
+    TREEWALK = False
 
 
 if __name__ == "__main__":
