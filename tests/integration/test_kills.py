@@ -61,7 +61,8 @@ STREAM_MESSAGES = 60     # messages per stream test, each to every user
 STREAM_KILLS = 8
 KILL_GAP = (0.05, 0.35)  # seconds between two kills, uniformly drawn
 SEND_GAP = 0.03          # seconds between two submissions: the stream outlasts the kills
-FLUSH_DEADLINE = 40.0    # seconds for Postfix's queue to drain after the kills
+FLUSH_DEADLINE = 90.0    # seconds for Postfix's queue to drain after the kills: room for
+                         # lmtpfilter's 30 s wait on a Dovecot child orphaned by a kill
 STEP_TIMEOUT = 15.0      # seconds for one step of a transaction to be reached
 SETTLE_TIME = 0.3        # a late copy (a Dovecot process finishing) would show by then
 POLL = 0.05
