@@ -17,6 +17,7 @@
 
 #include <glib.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,14 +59,16 @@ static void set_auth_triple(char *v, const char **a, const char **b, enum histor
 	g_strfreev(p);
 }
 
-static void set_field(struct history_record *r, const char *k, char *v)
+/* set_field - one key=value of a RECORDS line; returns whether the record
+ * keeps v (else the caller frees it). */
+static bool set_field(struct history_record *r, const char *k, char *v)
 {
 	if (strcmp(k, "time") == 0) r->time = (time_t)strtoll(v, NULL, 10);
-	else if (strcmp(k, "ip") == 0) r->source_ip = v;
-	else if (strcmp(k, "env") == 0) r->envelope_from = v;
-	else if (strcmp(k, "from") == 0) r->header_from = v;
-	else if (strcmp(k, "policy") == 0) r->policy_domain = v;
-	else if (strcmp(k, "org") == 0) r->org_domain = v;
+	else if (strcmp(k, "ip") == 0) return r->source_ip = v, true;
+	else if (strcmp(k, "env") == 0) return r->envelope_from = v, true;
+	else if (strcmp(k, "from") == 0) return r->header_from = v, true;
+	else if (strcmp(k, "policy") == 0) return r->policy_domain = v, true;
+	else if (strcmp(k, "org") == 0) return r->org_domain = v, true;
 	else if (strcmp(k, "p") == 0) r->p = enum_or_die(history_policy_parse(v), k, v);
 	else if (strcmp(k, "sp") == 0) r->sp = enum_or_die(history_policy_parse(v), k, v);
 	else if (strcmp(k, "np") == 0) r->np = enum_or_die(history_policy_parse(v), k, v);
@@ -77,18 +80,20 @@ static void set_field(struct history_record *r, const char *k, char *v)
 	else if (strcmp(k, "spf_aligned") == 0) r->spf_aligned = v[0] == '1';
 	else if (strcmp(k, "disp") == 0) r->disposition = enum_or_die(history_disposition_parse(v), k, v);
 	else if (strcmp(k, "override") == 0) r->override = enum_or_die(history_override_parse(v), k, v);
-	else if (strcmp(k, "comment") == 0) r->override_comment = v;
+	else if (strcmp(k, "comment") == 0) return r->override_comment = v, true;
 	else if (strcmp(k, "spf") == 0) {
 		const char *scope;
 		set_auth_triple(v, &r->spf_domain, &scope, &r->spf_result);
 		r->spf_scope_helo = strcmp(scope, "helo") == 0;
+		g_free((char *)scope);
 	} else if (strcmp(k, "dkim") == 0 && r->dkim_count < HISTORY_DKIM_MAX) {
 		struct history_dkim *d = &r->dkim[r->dkim_count++];
 		set_auth_triple(v, &d->domain, &d->selector, &d->result);
 	} else enum_or_die(-1, "key", k);
+	return false;
 }
 
-/* parse_line - one RECORDS line; the strings are leaked on purpose (a test tool). */
+/* parse_line - one RECORDS line; the strings the record keeps live until exit. */
 static struct line_record *parse_line(const char *line)
 {
 	struct line_record *lr = g_new0(struct line_record, 1);
@@ -103,7 +108,9 @@ static struct line_record *parse_line(const char *line)
 		if (eq == NULL)
 			enum_or_die(-1, "token", tokens[i]);
 		*eq = '\0';
-		set_field(&lr->r, tokens[i], g_uri_unescape_string(eq + 1, NULL));
+		char *value = g_uri_unescape_string(eq + 1, NULL);
+		if (!set_field(&lr->r, tokens[i], value))
+			g_free(value);
 	}
 	lr->owned = tokens;
 	return lr;

@@ -173,7 +173,10 @@ static void test_torn_and_corrupt(void)
 	g_assert_cmpuint(st.skipped, ==, 3);
 	g_ptr_array_unref(lines);
 
-	g_assert_cmpint(history_read_file("/nonexistent/x.dmh", collect, NULL, &st, &path), ==, -1);
+	char *error = NULL;
+	g_assert_cmpint(history_read_file("/nonexistent/x.dmh", collect, NULL, &st, &error), ==, -1);
+	g_assert_nonnull(error);
+	g_free(error);
 	g_free(path);
 	g_free(dir);
 }
