@@ -83,11 +83,7 @@
 #define DMARC_FROM_FIELD_MAX 16384      /* raw From bytes; real ones are < 1 KB */
 #define DMARC_FROM_COLONS_MAX 32        /* ':' anywhere in it, >= group depth; real: 0-3 */
 #define DMARC_FROM_ADDRESSES_MAX 64     /* mailboxes in the From field */
-/* Domains of a broken From evaluated, each one discovery (at most
- * DMARC_DISCOVERY_STEPS_MAX queries, most of them shared and cached; RFC
- * 9989 asks to limit them against a denial of service); naming more makes
- * the evaluation incomplete, which never passes. */
-#define DMARC_AUTHOR_DOMAINS_MAX 8
+/* DMARC_AUTHOR_DOMAINS_MAX (dmarc.h): domains of a broken From evaluated. */
 #define DMARC_GROUP_DEPTH_MAX 2         /* groups inside groups (GMime is lenient) */
 #define DMARC_DKIM_SIGNATURES_MAX 16    /* DKIM results considered */
 #define DMARC_NAME_MAX 253              /* DNS name, presentation form */
@@ -886,6 +882,26 @@ static void dmarc_tally_decide(const struct dmarc_tally *t, size_t count, bool i
 	}
 }
 
+void dmarc_outcome_author(const struct dmarc_outcome *one, struct dmarc_author_outcome *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->result = one->result;
+	dmarc_copy(a->header_from, sizeof(a->header_from), one->header_from);
+	dmarc_copy(a->policy_domain, sizeof(a->policy_domain), one->policy_domain);
+	dmarc_copy(a->org_domain, sizeof(a->org_domain), one->org_domain);
+	dmarc_copy(a->policy, sizeof(a->policy), one->policy);
+	dmarc_copy(a->sp, sizeof(a->sp), one->sp);
+	dmarc_copy(a->np, sizeof(a->np), one->np);
+	dmarc_copy(a->disposition, sizeof(a->disposition), one->disposition);
+	a->testing = one->testing;
+	a->testing_lowered = one->testing_lowered;
+	a->psd = one->psd;
+	a->adkim = one->adkim;
+	a->aspf = one->aspf;
+	a->spf_aligned = one->spf_aligned;
+	a->dkim_aligned = one->dkim_aligned;
+}
+
 /* dmarc_evaluate_authors - a broken From: every domain it names (at most
  * DMARC_AUTHOR_DOMAINS_MAX) evaluated on its own, then one outcome, so
  * that breaking the field never escapes a policy (RFC 9989, "Denial of
@@ -895,14 +911,20 @@ static void dmarc_evaluate_authors(struct dmarc_checker *c, const struct dmarc_i
 {
 	struct dmarc_tally *t = g_new0(struct dmarc_tally, 1);
 	struct dmarc_outcome *one = g_new0(struct dmarc_outcome, 1);
+	/* On the heap, like the outcomes: a worker's stack is small. */
+	struct dmarc_author_outcome *authors = g_new0(struct dmarc_author_outcome, DMARC_AUTHOR_DOMAINS_MAX);
 	char problem[DMARC_REASON_MAX];
 
 	dmarc_copy(problem, sizeof(problem), out->reason);
 	for (size_t i = 0; i < a->count; i++) {
 		dmarc_evaluate_domain(c, in, a->domain[i], one);
 		dmarc_tally_add(t, one);
+		dmarc_outcome_author(one, &authors[i]);
 	}
 	dmarc_tally_decide(t, a->count, a->incomplete, problem, out);
+	memcpy(out->authors, authors, a->count * sizeof(authors[0]));
+	out->author_count = a->count;
+	g_free(authors);
 	g_free(one);
 	g_free(t);
 }

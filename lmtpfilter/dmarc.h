@@ -27,6 +27,11 @@
  * domains and the reason fit in 6 KB; a long record text is dropped
  * rather than cut (dmarc.c). */
 #define DMARC_DISCOVERY_JSON_MAX 8192
+/* Domains of a broken From evaluated one by one (each one discovery, at
+ * most DMARC_DISCOVERY_STEPS_MAX queries, most of them shared and cached;
+ * RFC 9989 asks to limit them against a denial of service); naming more
+ * makes the evaluation incomplete, which never passes. */
+#define DMARC_AUTHOR_DOMAINS_MAX 8
 
 struct dmarc_input {
 	/* Raw values (folded, possibly RFC 2047 encoded) of every From: field. */
@@ -44,6 +49,20 @@ struct dmarc_input {
 	char *const *dkim_domains;
 	/* Client address (may be NULL); not used by the evaluation. */
 	const char *client_ip;
+};
+
+/* One Author Domain of a broken From as evaluated on its own: what the
+ * aggregate-report history records per policy domain. */
+struct dmarc_author_outcome {
+	enum verdict result;
+	char header_from[DMARC_DOMAIN_MAX];
+	char policy_domain[DMARC_DOMAIN_MAX]; /* "" without a record */
+	char org_domain[DMARC_DOMAIN_MAX];
+	char policy[DMARC_POLICY_NAME_MAX], sp[DMARC_POLICY_NAME_MAX], np[DMARC_POLICY_NAME_MAX];
+	char disposition[DMARC_POLICY_NAME_MAX]; /* after t=y */
+	bool testing, testing_lowered;
+	char psd, adkim, aspf;
+	bool spf_aligned, dkim_aligned;
 };
 
 struct dmarc_outcome {
@@ -79,6 +98,10 @@ struct dmarc_outcome {
 	char org_domain[DMARC_DOMAIN_MAX];   /* Organizational Domain of header_from */
 	char policy_domain[DMARC_DOMAIN_MAX]; /* where the applying record was found */
 	char discovery_json[DMARC_DISCOVERY_JSON_MAX]; /* the walk, or "" */
+	/* With from_invalid: each domain the broken From names, evaluated
+	 * on its own (the fields above hold the one that decided). */
+	struct dmarc_author_outcome authors[DMARC_AUTHOR_DOMAINS_MAX];
+	size_t author_count;
 };
 
 /* A DNS source for TXT lookups. query_txt returns 0 and fills *answer_r
@@ -157,6 +180,10 @@ const char *dmarc_outcome_header_from(const struct dmarc_outcome *out);
  * adkim=, aspf=, pct= (as pct_not_applied), the organisational and policy
  * domains, and "discovery": every query of the walk. */
 void dmarc_outcome_append_json(const struct dmarc_outcome *out, struct _GString *o);
+
+/* dmarc_outcome_author - one domain's outcome (not a broken From's
+ * summary) as a struct dmarc_author_outcome. */
+void dmarc_outcome_author(const struct dmarc_outcome *out, struct dmarc_author_outcome *author_r);
 
 /* dmarc_outcome_format - the whole A-R method entry:
  * "dmarc=fail (p=reject dis=none) header.from=example.com". Truncates. */

@@ -4,12 +4,15 @@
  * Owns: the current configuration (a reference; SIGHUP swaps it under the
  * lock), the shutdown eventfd and the checkers (struct checkers), built in
  * one call from the configuration's dns_servers, dns_timeout and
- * authserv_id; a SIGHUP does not rebuild them.
+ * authserv_id; a SIGHUP does not rebuild them. The daemon's DMARC history
+ * writer, opened once; a SIGHUP that changes dmarc_history is logged and
+ * needs a restart to take effect.
  */
 #include "lmtpfilter/engine.h"
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/dkim.h"
 #include "lmtpfilter/dmarc.h"
+#include "lmtpfilter/history.h"
 #include "lmtpfilter/log.h"
 #include "lmtpfilter/resolver.h"
 #include "lmtpfilter/spf.h"
@@ -67,8 +70,29 @@ int engine_init(struct engine *engine, struct config *config, char **error_r)
 	return engine_checkers_init(&engine->checkers, config, error_r);
 }
 
+int engine_open_history(struct engine *engine, char **error_r)
+{
+	const char *dir = engine->config->dmarc_history;
+
+	if (dir == NULL || dir[0] == '\0')
+		return 0;
+	if (history_open(dir, &engine->history, error_r) < 0)
+		return -1;
+	engine->history_dir = g_strdup(dir);
+	return 0;
+}
+
 void engine_deinit(struct engine *engine)
 {
+	if (engine->history != NULL) {
+		struct history_stats st;
+		history_get_stats(engine->history, &st);
+		log_info("history appended=%llu dropped=%llu", (unsigned long long)st.appended,
+			 (unsigned long long)st.dropped);
+	}
+	history_close(&engine->history);
+	g_free(engine->history_dir);
+	engine->history_dir = NULL;
 	engine_checkers_deinit(&engine->checkers);
 	config_unref(&engine->config);
 	if (engine->shutdown_fd != -1)
@@ -91,5 +115,10 @@ void engine_set_config(struct engine *engine, struct config *config)
 	struct config *old = engine->config;
 	engine->config = config;
 	pthread_mutex_unlock(&engine->lock);
+	const char *dir = config->dmarc_history != NULL && config->dmarc_history[0] ? config->dmarc_history : NULL;
+	if (engine->history_dir != NULL && g_strcmp0(dir, engine->history_dir) != 0)
+		log_warning("dmarc_history changed: still writing to %s until restarted", engine->history_dir);
+	else if (engine->history_dir == NULL && dir != NULL)
+		log_warning("dmarc_history changed: no history kept until restarted");
 	config_unref(&old);
 }

@@ -14,6 +14,7 @@ struct resolver;
 struct spf_checker;
 struct dkim_verifier;
 struct dmarc_checker;
+struct history;
 
 /* The checkers every transaction evaluates with; all thread-safe once built. */
 struct checkers {
@@ -29,12 +30,20 @@ struct engine {
 	int shutdown_fd;            /* eventfd, readable once shutting down */
 	char hostname[256];
 	struct checkers checkers;   /* built by engine_init */
+	/* The DMARC history (dmarc_history), or NULL; opened by
+	 * engine_open_history, for the daemon only ("check" keeps none).
+	 * A SIGHUP does not reopen it: a changed dmarc_history needs a restart. */
+	struct history *history;
+	char *history_dir;          /* what it was opened with, or NULL */
 };
 
 /* engine_init - take the configuration reference and build the checkers
  * (resolver, SPF, DKIM, DMARC) once, before any worker thread exists.
  * Returns 0, or -1 with *error_r; engine_deinit is due either way. */
 int engine_init(struct engine *engine, struct config *config, char **error_r);
+/* engine_open_history - open the configuration's dmarc_history, if set.
+ * Returns 0, or -1 with *error_r. */
+int engine_open_history(struct engine *engine, char **error_r);
 /* engine_deinit - free the checkers and drop the configuration. */
 void engine_deinit(struct engine *engine);
 /* engine_config - a new reference to the current configuration. */

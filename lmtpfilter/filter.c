@@ -14,11 +14,16 @@
  * be, or reads as, one of ours; a name before continuation lines that open
  * the block): nothing else changes, so signatures that verified before
  * still verify after.
+ *
+ * The DMARC history: filter_history_note sums, per group that evaluated
+ * DMARC, what it did with the message; filter_tx_history appends the
+ * message's records once, after every group (verdict_history.c).
  */
 #include "lmtpfilter/filter.h"
 #include "lmtpfilter/engine.h"
 #include "lmtpfilter/log.h"
 #include "lmtpfilter/spool.h"
+#include "lmtpfilter/verdict_history.h"
 #include "mime/authres.h"
 #include "mime/header_block.h"
 #include "mime/normalize.h"
@@ -26,6 +31,7 @@
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define FILTER_LOG_FIELDS_MAX 512    /* bytes of the check fields on the transaction line */
 #define FILTER_GROUP_LOG_MAX 8       /* groups whose action is logged (the session's group limit) */
@@ -47,6 +53,7 @@ struct filter_tx {
 	const char *reasons[FILTER_GROUP_LOG_MAX];
 	size_t action_count;
 	char log_fields[FILTER_LOG_FIELDS_MAX];
+	struct verdict_history_groups history_groups;
 };
 
 struct filter_tx *filter_tx_new(struct engine *engine, const struct config *config, const struct tx_facts *facts)
@@ -260,6 +267,32 @@ static void filter_log_group(struct filter_tx *ftx, const struct domain_policy *
 	filter_set_log_fields(ftx);
 }
 
+/* ---- the DMARC history ---- */
+
+/* filter_history_note - what a group that evaluated DMARC did with it. */
+static void filter_history_note(struct filter_tx *ftx, const struct domain_policy *policy, const struct disposition *d)
+{
+	struct verdict_history_groups *g = &ftx->history_groups;
+
+	if (!(policy->checks & CHECK_DMARC))
+		return;
+	g->count++;
+	if (policy->mode == DOMAIN_MODE_OBSERVE)
+		g->observed = true;
+	else if (disposition_quarantines(d))
+		g->quarantined = true;
+	/* g->arc_sealer: the trusted ARC sealer that set the disposition to
+	 * none; left NULL (no ARC override) until the disposition says so. */
+}
+
+void filter_tx_history(struct filter_tx *ftx)
+{
+	if (ftx->engine->history == NULL || ftx->ev == NULL)
+		return;
+	verdict_history_append(ftx->engine->history, evaluation_verdict(ftx->ev), ftx->facts.mail_from, time(NULL),
+			       &ftx->history_groups);
+}
+
 /* ---- the bytes of a group ---- */
 
 /* filter_observe - evaluate and log for mode=observe; never changes the
@@ -274,6 +307,7 @@ static void filter_observe(struct filter_tx *ftx, const struct domain_policy *po
 	}
 	filter_disposition(ftx, policy, &d);
 	filter_log_group(ftx, policy, &d);
+	filter_history_note(ftx, policy, &d);
 }
 
 static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
@@ -304,6 +338,7 @@ static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *po
 	const struct message_verdict *v = filter_verdict(ftx, policy->checks);
 	filter_disposition(ftx, policy, &d);
 	filter_log_group(ftx, policy, &d);
+	filter_history_note(ftx, policy, &d);
 	char *headers = filter_render_headers(ftx, v, policy->checks, &d);
 	message_view_add_text(view, headers, strlen(headers));
 	g_free(headers);

@@ -40,6 +40,11 @@ struct filter_tx;
 
 struct filter_tx *filter_tx_new(struct engine *engine, const struct config *config, const struct tx_facts *facts);
 void filter_tx_free(struct filter_tx **ftx);
+/* filter_tx_history - after every group was prepared: the message's DMARC
+ * history records (one per policy domain) when the engine keeps a history
+ * and a group evaluated DMARC. Call once per message. When groups differ,
+ * the record says quarantine if any annotate group quarantined. */
+void filter_tx_history(struct filter_tx *ftx);
 
 /* filter_prepare - the bytes for recipients with this policy, into view.
  * Returns 0; -1 with *fail_r set to the reply those recipients get when

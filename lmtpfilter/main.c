@@ -72,7 +72,7 @@ static int run_daemon(const char *file)
 		return 1;
 	}
 	server_block_signals();
-	if (engine_init(&engine, config, &error) < 0) {
+	if (engine_init(&engine, config, &error) < 0 || engine_open_history(&engine, &error) < 0) {
 		log_error("%s", error);
 		g_free(error);
 		engine_deinit(&engine);

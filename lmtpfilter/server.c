@@ -442,6 +442,10 @@ void server_block_signals(void)
 	/* Threads inherit the blocked mask: only the signalfd sees these. */
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A DMARC history file reaching a file-size limit (RLIMIT_FSIZE) must
+	 * fail that write with EFBIG, which history_append drops and counts,
+	 * not kill the daemon with SIGXFSZ: mail never waits on the history. */
+	signal(SIGXFSZ, SIG_IGN);
 }
 
 /* server_poll_setup - what to poll: the listeners unless accept is paused,

@@ -432,6 +432,7 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 	};
 	struct filter_tx *ftx = filter_tx_new(s->engine, s->config, &facts);
 	fanout_deliver(s->fanout, s->spool, session_prepare, ftx);
+	filter_tx_history(ftx);
 	log_transaction(s, ftx, "done");
 	filter_tx_free(&ftx);
 	fanout_end(s->fanout);
