@@ -53,19 +53,22 @@ static bool verdict_history_strict(const char *disposition)
 	return strcmp(disposition, "quarantine") == 0 || strcmp(disposition, "reject") == 0;
 }
 
-/* verdict_history_quarantined - the override of a quarantined message. */
+/* verdict_history_quarantined - the override of a quarantined message:
+ * none when this domain's policy (after t=y) asked for quarantine. */
 static void verdict_history_quarantined(const struct dmarc_author_outcome *a, struct history_record *r)
 {
 	r->disposition = HISTORY_DISPOSITION_QUARANTINE;
-	if (a->result == VERDICT_PASS) {
-		r->override = HISTORY_OVERRIDE_OTHER;
-		r->override_comment = "another domain of the From field failed";
-	} else if (a->result == VERDICT_FAIL && strcmp(a->disposition, "reject") == 0) {
+	if (a->result == VERDICT_FAIL && strcmp(a->disposition, "reject") == 0) {
 		r->override = HISTORY_OVERRIDE_LOCAL_POLICY;
 		r->override_comment = "quarantined, not rejected";
-	} else if (a->result == VERDICT_FAIL && a->testing_lowered) {
-		r->override = HISTORY_OVERRIDE_TEST_MODE;
-	} else if (a->result != VERDICT_FAIL || !verdict_history_strict(a->disposition)) {
+	} else if (a->result == VERDICT_FAIL && verdict_history_strict(a->disposition)) {
+		if (a->testing_lowered)     /* p=reject, t=y */
+			r->override = HISTORY_OVERRIDE_TEST_MODE;
+	} else if (a->result == VERDICT_PASS) {
+		r->override = HISTORY_OVERRIDE_OTHER;
+		r->override_comment = "another domain of the From field failed";
+	} else {
+		/* Only a broken From quarantines without this domain's policy. */
 		r->override = HISTORY_OVERRIDE_LOCAL_POLICY;
 		r->override_comment = "invalid From field";
 	}

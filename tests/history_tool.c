@@ -4,6 +4,7 @@
  *
  *     history_tool DIR [--threads N] [--repeat N] < RECORDS
  *     history_tool DIR --generate N --day YYYY-MM-DD [--threads N]
+ *     history_tool --dump FILE
  *
  * RECORDS: one record per line, space-separated KEY=VALUE (a value is
  * %XX-decoded): time ip env from policy org p sp np adkim aspf t psd
@@ -11,7 +12,9 @@
  * dkim=DOMAIN:SELECTOR:RESULT (repeatable). Each line is appended --repeat
  * times, spread over --threads threads appending at once. --generate
  * writes N synthetic records over the day (100 policy domains, 5,000 source
- * addresses). Prints "appended N dropped N".
+ * addresses). Prints "appended N dropped N". --dump prints each whole
+ * record of FILE as a RECORDS line (so a dump can be appended again), then
+ * "records N skipped N".
  */
 #include "lmtpfilter/history.h"
 
@@ -178,6 +181,68 @@ static GPtrArray *read_records(void)
 	return records;
 }
 
+/* dump_value - " KEY=VALUE", the value %XX-encoded. */
+static void dump_value(const char *key, const char *value)
+{
+	char *v = g_uri_escape_string(value != NULL ? value : "", NULL, FALSE);
+
+	printf(" %s=%s", key, v);
+	g_free(v);
+}
+
+static void dump_triple(const char *key, const char *a, const char *b, enum history_auth result)
+{
+	char *v = g_strdup_printf("%s:%s:%s", a, b, history_auth_name(result));
+
+	dump_value(key, v);
+	g_free(v);
+}
+
+static void dump_record(const struct history_record *r, void *context)
+{
+	char flag[2] = { 0 };
+
+	(void)context;
+	printf("time=%lld", (long long)r->time);
+	dump_value("ip", r->source_ip);
+	dump_value("env", r->envelope_from);
+	dump_value("from", r->header_from);
+	dump_value("policy", r->policy_domain);
+	dump_value("org", r->org_domain);
+	dump_value("p", history_policy_name(r->p));
+	dump_value("sp", history_policy_name(r->sp));
+	dump_value("np", history_policy_name(r->np));
+	dump_value("adkim", (flag[0] = r->adkim, flag));
+	dump_value("aspf", (flag[0] = r->aspf, flag));
+	dump_value("t", r->testing ? "y" : "n");
+	dump_value("psd", r->psd == HISTORY_PSD_Y ? "y" : r->psd == HISTORY_PSD_N ? "n" : "u");
+	dump_value("dkim_aligned", r->dkim_aligned ? "1" : "0");
+	dump_value("spf_aligned", r->spf_aligned ? "1" : "0");
+	dump_value("disp", history_disposition_name(r->disposition));
+	dump_value("override", history_override_name(r->override));
+	if (r->override_comment != NULL && r->override_comment[0] != '\0')
+		dump_value("comment", r->override_comment);
+	if (r->spf_domain != NULL && r->spf_domain[0] != '\0')
+		dump_triple("spf", r->spf_domain, r->spf_scope_helo ? "helo" : "mfrom", r->spf_result);
+	for (size_t i = 0; i < r->dkim_count; i++)
+		dump_triple("dkim", r->dkim[i].domain, r->dkim[i].selector, r->dkim[i].result);
+	printf("\n");
+}
+
+/* dump_file - --dump FILE. */
+static int dump_file(const char *path)
+{
+	struct history_read_stats st = { 0 };
+	char *error = NULL;
+
+	if (history_read_file(path, dump_record, NULL, &st, &error) < 0) {
+		fprintf(stderr, "history_tool: %s\n", error);
+		return 1;
+	}
+	printf("records %" G_GUINT64_FORMAT " skipped %" G_GUINT64_FORMAT "\n", st.records, st.skipped);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct job base = { .repeat = 1 };
@@ -190,6 +255,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: history_tool DIR [--threads N] [--repeat N] [--generate N --day YYYY-MM-DD]\n");
 		return 1;
 	}
+	if (argc == 3 && strcmp(argv[1], "--dump") == 0)
+		return dump_file(argv[2]);
 	signal(SIGXFSZ, SIG_IGN);       /* a file size limit is a full disk here */
 	for (int i = 2; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--threads") == 0) threads = CLAMP(atoi(argv[i + 1]), 1, TOOL_THREADS_MAX);

@@ -8,12 +8,17 @@ import email.policy
 import glob
 import gzip
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import unittest
+import urllib.parse
 import xml.etree.ElementTree as ET
 
+import annotate_util as au
+import dkim_sign
 import harness
 
 SHARED = os.environ.get("LMTPFILTER_SHARED_DIR",
@@ -270,3 +275,216 @@ class ReportSendTest(ReportBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# ---- history written by the daemon ----------------------------------------
+
+PARTNER = "192.0.2.10"                  # in the SPF range of the sender domains
+SPOOFER = "203.0.113.66"                # outside it
+SPF_RANGE = "v=spf1 ip4:192.0.2.0/24 -all"
+
+
+def dump(path):
+    """([record dicts], skipped) of one history file, read by history_read_file."""
+    r = subprocess.run([history_tool(), "--dump", path], text=True, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise AssertionError(r.stdout)
+    lines = r.stdout.splitlines()
+    records = []
+    for line in lines[:-1]:
+        rec_ = {}
+        for token in line.split(" "):
+            k, v = token.split("=", 1)
+            v = urllib.parse.unquote(v)
+            if k == "dkim":
+                rec_.setdefault("dkim", []).append(v)
+            else:
+                rec_[k] = v
+        records.append(rec_)
+    tail = lines[-1].split()
+    return records, int(tail[3])
+
+
+def shifted(record, day_start):
+    """A dumped record as a history_tool line with its time moved into the
+    day beginning at day_start (same second of the day)."""
+    r = dict(record)
+    r["time"] = str(day_start + int(r["time"]) % 86400)
+    out = []
+    for k, v in r.items():
+        for one in (v if isinstance(v, list) else [v]):
+            out.append("%s=%s" % (k, urllib.parse.quote(one, safe=":")))
+    return " ".join(out)
+
+
+class DaemonHistoryTest(au.EnvTestCase):
+    """Messages delivered through lmtpfilter in front of the real Dovecot
+    (sieve: the sample quarantine script), DNS from the real unbound: the
+    daemon's own history file, read back exactly, then reported."""
+    USERS = ("alice@example.com", "bob@example.net", "carol@example.edu")
+    SIEVE = au.QUARANTINE_SIEVE
+    CHECKS = {"checks": "spf;dkim;dmarc", "quarantine_on": "dmarc;spf;from"}
+    DOMAINS = {"example.com": dict(CHECKS, mode="annotate"),
+               "example.net": dict(CHECKS, mode="observe"),
+               "example.edu": dict(CHECKS, mode="off")}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = dkim_sign.rsa_key(1024)
+        cls.history = tempfile.mkdtemp(prefix="lmtpf-history-")
+        cls.addClassCleanup(shutil.rmtree, cls.history, True)
+        cls.FILTER_CONFIG = {"dmarc_history": cls.history}
+        cls.ZONE = [
+            'local-zone: "example.org." static',
+            au.txt_record("example.org", SPF_RANGE),
+            au.txt_record("_dmarc.example.org", "v=DMARC1; p=reject; rua=mailto:d@example.org"),
+            au.dkim_key_record("s1", "example.org", cls.key.txt),
+            'local-zone: "example.eu." static',
+            au.txt_record("example.eu", SPF_RANGE),
+            au.txt_record("_dmarc.example.eu", "v=DMARC1; p=quarantine; sp=none; t=y"),
+            'local-zone: "example.com." static',
+            'local-zone: "example.net." static',
+            'local-zone: "example.edu." static',
+        ]
+        super().setUpClass()
+
+    def setUp(self):
+        super().setUp()
+        for name in os.listdir(self.history):
+            os.unlink(os.path.join(self.history, name))
+
+    def deliver(self, mail_from, from_header, rcpt, client, sign=False):
+        mid = au.marker("hist")
+        raw = au.make_message(mail_from, rcpt, mid=mid, from_header=from_header)
+        if sign:
+            raw = dkim_sign.sign(raw, self.key, "example.org", "s1")
+        self.send(raw, mail_from, rcpts=(rcpt,), xfwd=au.xforward(client, "mx.sender.example"))
+        return mid
+
+    def today(self):
+        return os.path.join(self.history, time.strftime("%Y-%m-%d.dmh", time.gmtime()))
+
+    def test_known_mix_recorded_and_reported(self):
+        before = int(time.time())
+        # 1. a spoof of p=reject example.org to an annotate domain
+        spoof = self.deliver("user@example.org", "From: <ceo@example.org>\n", "alice@example.com", SPOOFER)
+        # 2. a legit message: SPF and DKIM pass, aligned
+        legit = self.deliver("user@example.org", "From: <ceo@example.org>\n", "alice@example.com",
+                             PARTNER, sign=True)
+        # 3. the same spoof to an observe domain: delivered as received
+        self.deliver("user@example.org", "From: <ceo@example.org>\n", "bob@example.net", SPOOFER)
+        # 4. to a mode=off domain: not evaluated, no record
+        self.deliver("user@example.org", "From: <ceo@example.org>\n", "carol@example.edu", SPOOFER)
+        # 5. a t=y domain failing: p=quarantine lowered to none
+        test_mode = self.deliver("news@example.eu", "From: <news@example.eu>\n", "alice@example.com",
+                                 SPOOFER)
+        # 6. a broken From naming both domains: one record per policy domain
+        self.deliver("user@example.org", "From: <a@example.org>, <b@example.eu>\n", "alice@example.com",
+                     SPOOFER)
+        after = int(time.time())
+        self.delivered(spoof, folder="Quarantine")
+        self.delivered(legit, folder="INBOX")
+        self.delivered(test_mode, folder="INBOX")
+
+        records, skipped = dump(self.today())
+        self.assertEqual(skipped, 0)
+        for r in records:
+            self.assertTrue(before <= int(r["time"]) <= after, r)
+        got = [{k: v for k, v in r.items() if k != "time"} for r in records]
+        org = dict(ip=SPOOFER, env="example.org", from_="example.org", policy="example.org",
+                   org="example.org", p="reject", sp="-", np="-", adkim="r", aspf="r", t="n",
+                   psd="u", dkim_aligned="0", spf_aligned="0", spf="example.org:mfrom:fail")
+        eu = dict(org, env="example.eu", from_="example.eu", policy="example.eu", org="example.eu",
+                  p="quarantine", sp="none", t="y", spf="example.eu:mfrom:fail")
+
+        def want(base, **kw):
+            w = dict(base, **kw)
+            w["from"] = w.pop("from_")
+            return w
+        expected = [
+            want(org, disp="quarantine", override="local_policy", comment="quarantined, not rejected"),
+            want(org, ip=PARTNER, dkim_aligned="1", spf_aligned="1", disp="pass", override="-",
+                 spf="example.org:mfrom:pass", dkim=["example.org:s1:pass"]),
+            want(org, disp="none", override="local_policy", comment="mode=observe"),
+            want(eu, disp="none", override="policy_test_mode"),
+            want(org, from_="example.org", disp="quarantine", override="local_policy",
+                 comment="quarantined, not rejected"),
+            want(eu, env="example.org", spf="example.org:mfrom:fail", disp="quarantine",
+                 override="local_policy", comment="invalid From field"),
+        ]
+        self.maxDiff = None
+        self.assertEqual(got, expected)
+        self.assertLess(os.path.getsize(self.today()) / len(records), 400)
+
+        # report refuses a day that is not finished, and the records carry
+        # today's time: they are appended again, same second of the day, to
+        # the finished day DAY (nothing else changes), then reported.
+        reported = tempfile.mkdtemp(dir=self.env.tmpdir)
+        out = tempfile.mkdtemp(dir=self.env.tmpdir)
+        r = subprocess.run([history_tool(), reported], input="\n".join(shifted(x, BEGIN) for x in records),
+                           text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.assertEqual(r.stdout.strip(), "appended 6 dropped 0")
+        conf = os.path.join(out, "lmtpfilter.conf")
+        with open(conf, "w") as f:
+            f.write("[lmtpfilter]\nlisten = unix:%s/s\ndownstream = unix:%s/d\n"
+                    "report_email = dmarc-reports@mx.example.com\nreport_org_name = Example Mail\n"
+                    "dmarc_history = %s\ndns_servers = 127.0.0.1@9\ndns_timeout = 1\n"
+                    % (out, out, reported))
+        r = subprocess.run([harness.lmtpfilter_binary(), "-c", conf, "report", "--period", DAY, "--out", out],
+                           text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        reports = validated_reports(self, out)
+        self.assertEqual(sorted(reports), ["example.eu", "example.org"])
+        root = reports["example.org"]
+        self.assertEqual(policy_published(root), {"domain": "example.org", "p": "reject", "adkim": "r",
+                                                  "aspf": "r", "discovery_method": "treewalk", "testing": "n"})
+        self.assertEqual(report_rows(root), {
+            (SPOOFER, 2, "quarantine", "fail", "fail", "local_policy", "", "example.org:mfrom:fail"),
+            (PARTNER, 1, "pass", "pass", "pass", "", "example.org:s1:pass", "example.org:mfrom:pass"),
+            (SPOOFER, 1, "none", "fail", "fail", "local_policy", "", "example.org:mfrom:fail"),
+        })
+        root = reports["example.eu"]
+        self.assertEqual(policy_published(root), {"domain": "example.eu", "p": "quarantine", "sp": "none",
+                                                  "adkim": "r", "aspf": "r", "discovery_method": "treewalk",
+                                                  "testing": "y"})
+        self.assertEqual(report_rows(root), {
+            (SPOOFER, 1, "none", "fail", "fail", "policy_test_mode", "", "example.eu:mfrom:fail"),
+            (SPOOFER, 1, "quarantine", "fail", "fail", "local_policy", "", "example.org:mfrom:fail"),
+        })
+
+
+def validated_reports(test, out):
+    """{policy domain: root} of the reports in out, each valid by xmllint."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(out, "*.xml.gz"))):
+        xml = gzip.open(path).read()
+        r = subprocess.run(["xmllint", "--noout", "--schema", XSD, "-"], input=xml,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        test.assertEqual(r.returncode, 0, r.stdout.decode() + xml.decode()[:3000])
+        root = ET.fromstring(xml)
+        found[root.find("d:policy_published/d:domain", NS).text] = root
+    return found
+
+
+def policy_published(root):
+    return {e.tag.split("}")[1]: e.text for e in root.find("d:policy_published", NS)}
+
+
+def report_rows(root):
+    """{(source_ip, count, disposition, dkim, spf, override types, "d:s:result" of the
+    DKIM results, "d:scope:result" of SPF)}."""
+    rows = set()
+    for r in root.findall("d:record", NS):
+        pe = "d:row/d:policy_evaluated/"
+        overrides = ",".join(e.text for e in r.findall(pe + "d:reason/d:type", NS))
+        dkim = ",".join("%s:%s:%s" % (e.find("d:domain", NS).text, e.find("d:selector", NS).text,
+                                      e.find("d:result", NS).text)
+                        for e in r.findall("d:auth_results/d:dkim", NS))
+        spf = ",".join("%s:%s:%s" % (e.find("d:domain", NS).text, e.find("d:scope", NS).text,
+                                     e.find("d:result", NS).text)
+                       for e in r.findall("d:auth_results/d:spf", NS))
+        rows.add((r.find("d:row/d:source_ip", NS).text, int(r.find("d:row/d:count", NS).text),
+                  r.find(pe + "d:disposition", NS).text, r.find(pe + "d:dkim", NS).text,
+                  r.find(pe + "d:spf", NS).text, overrides, dkim, spf))
+    return rows
