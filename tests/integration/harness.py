@@ -506,12 +506,23 @@ plugin {{
         self.proc = None
 
     def kill(self):
-        """SIGKILL the whole instance at once, as a crash would."""
+        """SIGKILL the whole instance at once, as a crash would, and wait
+        until every process of it is gone: a child still exiting holds its
+        listening sockets, and a restart would then refuse with "Dovecot is
+        already running?"."""
         if self.proc is None:
             return
+        pgid = self.proc.pid
         self._signal_group(signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
