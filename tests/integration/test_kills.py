@@ -62,7 +62,7 @@ STREAM_KILLS = 8
 KILL_GAP = (0.05, 0.35)  # seconds between two kills, uniformly drawn
 SEND_GAP = 0.03          # seconds between two submissions: the stream outlasts the kills
 FLUSH_DEADLINE = 90.0    # seconds for Postfix's queue to drain after the kills: room for
-                         # lmtpfilter's 30 s wait on a Dovecot child orphaned by a kill
+                         # several of lmtpfilter's 10 s waits on a stalled Dovecot
 STEP_TIMEOUT = 15.0      # seconds for one step of a transaction to be reached
 SETTLE_TIME = 0.3        # a late copy (a Dovecot process finishing) would show by then
 POLL = 0.05
@@ -373,6 +373,9 @@ class Stack:
         self.filter = harness.Lmtpfilter(
             tmpdir, downstream, listen_mode="0666", dns_servers=self.dns.server,
             authserv_id="mail.example.com", mta_hostnames="mail.example.com",
+            # A Dovecot process left stalled by a kill answers nothing: give up
+            # on it (451, Postfix retries) well within FLUSH_DEADLINE.
+            timeout=10,
             domains={"example.com": {"mode": "annotate"}})
         cleanup(self.filter.kill)
         self.filter.start()
