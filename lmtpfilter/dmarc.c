@@ -90,10 +90,9 @@
 #define DMARC_LABEL_MAX 63
 #define DMARC_LABELS_MAX 127
 #define DMARC_PSL_LINE_MAX 1024
-#define DMARC_RRTYPE_TXT 16
 
 struct dmarc_checker {
-	struct dmarc_dns dns;
+	struct dns_source dns;
 	GHashTable *psl_rules;          /* "co.uk" */
 	GHashTable *psl_wildcards;      /* "ck" for "*.ck" */
 	GHashTable *psl_exceptions;     /* "www.ck" for "!www.ck" */
@@ -551,32 +550,6 @@ static int dmarc_from_domain(const struct dmarc_input *in, const struct dmarc_au
 
 /* ---- policy discovery (dmarc_discovery) -------------------------------- */
 
-/* dmarc_source_query - the checker's DNS source as the discovery's: TXT
- * by query_txt, other types by query (a source without it cannot tell
- * whether a name exists: temperror, never a guess). */
-static int dmarc_source_query(void *ctx, const char *name, int rrtype,
-			      struct dns_answer **answer_r)
-{
-	struct dmarc_checker *c = ctx;
-
-	if (rrtype == DMARC_RRTYPE_TXT)
-		return c->dns.query_txt(c->dns.ctx, name, answer_r);
-	if (c->dns.query != NULL)
-		return c->dns.query(c->dns.ctx, name, rrtype, answer_r);
-	*answer_r = g_new0(struct dns_answer, 1);
-	(*answer_r)->status = DNS_TEMPFAIL;
-	(*answer_r)->rrtype = rrtype;
-	return 0;
-}
-
-static void dmarc_source_free(void *ctx, struct dns_answer **answer)
-{
-	struct dmarc_checker *c = ctx;
-
-	if (*answer != NULL)
-		c->dns.free_answer(c->dns.ctx, answer);
-}
-
 /* dmarc_psl_org - the list's organisational domain, for DMARC_DISCOVERY_PSL. */
 static int dmarc_psl_org(const void *ctx, const char *domain, char *buf, size_t size)
 {
@@ -584,12 +557,10 @@ static int dmarc_psl_org(const void *ctx, const char *domain, char *buf, size_t 
 }
 
 /* dmarc_discovery_setup - the discovery's DNS source and options. */
-static void dmarc_discovery_setup(struct dmarc_checker *c, struct dmarc_discovery_dns *dns,
+static void dmarc_discovery_setup(struct dmarc_checker *c, struct dns_source *dns,
 				  struct dmarc_discovery_options *options)
 {
-	dns->query = dmarc_source_query;
-	dns->free_answer = dmarc_source_free;
-	dns->ctx = c;
+	*dns = c->dns;
 	options->mode = c->mode;
 	options->psl.org_domain = dmarc_psl_org;
 	options->psl.ctx = c;
@@ -676,7 +647,7 @@ static int dmarc_identifier_aligned(struct dmarc_checker *c, const struct dmarc_
 				    const char *id, enum dmarc_alignment mode)
 {
 	struct dmarc_discovery_options options;
-	struct dmarc_discovery_dns dns;
+	struct dns_source dns;
 	struct dmarc_discovery *o;
 	int aligned;
 
@@ -766,7 +737,7 @@ static void dmarc_evaluate_domain(struct dmarc_checker *c, const struct dmarc_in
 				  const char *domain, struct dmarc_outcome *out)
 {
 	struct dmarc_discovery_options options;
-	struct dmarc_discovery_dns dns;
+	struct dns_source dns;
 	struct dmarc_discovery *d = g_new0(struct dmarc_discovery, 1);
 
 	memset(out, 0, sizeof(*out));
@@ -1064,13 +1035,13 @@ void dmarc_outcome_format(const struct dmarc_outcome *out, char *buf, size_t buf
 
 /* ---- checker life cycle ----------------------------------------------- */
 
-int dmarc_checker_new_with_psl(const struct dmarc_dns *dns, const char *psl_path,
+int dmarc_checker_new_with_psl(const struct dns_source *dns, const char *psl_path,
 			       struct dmarc_checker **checker_r, char **error_r)
 {
 	struct dmarc_checker *c;
 
 	*checker_r = NULL;
-	if (dns == NULL || dns->query_txt == NULL || dns->free_answer == NULL ||
+	if (dns == NULL || dns->query == NULL || dns->free_answer == NULL ||
 	    psl_path == NULL) {
 		*error_r = g_strdup("dmarc: no DNS source or Public Suffix List");
 		return -1;
@@ -1092,7 +1063,7 @@ int dmarc_checker_new_with_psl(const struct dmarc_dns *dns, const char *psl_path
 	return 0;
 }
 
-int dmarc_checker_new(const struct dmarc_dns *dns, struct dmarc_checker **checker_r,
+int dmarc_checker_new(const struct dns_source *dns, struct dmarc_checker **checker_r,
 		      char **error_r)
 {
 	return dmarc_checker_new_with_psl(dns, LMTPFILTER_PSL, checker_r, error_r);
@@ -1115,30 +1086,4 @@ void dmarc_checker_free(struct dmarc_checker **checker)
 	g_hash_table_destroy(c->psl_wildcards);
 	g_hash_table_destroy(c->psl_exceptions);
 	g_free(c);
-}
-
-/* ---- production DNS source -------------------------------------------- */
-
-static int dmarc_resolver_query_txt(void *ctx, const char *name, struct dns_answer **answer_r)
-{
-	return resolver_query(ctx, name, DMARC_RRTYPE_TXT, answer_r);
-}
-
-static int dmarc_resolver_query(void *ctx, const char *name, int rrtype,
-				struct dns_answer **answer_r)
-{
-	return resolver_query(ctx, name, rrtype, answer_r);
-}
-
-static void dmarc_resolver_free_answer(void *ctx, struct dns_answer **answer)
-{
-	dns_answer_free(answer);
-}
-
-void dmarc_dns_for_resolver(struct resolver *resolver, struct dmarc_dns *dns_r)
-{
-	dns_r->query_txt = dmarc_resolver_query_txt;
-	dns_r->free_answer = dmarc_resolver_free_answer;
-	dns_r->ctx = resolver;
-	dns_r->query = dmarc_resolver_query;
 }

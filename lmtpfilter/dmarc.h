@@ -5,8 +5,8 @@
  * worker thread. The policy and the organisational domains come from
  * dmarc_discovery: the RFC 9989 tree walk (the default) or, with
  * DMARC_DISCOVERY_PSL, the RFC 7489 public suffix list loaded here.
- * DNS goes through a pluggable source: production uses the shared resolver,
- * tests an in-memory table.
+ * DNS goes through a struct dns_source: production uses the shared
+ * resolver, tests an in-memory zone. The source must outlive the checker.
  */
 #ifndef LMTPFILTER_DMARC_H
 #define LMTPFILTER_DMARC_H
@@ -15,7 +15,6 @@
 #include <stddef.h>
 
 #include "lmtpfilter/dmarc_discovery.h"
-#include "lmtpfilter/resolver.h"
 #include "lmtpfilter/verdict.h"
 
 /* Sizes of the fixed buffers in struct dmarc_outcome. */
@@ -104,32 +103,16 @@ struct dmarc_outcome {
 	size_t author_count;
 };
 
-/* A DNS source for TXT lookups. query_txt returns 0 and fills *answer_r
- * (status DNS_TEMPFAIL on any failure), or -1 for invalid arguments;
- * free_answer releases what query_txt returned. */
-struct dmarc_dns {
-	int (*query_txt)(void *ctx, const char *name, struct dns_answer **answer_r);
-	void (*free_answer)(void *ctx, struct dns_answer **answer);
-	void *ctx;
-	/* Any other type (A: does the Author Domain exist, for np=); may be
-	 * NULL, then np= can never apply and asking gives temperror. */
-	int (*query)(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r);
-};
-
 struct dmarc_checker;
-
-/* dmarc_dns_for_resolver - a DNS source that asks the shared resolver.
- * The resolver must outlive every checker using the source. */
-void dmarc_dns_for_resolver(struct resolver *resolver, struct dmarc_dns *dns_r);
 
 /* dmarc_checker_new - load the Public Suffix List (LMTPFILTER_PSL); the
  * discovery is the tree walk until dmarc_checker_set_discovery. Call once
  * at startup, before threads exist.
  * *dns is copied. Returns 0, or -1 with *error_r (g_malloc'd). */
-int dmarc_checker_new(const struct dmarc_dns *dns, struct dmarc_checker **checker_r,
+int dmarc_checker_new(const struct dns_source *dns, struct dmarc_checker **checker_r,
 		      char **error_r);
 /* dmarc_checker_new_with_psl - the same with an explicit list path. */
-int dmarc_checker_new_with_psl(const struct dmarc_dns *dns, const char *psl_path,
+int dmarc_checker_new_with_psl(const struct dns_source *dns, const char *psl_path,
 			       struct dmarc_checker **checker_r, char **error_r);
 void dmarc_checker_free(struct dmarc_checker **checker);
 

@@ -40,7 +40,7 @@
  * failure on a query the result depends on is temperror (the result RFC
  * 9989 §9.2 names for a transient DNS error), with the name in `reason`.
  *
- * DNS: every query goes through a struct dmarc_discovery_dns; dmarc_discover
+ * DNS: every query goes through a struct dns_source; dmarc_discover
  * and dmarc_discover_org_domain use the shared resolver as that source.
  *
  * Owns: nothing beyond the struct dmarc_discovery it fills.
@@ -230,7 +230,7 @@ static size_t dmarc_records(const struct dns_answer *answer, struct dmarc_record
 }
 
 /* lookup_record - query _dmarc.DOMAIN; logs the step. */
-static enum dmarc_step_result lookup_record(const struct dmarc_discovery_dns *dns,
+static enum dmarc_step_result lookup_record(const struct dns_source *dns,
 					    const char *domain,
 					    struct dmarc_discovery *out,
 					    struct dmarc_record *record_r, enum dns_status *dns_r)
@@ -258,7 +258,7 @@ static enum dmarc_step_result lookup_record(const struct dmarc_discovery_dns *dn
 }
 
 /* walk_run - the tree walk from START; false on a DNS failure (reason set). */
-static bool walk_run(const struct dmarc_discovery_dns *dns, const char *start,
+static bool walk_run(const struct dns_source *dns, const char *start,
 		     struct dmarc_discovery *out, struct walk *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -338,7 +338,7 @@ static bool same_name(const char *a, const char *b)
 
 /* author_exists - 1, 0, or -1 on a DNS failure (reason set). DMARC_DNS is
  * what the query for _dmarc.<domain> got, if it was made (else -1). */
-static int author_exists(const struct dmarc_discovery_dns *dns, const char *domain, int dmarc_dns,
+static int author_exists(const struct dns_source *dns, const char *domain, int dmarc_dns,
 			 struct dmarc_discovery *out)
 {
 	struct dns_answer *answer = NULL;
@@ -391,7 +391,7 @@ static bool record_usable(struct dmarc_discovery *out)
 }
 
 /* subdomain_tag - sp= or np= for an Author Domain below the policy domain. */
-static int subdomain_tag(const struct dmarc_discovery_dns *dns, int dmarc_dns,
+static int subdomain_tag(const struct dns_source *dns, int dmarc_dns,
 			 struct dmarc_discovery *out)
 {
 	const struct dmarc_record *r = &out->record;
@@ -418,7 +418,7 @@ static int subdomain_tag(const struct dmarc_discovery_dns *dns, int dmarc_dns,
 }
 
 /* policy_apply - which tag, then t=y. 0, or -1 on a DNS failure. */
-static int policy_apply(const struct dmarc_discovery_dns *dns, int dmarc_dns,
+static int policy_apply(const struct dns_source *dns, int dmarc_dns,
 			struct dmarc_discovery *out)
 {
 	out->status = DMARC_DISCOVERY_FOUND;
@@ -456,7 +456,7 @@ static void reason_discarded(struct dmarc_discovery *out)
 }
 
 /* discover_treewalk - RFC 9989 §4.10.1 on a normalised out->domain. */
-static void discover_treewalk(const struct dmarc_discovery_dns *dns, struct dmarc_discovery *out)
+static void discover_treewalk(const struct dns_source *dns, struct dmarc_discovery *out)
 {
 	struct walk w;
 	int pi;
@@ -504,7 +504,7 @@ static int psl_org_domain(const struct dmarc_discovery_options *o, const char *d
 
 /* discover_psl - RFC 7489 §6.6.3: the Author Domain, then its
  * Organizational Domain by the public suffix list. */
-static void discover_psl(const struct dmarc_discovery_dns *dns,
+static void discover_psl(const struct dns_source *dns,
 			 const struct dmarc_discovery_options *o, struct dmarc_discovery *out)
 {
 	enum dns_status dns0 = DNS_TEMPFAIL, dns1;
@@ -552,7 +552,7 @@ static bool discovery_begin(const struct dmarc_discovery_options *options, const
 	return true;
 }
 
-int dmarc_discover_with(const struct dmarc_discovery_dns *dns,
+int dmarc_discover_with(const struct dns_source *dns,
 			const struct dmarc_discovery_options *options,
 			const char *from_domain, struct dmarc_discovery *out)
 {
@@ -568,7 +568,7 @@ int dmarc_discover_with(const struct dmarc_discovery_dns *dns,
 	return 0;
 }
 
-int dmarc_discover_org_domain_with(const struct dmarc_discovery_dns *dns,
+int dmarc_discover_org_domain_with(const struct dns_source *dns,
 				   const struct dmarc_discovery_options *options,
 				   const char *domain, struct dmarc_discovery *out)
 {
@@ -597,26 +597,14 @@ int dmarc_discover_org_domain_with(const struct dmarc_discovery_dns *dns,
 }
 
 /* resolver_source_query - the shared resolver as a discovery DNS source. */
-static int resolver_source_query(void *ctx, const char *name, int rrtype,
-				 struct dns_answer **answer_r)
-{
-	return resolver_query(ctx, name, rrtype, answer_r);
-}
-
-static void resolver_source_free(void *ctx, struct dns_answer **answer)
-{
-	dns_answer_free(answer);
-}
-
 int dmarc_discover(struct resolver *resolver, const struct dmarc_discovery_options *options,
 		   const char *from_domain, struct dmarc_discovery *out)
 {
-	const struct dmarc_discovery_dns dns = {
-		resolver_source_query, resolver_source_free, resolver,
-	};
+	struct dns_source dns;
 
 	if (resolver == NULL)
 		return -1;
+	dns_source_for_resolver(resolver, &dns);
 	return dmarc_discover_with(&dns, options, from_domain, out);
 }
 
@@ -624,12 +612,11 @@ int dmarc_discover_org_domain(struct resolver *resolver,
 			      const struct dmarc_discovery_options *options,
 			      const char *domain, struct dmarc_discovery *out)
 {
-	const struct dmarc_discovery_dns dns = {
-		resolver_source_query, resolver_source_free, resolver,
-	};
+	struct dns_source dns;
 
 	if (resolver == NULL)
 		return -1;
+	dns_source_for_resolver(resolver, &dns);
 	return dmarc_discover_org_domain_with(&dns, options, domain, out);
 }
 

@@ -23,7 +23,7 @@
 #include <stddef.h>
 
 #include "lmtpfilter/dmarc_record.h"
-#include "lmtpfilter/resolver.h"
+#include "lmtpfilter/dns_source.h"
 
 /* RFC 9989 §4.10: no more than eight DMARC queries per tree walk. */
 #define DMARC_DISCOVERY_WALK_QUERIES_MAX 8
@@ -120,23 +120,14 @@ int dmarc_discover_org_domain(struct resolver *resolver,
 			      const struct dmarc_discovery_options *options,
 			      const char *domain, struct dmarc_discovery *out);
 
-/* A DNS source for the discovery: query returns 0 and fills *answer_r
- * (status DNS_TEMPFAIL on any failure; rrtype 16 for the walk, 1 for the
- * existence of the Author Domain), or -1 for invalid arguments;
- * free_answer releases what query returned (also a NULL *answer). */
-struct dmarc_discovery_dns {
-	int (*query)(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r);
-	void (*free_answer)(void *ctx, struct dns_answer **answer);
-	void *ctx;
-};
-
-/* dmarc_discover_with - dmarc_discover through the DNS source DNS. */
-int dmarc_discover_with(const struct dmarc_discovery_dns *dns,
+/* dmarc_discover_with - dmarc_discover through the DNS source DNS (TXT
+ * for the walk, A for the existence of the Author Domain). */
+int dmarc_discover_with(const struct dns_source *dns,
 			const struct dmarc_discovery_options *options,
 			const char *from_domain, struct dmarc_discovery *out);
 
 /* dmarc_discover_org_domain_with - dmarc_discover_org_domain through DNS. */
-int dmarc_discover_org_domain_with(const struct dmarc_discovery_dns *dns,
+int dmarc_discover_org_domain_with(const struct dns_source *dns,
 				   const struct dmarc_discovery_options *options,
 				   const char *domain, struct dmarc_discovery *out);
 

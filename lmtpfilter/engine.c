@@ -26,19 +26,17 @@
 /* engine_checkers_init - the resolver and the three checkers on it. */
 static int engine_checkers_init(struct checkers *c, const struct config *config, char **error_r)
 {
-	struct spf_dns spf_dns;
-	struct dmarc_dns dmarc_dns;
+	struct dns_source dns;
 
 	if (resolver_new(config->dns_servers, config->dns_server_count, config->dns_timeout * 1000,
 			 &c->resolver, error_r) < 0)
 		return -1;
-	spf_dns_for_resolver(c->resolver, &spf_dns);
-	if (spf_checker_new(&spf_dns, config->authserv_id, &c->spf, error_r) < 0)
+	dns_source_for_resolver(c->resolver, &dns);
+	if (spf_checker_new(&dns, config->authserv_id, &c->spf, error_r) < 0)
 		return -1;
 	if (dkim_verifier_new(c->resolver, NULL, &c->dkim, error_r) < 0)
 		return -1;
-	dmarc_dns_for_resolver(c->resolver, &dmarc_dns);
-	if (dmarc_checker_new(&dmarc_dns, &c->dmarc, error_r) < 0)
+	if (dmarc_checker_new(&dns, &c->dmarc, error_r) < 0)
 		return -1;
 	dmarc_checker_set_discovery(c->dmarc, config->dmarc_discovery == CONFIG_DMARC_DISCOVERY_PSL ?
 				    DMARC_DISCOVERY_PSL : DMARC_DISCOVERY_TREEWALK);

@@ -52,7 +52,7 @@
 #define SPF_EMPTY_RECORD "v=spf1"
 
 struct spf_checker {
-	struct spf_dns dns;
+	struct dns_source dns;
 	SPF_dns_server_t layer;
 	SPF_server_t *server;
 	char *receiver;
@@ -734,23 +734,6 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *layer, const char *domai
 	return rr;
 }
 
-static int resolver_source_query(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r)
-{
-	return resolver_query(ctx, name, rrtype, answer_r);
-}
-
-static void resolver_source_free(void *ctx, struct dns_answer **answer)
-{
-	dns_answer_free(answer);
-}
-
-void spf_dns_for_resolver(struct resolver *resolver, struct spf_dns *dns_r)
-{
-	dns_r->query = resolver_source_query;
-	dns_r->free_answer = resolver_source_free;
-	dns_r->ctx = resolver;
-}
-
 /* ---- libspf2 message handlers: never abort ---- */
 
 static void spf_error_unwind(const char *file, int line, const char *msg) __attribute__((noreturn));
@@ -768,7 +751,7 @@ static void spf_log_quiet(const char *file, int line, const char *msg)
 	log_debug("libspf2: %s", msg != NULL ? msg : "?");
 }
 
-int spf_checker_new(const struct spf_dns *dns, const char *receiver, struct spf_checker **checker_r,
+int spf_checker_new(const struct dns_source *dns, const char *receiver, struct spf_checker **checker_r,
 		    char **error_r)
 {
 	struct spf_checker *c = g_new0(struct spf_checker, 1);

@@ -2,7 +2,7 @@
  * spf - SPF (RFC 7208) with libspf2, on our own DNS source
  *
  * One checker per process, shared by every thread. Every DNS lookup of an
- * evaluation goes through a struct spf_dns (the resolver in the daemon, an
+ * evaluation goes through a struct dns_source (the resolver in the daemon, an
  * in-memory zone in the conformance harness), where the wrapper also does
  * what libspf2 lacks: the RFC 7208 processing limits across includes, the
  * void-lookup limit, a strict record syntax check, no exp= lookups.
@@ -12,18 +12,11 @@
 
 #include <stddef.h>
 
-#include "lmtpfilter/resolver.h"
+#include "lmtpfilter/dns_source.h"
 #include "lmtpfilter/verdict.h"
 
 #define SPF_DNS_MECHANISMS_MAX 10   /* RFC 7208 4.6.4: DNS-querying terms per evaluation */
 #define SPF_VOID_LOOKUPS_MAX 2      /* RFC 7208 4.6.4: lookups answered NXDOMAIN / NODATA */
-
-/* Where an evaluation's DNS answers come from. */
-struct spf_dns {
-	int (*query)(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r);
-	void (*free_answer)(void *ctx, struct dns_answer **answer);
-	void *ctx;
-};
 
 struct spf_outcome {
 	enum verdict result;
@@ -36,12 +29,9 @@ struct spf_outcome {
 
 struct spf_checker;
 
-/* spf_dns_for_resolver - a DNS source that asks the shared resolver. */
-void spf_dns_for_resolver(struct resolver *resolver, struct spf_dns *dns_r);
-
 /* spf_checker_new - receiver is our host name (authserv-id), used in
  * libspf2's texts. *dns is copied. 0, or -1 with *error_r (g_malloc'd). */
-int spf_checker_new(const struct spf_dns *dns, const char *receiver, struct spf_checker **checker_r,
+int spf_checker_new(const struct dns_source *dns, const char *receiver, struct spf_checker **checker_r,
 		    char **error_r);
 void spf_checker_free(struct spf_checker **checker);
 

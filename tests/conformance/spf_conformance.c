@@ -13,7 +13,7 @@
  * the daemon's own path answers: each scenario's zone is served by a real
  * unbound on a loopback port (local-data, restarted per scenario since
  * names collide across scenarios) and asked through the daemon's resolver
- * (libunbound, its deadline and answer cache) and spf_dns_for_resolver().
+ * (libunbound, its deadline and answer cache) and dns_source_for_resolver().
  *
  * Zone rules (as the suite's reference driver): SPF entries are also TXT
  * unless the name has TXT entries; "TXT: NONE" suppresses that; TIMEOUT is
@@ -468,13 +468,13 @@ static void scenario_dns_start(struct scenario_dns *sd, const struct zone *zone)
 	char *lines = zone_unbound_lines(zone);
 	char *servers[1];
 	char *error = NULL;
-	struct spf_dns dns;
+	struct dns_source dns;
 
 	test_unbound_start(&sd->unbound, lines);
 	g_free(lines);
 	servers[0] = sd->unbound.server;
 	if (resolver_new(servers, 1, RESOLVER_TIMEOUT_MS, &sd->resolver, &error) < 0 ||
-	    (spf_dns_for_resolver(sd->resolver, &dns), spf_checker_new(&dns, "conformance.test", &sd->checker, &error)) < 0)
+	    (dns_source_for_resolver(sd->resolver, &dns), spf_checker_new(&dns, "conformance.test", &sd->checker, &error)) < 0)
 		g_error("%s", error);
 }
 
@@ -609,7 +609,7 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 2;
 	}
-	struct spf_dns dns = { .query = zone_query, .free_answer = zone_free_answer };
+	struct dns_source dns = { .query = zone_query, .free_answer = zone_free_answer };
 	char *error = NULL;
 	if (spf_checker_new(&dns, "conformance.test", &r.memory, &error) < 0) {
 		fprintf(stderr, "%s\n", error);

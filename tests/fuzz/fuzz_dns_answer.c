@@ -167,11 +167,6 @@ static int fuzz_query(void *ctx, const char *name, int rrtype, struct dns_answer
 	return 0;
 }
 
-static int fuzz_query_txt(void *ctx, const char *name, struct dns_answer **answer_r)
-{
-	return fuzz_query(ctx, name, FUZZ_TYPE_TXT, answer_r);
-}
-
 static void fuzz_free_answer(void *ctx, struct dns_answer **answer)
 {
 	dns_answer_free(answer);
@@ -191,8 +186,7 @@ static ssize_t message_read(void *ctx, uint64_t offset, void *buf, size_t len)
 
 static void setup(void)
 {
-	struct spf_dns spf_dns = { fuzz_query, fuzz_free_answer, NULL };
-	struct dmarc_dns dmarc_dns = { fuzz_query_txt, fuzz_free_answer, NULL };
+	struct dns_source dns = { fuzz_query, fuzz_free_answer, NULL };
 	struct dkim_verifier_options opts = { .fixed_time = FUZZ_VERIFY_TIME };
 	char *servers[] = { FUZZ_NOWHERE };
 	char *path = g_build_filename(LMTPFILTER_SOURCE_DIR, "tests", "unit", "data", "dkim",
@@ -201,8 +195,8 @@ static void setup(void)
 	gsize len;
 
 	if (resolver_new(servers, 1, 1000, &resolver, &error) < 0 ||
-	    spf_checker_new(&spf_dns, "mx.example.com", &spf, &error) < 0 ||
-	    dmarc_checker_new(&dmarc_dns, &dmarc, &error) < 0 ||
+	    spf_checker_new(&dns, "mx.example.com", &spf, &error) < 0 ||
+	    dmarc_checker_new(&dns, &dmarc, &error) < 0 ||
 	    dkim_verifier_new(resolver, &opts, &dkim, &error) < 0 ||
 	    !g_file_get_contents(path, &data, &len, NULL))
 		abort();

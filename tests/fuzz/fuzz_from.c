@@ -38,17 +38,19 @@ static const struct fuzz_rr fuzz_zone[] = {
 
 static unsigned fuzz_queries;
 
-static int fuzz_query_txt(void *ctx, const char *name, struct dns_answer **answer_r)
+/* fuzz_query - TXT from fuzz_zone; any other type fails (temperror). */
+static int fuzz_query(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r)
 {
 	struct dns_answer *a = g_new0(struct dns_answer, 1);
 
-	fuzz_queries++;
-	a->status = DNS_NXDOMAIN;
-	a->rrtype = FUZZ_RRTYPE_TXT;
+	if (rrtype == FUZZ_RRTYPE_TXT)
+		fuzz_queries++;
+	a->status = rrtype == FUZZ_RRTYPE_TXT ? DNS_NXDOMAIN : DNS_TEMPFAIL;
+	a->rrtype = rrtype;
 	for (const struct fuzz_rr *rr = fuzz_zone; rr->name != NULL; rr++) {
 		size_t len;
 
-		if (g_ascii_strcasecmp(rr->name, name) != 0)
+		if (rrtype != FUZZ_RRTYPE_TXT || g_ascii_strcasecmp(rr->name, name) != 0)
 			continue;
 		if (rr->txt == NULL) {
 			a->status = DNS_TEMPFAIL;
@@ -77,7 +79,7 @@ static void fuzz_free_answer(void *ctx, struct dns_answer **answer)
 static struct dmarc_checker *fuzz_checker(void)
 {
 	static struct dmarc_checker *checker;
-	struct dmarc_dns dns = { fuzz_query_txt, fuzz_free_answer, NULL };
+	struct dns_source dns = { fuzz_query, fuzz_free_answer, NULL };
 	char *error = NULL;
 
 	if (checker == NULL && dmarc_checker_new(&dns, &checker, &error) < 0)

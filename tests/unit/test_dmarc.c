@@ -1,7 +1,8 @@
 /*
  * test_dmarc - DMARC evaluation against an in-memory DNS source
  *
- * Each case sets the _dmarc TXT records it needs in a small table and
+ * Each case sets the _dmarc TXT records it needs in a small table, served
+ * by the in-memory zone (zone_fixture), and
  * checks result, disposition, alignment, header.from and the names looked
  * up. Uses the real Public Suffix List (LMTPFILTER_PSL). Broken From
  * fields (repeated, several domains, oversized, nested groups on a
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "lmtpfilter/dmarc.h"
+#include "zone_fixture.h"
 
 #define FAKE_TXT_MAX 4
 #define FAKE_ZONE_MAX 8
@@ -30,109 +32,34 @@ struct fake_rr {
 	const char *txt[FAKE_TXT_MAX];  /* FAKE_TEMPFAIL as txt[0]: the lookup fails */
 };
 
-static const struct fake_rr *zone;
-static GPtrArray *queried;
-static GMutex queried_lock;
+static struct test_zone *test_zone;
 static struct dmarc_checker *checker;
 static struct dmarc_checker *checkers[2];       /* by enum dmarc_discovery_mode */
 static enum dmarc_discovery_mode mode;
 
-/* Wire-format TXT rdata: strings of at most 255 bytes. */
-static unsigned char *txt_rdata(const char *txt, size_t *len_r)
-{
-	GByteArray *b = g_byte_array_new();
-	size_t len = strlen(txt), pos = 0;
-
-	do {
-		size_t chunk = MIN(len - pos, 255);
-		guint8 n = (guint8)chunk;
-
-		g_byte_array_append(b, &n, 1);
-		g_byte_array_append(b, (const guint8 *)txt + pos, (guint)chunk);
-		pos += chunk;
-	} while (pos < len);
-	*len_r = b->len;
-	return g_byte_array_free(b, FALSE);
-}
-
-static int fake_query_txt(void *ctx, const char *name, struct dns_answer **answer_r)
-{
-	struct dns_answer *a = g_new0(struct dns_answer, 1);
-
-	g_mutex_lock(&queried_lock);
-	g_ptr_array_add(queried, g_strdup(name));
-	g_mutex_unlock(&queried_lock);
-	a->status = DNS_NXDOMAIN;
-	a->rrtype = 16;
-	for (const struct fake_rr *rr = zone; rr != NULL && rr->name != NULL; rr++) {
-		if (g_ascii_strcasecmp(rr->name, name) != 0)
-			continue;
-		if (g_strcmp0(rr->txt[0], FAKE_TEMPFAIL) == 0) {
-			a->status = DNS_TEMPFAIL;
-			break;
-		}
-		a->status = DNS_OK;
-		while (a->count < FAKE_TXT_MAX && rr->txt[a->count] != NULL)
-			a->count++;
-		a->data = g_new0(unsigned char *, a->count);
-		a->len = g_new0(size_t, a->count);
-		for (size_t i = 0; i < a->count; i++)
-			a->data[i] = txt_rdata(rr->txt[i], &a->len[i]);
-		if (a->count == 0)
-			a->status = DNS_NODATA;
-		break;
-	}
-	*answer_r = a;
-	return 0;
-}
-
-/* fake_exists - a name exists when it or a name below it is in the zone. */
-static bool fake_exists(const char *name, bool *tempfail_r)
-{
-	size_t n = strlen(name);
-
-	*tempfail_r = false;
-	for (const struct fake_rr *rr = zone; rr != NULL && rr->name != NULL; rr++) {
-		size_t r = strlen(rr->name);
-
-		if (g_ascii_strcasecmp(rr->name, name) == 0) {
-			*tempfail_r = g_strcmp0(rr->txt[0], FAKE_TEMPFAIL) == 0;
-			return true;
-		}
-		if (r > n && rr->name[r - n - 1] == '.' &&
-		    g_ascii_strcasecmp(rr->name + r - n, name) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* fake_query - the other types (A, for np=): logged as "A name"; no
- * address records, so NODATA for a name that exists. */
-static int fake_query(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r)
-{
-	struct dns_answer *a = g_new0(struct dns_answer, 1);
-	bool tempfail;
-
-	g_mutex_lock(&queried_lock);
-	g_ptr_array_add(queried, g_strdup_printf("A %s", name));
-	g_mutex_unlock(&queried_lock);
-	a->rrtype = rrtype;
-	a->status = fake_exists(name, &tempfail) ? DNS_NODATA : DNS_NXDOMAIN;
-	if (tempfail)
-		a->status = DNS_TEMPFAIL;
-	*answer_r = a;
-	return 0;
-}
-
-static void fake_free_answer(void *ctx, struct dns_answer **answer)
-{
-	dns_answer_free(answer);
-}
-
+/* use_zone - the test zone holds Z's records (a FAKE_TEMPFAIL name fails
+ * every lookup, a name without text exists without records); the log of
+ * names asked starts empty. */
 static void use_zone(const struct fake_rr *z)
 {
-	zone = z;
-	g_ptr_array_set_size(queried, 0);
+	test_zone_clear(test_zone);
+	for (const struct fake_rr *rr = z; rr->name != NULL; rr++) {
+		if (g_strcmp0(rr->txt[0], FAKE_TEMPFAIL) == 0)
+			test_zone_add_tempfail(test_zone, rr->name);
+		else if (rr->txt[0] == NULL)
+			test_zone_add_nodata(test_zone, rr->name);
+		for (size_t i = 0; i < FAKE_TXT_MAX && rr->txt[i] != NULL &&
+		     g_strcmp0(rr->txt[0], FAKE_TEMPFAIL) != 0; i++)
+			test_zone_add(test_zone, rr->name, TEST_ZONE_TXT, rr->txt[i]);
+	}
+}
+
+/* queried - the I-th query: "NAME" for TXT, "A NAME" for an existence test. */
+static const char *queried(guint i)
+{
+	const char *q = test_zone_asked(test_zone, i);
+
+	return g_str_has_prefix(q, "TXT ") ? q + strlen("TXT ") : q;
 }
 
 /* A message: one From value, SPF identity, up to two DKIM results. */
@@ -173,10 +100,10 @@ static void assert_queried(const char *const *names)
 	size_t n = 0;
 
 	for (; names[n] != NULL; n++) {
-		g_assert_cmpuint(n, <, queried->len);
-		g_assert_cmpstr(g_ptr_array_index(queried, n), ==, names[n]);
+		g_assert_cmpuint(n, <, test_zone_asked_count(test_zone));
+		g_assert_cmpstr(queried(n), ==, names[n]);
 	}
-	g_assert_cmpuint(queried->len, ==, n);
+	g_assert_cmpuint(test_zone_asked_count(test_zone), ==, n);
 }
 
 /* assert_queried_by_mode - the names looked up under psl, or under the walk. */
@@ -469,7 +396,7 @@ static void test_no_from(void)
 	assert_outcome(&out, VERDICT_PERMERROR, "", "");
 	check(&local, &out);
 	assert_outcome(&out, VERDICT_PERMERROR, "", "");
-	g_assert_cmpuint(queried->len, ==, 0);
+	g_assert_cmpuint(test_zone_asked_count(test_zone), ==, 0);
 }
 
 static void test_rfc2047_display_name(void)
@@ -730,8 +657,8 @@ static void test_np(void)
 	use_zone(zone_9989);
 	check(&top, &out);
 	assert_outcome(&out, VERDICT_FAIL, "none", "np.example");
-	for (size_t i = 0; i < queried->len; i++)
-		g_assert_false(g_str_has_prefix(g_ptr_array_index(queried, i), "A "));
+	for (guint i = 0; i < test_zone_asked_count(test_zone); i++)
+		g_assert_false(g_str_has_prefix(queried(i), "A "));
 }
 
 /* Relaxed alignment across the Organizational Domain: found by the
@@ -940,7 +867,7 @@ static void test_broken_from_too_many_domains(void)
 	assert_outcome(&out, VERDICT_FAIL, "quarantine", "");
 	assert_comment(&out, "dis=quarantine from=invalid");
 	/* Each of the 8 evaluated: its own name, and the walk's "example". */
-	g_assert_cmpuint(queried->len, ==, mode == DMARC_DISCOVERY_PSL ? 8 : 16);
+	g_assert_cmpuint(test_zone_asked_count(test_zone), ==, mode == DMARC_DISCOVERY_PSL ? 8 : 16);
 	from[0] = first->str;
 	check_spoof(from, 1, &out);
 	assert_outcome(&out, VERDICT_FAIL, "reject", "example.com");
@@ -998,7 +925,7 @@ static void test_broken_from_naming_none(void)
 		assert_outcome(&out, VERDICT_PERMERROR, "", "");
 		g_assert_true(out.from_invalid);
 	}
-	g_assert_cmpuint(queried->len, ==, 0);
+	g_assert_cmpuint(test_zone_asked_count(test_zone), ==, 0);
 	dmarc_outcome_format(&out, line, sizeof(line));
 	g_assert_cmpstr(line, ==, "dmarc=permerror (unparsable From field)");
 }
@@ -1100,10 +1027,11 @@ static void test_threads(void)
 
 static void test_bad_psl(void)
 {
-	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL, fake_query };
+	struct dns_source dns;
 	struct dmarc_checker *c = NULL;
 	char *error = NULL;
 
+	test_zone_source(test_zone, &dns);
 	g_assert_cmpint(dmarc_checker_new_with_psl(&dns, "/nonexistent/psl.dat", &c, &error),
 			==, -1);
 	g_assert_null(c);
@@ -1170,12 +1098,13 @@ static void add_both(const char *name, void (*fn)(void))
 
 int main(int argc, char **argv)
 {
-	struct dmarc_dns dns = { fake_query_txt, fake_free_answer, NULL, fake_query };
+	struct dns_source dns;
 	char *error = NULL;
 	int ret;
 
 	g_test_init(&argc, &argv, NULL);
-	queried = g_ptr_array_new_with_free_func(g_free);
+	test_zone = test_zone_new();
+	test_zone_source(test_zone, &dns);
 	for (int m = DMARC_DISCOVERY_TREEWALK; m <= DMARC_DISCOVERY_PSL; m++) {
 		if (dmarc_checker_new(&dns, &checkers[m], &error) < 0)
 			g_error("%s", error);
@@ -1222,6 +1151,6 @@ int main(int argc, char **argv)
 		dmarc_checker_free(&checkers[m]);
 		g_assert_null(checkers[m]);
 	}
-	g_ptr_array_free(queried, TRUE);
+	test_zone_free(&test_zone);
 	return ret;
 }

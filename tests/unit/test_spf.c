@@ -1,7 +1,7 @@
 /*
  * test_spf - the SPF module against an in-memory DNS zone
  *
- * Each case sets up a few records, runs spf_check and compares the verdict:
+ * Each case sets up a few records (zone_fixture), runs spf_check and compares the verdict:
  * the plain results, DNS failures, record syntax errors, the RFC 7208
  * lookup limits across includes, IPv4-mapped clients, the null sender
  * (HELO identity), redirect placement and exp= never being fetched,
@@ -10,21 +10,20 @@
  * (no free pass). The cases whose defect only showed on real DNS also run
  * through the daemon's resolver against a real unbound (unbound_fixture).
  */
-#include <arpa/inet.h>
 #include <glib.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "lmtpfilter/spf.h"
 #include "unbound_fixture.h"
+#include "zone_fixture.h"
 
-#define T_A 1
-#define T_PTR 12
-#define T_MX 15
-#define T_TXT 16
-#define T_AAAA 28
+#define T_A TEST_ZONE_A
+#define T_PTR TEST_ZONE_PTR
+#define T_MX TEST_ZONE_MX
+#define T_TXT TEST_ZONE_TXT
+#define T_AAAA TEST_ZONE_AAAA
 #define T_TEMPFAIL (-1)   /* zone entry: every lookup of the name fails */
-#define TXT_CHUNK_MAX 255
 #define RESOLVER_TIMEOUT_MS 2000
 #define DNS_NAME_MAX 253          /* RFC 1035: longest name in text */
 /* A local part of 60 letters: "%{l}" four times plus ".t.trunc.test" is
@@ -38,123 +37,8 @@ struct zone_entry {
 	const char *value;     /* A/AAAA address, TXT text, MX/PTR host name */
 };
 
-struct zone {
-	const struct zone_entry *entries;
-	GPtrArray *asked;      /* "type/name" of every query, in order */
-};
-
-static GByteArray *wire_name(const char *name)
-{
-	GByteArray *out = g_byte_array_new();
-	char **labels = g_strsplit(name, ".", -1);
-
-	for (char **l = labels; *l != NULL; l++) {
-		guint8 len = (guint8)strlen(*l);
-		if (len == 0)
-			continue;
-		g_byte_array_append(out, &len, 1);
-		g_byte_array_append(out, (const guint8 *)*l, len);
-	}
-	g_byte_array_append(out, (const guint8 *)"", 1);
-	g_strfreev(labels);
-	return out;
-}
-
-static GByteArray *rdata_for(int type, const char *value)
-{
-	GByteArray *out = g_byte_array_new();
-	guint8 addr[16];
-
-	switch (type) {
-	case T_A:
-		g_assert_cmpint(inet_pton(AF_INET, value, addr), ==, 1);
-		g_byte_array_append(out, addr, 4);
-		break;
-	case T_AAAA:
-		g_assert_cmpint(inet_pton(AF_INET6, value, addr), ==, 1);
-		g_byte_array_append(out, addr, 16);
-		break;
-	case T_TXT: {
-		size_t len = strlen(value);
-		for (size_t i = 0; i < len; i += TXT_CHUNK_MAX) {
-			guint8 n = (guint8)MIN(len - i, TXT_CHUNK_MAX);
-			g_byte_array_append(out, &n, 1);
-			g_byte_array_append(out, (const guint8 *)value + i, n);
-		}
-		break;
-	}
-	case T_MX:
-	case T_PTR: {
-		GByteArray *name = wire_name(value);
-		if (type == T_MX)
-			g_byte_array_append(out, (const guint8 *)"\x00\x0a", 2);
-		g_byte_array_append(out, name->data, name->len);
-		g_byte_array_unref(name);
-		break;
-	}
-	default:
-		g_assert_not_reached();
-	}
-	return out;
-}
-
-static bool same_name(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return la == lb && g_ascii_strncasecmp(a, b, la) == 0;
-}
-
-static int zone_query(void *ctx, const char *name, int rrtype, struct dns_answer **answer_r)
-{
-	struct zone *z = ctx;
-	struct dns_answer *a = g_new0(struct dns_answer, 1);
-	GPtrArray *data = g_ptr_array_new();
-	bool exists = false;
-
-	g_ptr_array_add(z->asked, g_strdup_printf("%d/%s", rrtype, name));
-	a->rrtype = rrtype;
-	a->status = DNS_NXDOMAIN;
-	for (const struct zone_entry *e = z->entries; e->name != NULL; e++) {
-		if (!same_name(e->name, name))
-			continue;
-		if (e->type == T_TEMPFAIL) {
-			a->status = DNS_TEMPFAIL;
-			g_ptr_array_free(data, TRUE);
-			*answer_r = a;
-			return 0;
-		}
-		exists = true;
-		if (e->type == rrtype)
-			g_ptr_array_add(data, rdata_for(rrtype, e->value));
-	}
-	if (exists)
-		a->status = data->len > 0 ? DNS_OK : DNS_NODATA;
-	a->count = data->len;
-	a->data = g_new0(unsigned char *, a->count + 1);
-	a->len = g_new0(size_t, a->count + 1);
-	for (size_t i = 0; i < a->count; i++) {
-		GByteArray *b = g_ptr_array_index(data, i);
-		a->len[i] = b->len;
-		a->data[i] = g_byte_array_free(b, FALSE);
-	}
-	g_ptr_array_free(data, TRUE);
-	*answer_r = a;
-	return 0;
-}
-
-static void zone_free_answer(void *ctx, struct dns_answer **answer)
-{
-	(void)ctx;
-	dns_answer_free(answer);
-}
-
 /* The zone every case uses. */
-static const struct zone_entry test_zone[] = {
+static const struct zone_entry spf_zone[] = {
 	{ "ex.test", T_TXT, "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all" },
 	{ "soft.test", T_TXT, "v=spf1 ~all" },
 	{ "neutral.test", T_TXT, "v=spf1 ?all" },
@@ -211,18 +95,24 @@ static const struct zone_entry test_zone[] = {
 };
 
 struct fixture {
-	struct zone zone;
+	struct test_zone *zone;
 	struct spf_checker *checker;
 };
 
 static void fixture_setup(struct fixture *f, gconstpointer data)
 {
-	struct spf_dns dns = { zone_query, zone_free_answer, &f->zone };
+	struct dns_source dns;
 	char *error = NULL;
 
 	(void)data;
-	f->zone.entries = test_zone;
-	f->zone.asked = g_ptr_array_new_with_free_func(g_free);
+	f->zone = test_zone_new();
+	for (const struct zone_entry *e = spf_zone; e->name != NULL; e++) {
+		if (e->type == T_TEMPFAIL)
+			test_zone_add_tempfail(f->zone, e->name);
+		else
+			test_zone_add(f->zone, e->name, e->type, e->value);
+	}
+	test_zone_source(f->zone, &dns);
 	g_assert_cmpint(spf_checker_new(&dns, "mx.receiver.test", &f->checker, &error), ==, 0);
 	g_assert_null(error);
 }
@@ -232,7 +122,7 @@ static void fixture_teardown(struct fixture *f, gconstpointer data)
 	(void)data;
 	spf_checker_free(&f->checker);
 	g_assert_null(f->checker);
-	g_ptr_array_unref(f->zone.asked);
+	test_zone_free(&f->zone);
 }
 
 static enum verdict check(struct fixture *f, const char *ip, const char *mail_from)
@@ -247,12 +137,7 @@ static enum verdict check(struct fixture *f, const char *ip, const char *mail_fr
 
 static bool was_asked(const struct fixture *f, const char *name)
 {
-	for (guint i = 0; i < f->zone.asked->len; i++) {
-		const char *q = g_ptr_array_index(f->zone.asked, i);
-		if (same_name(strchr(q, '/') + 1, name))
-			return true;
-	}
-	return false;
+	return test_zone_was_asked(f->zone, name);
 }
 
 static void test_results(struct fixture *f, gconstpointer data)
@@ -389,8 +274,8 @@ static void test_macro_truncated_from_the_left(struct fixture *f, gconstpointer 
 	(void)data;
 	g_assert_cmpint(check(f, "192.0.2.5", LONG_LOCAL "@trunc.test"), ==, VERDICT_PASS);
 	g_assert_true(was_asked(f, TRUNCATED_NAME));
-	for (guint i = 0; i < f->zone.asked->len; i++)
-		g_assert_cmpuint(strlen(strchr(g_ptr_array_index(f->zone.asked, i), '/') + 1), <=, DNS_NAME_MAX);
+	for (guint i = 0; i < test_zone_asked_count(f->zone); i++)
+		g_assert_cmpuint(strlen(strchr(test_zone_asked(f->zone, i), ' ') + 1), <=, DNS_NAME_MAX);
 }
 
 static void test_invalid_names_not_asked(struct fixture *f, gconstpointer data)
@@ -408,8 +293,8 @@ static void test_null_mx_is_no_match(struct fixture *f, gconstpointer data)
 	(void)data;
 	g_assert_cmpint(check(f, "192.0.2.5", "user@nullmx.test"), ==, VERDICT_FAIL);
 	/* The root is no host: no address lookup for it. */
-	for (guint i = 0; i < f->zone.asked->len; i++) {
-		const char *q = strchr(g_ptr_array_index(f->zone.asked, i), '/') + 1;
+	for (guint i = 0; i < test_zone_asked_count(f->zone); i++) {
+		const char *q = strchr(test_zone_asked(f->zone, i), ' ') + 1;
 		g_assert_cmpstr(q, !=, "");
 		g_assert_cmpstr(q, !=, ".");
 	}
@@ -480,12 +365,12 @@ struct real_fixture {
 static void real_setup(struct real_fixture *f, gconstpointer data)
 {
 	char *servers[] = { real_dns.server };
-	struct spf_dns dns;
+	struct dns_source dns;
 	char *error = NULL;
 
 	(void)data;
 	g_assert_cmpint(resolver_new(servers, 1, RESOLVER_TIMEOUT_MS, &f->resolver, &error), ==, 0);
-	spf_dns_for_resolver(f->resolver, &dns);
+	dns_source_for_resolver(f->resolver, &dns);
 	g_assert_cmpint(spf_checker_new(&dns, "mx.receiver.test", &f->checker, &error), ==, 0);
 	g_assert_null(error);
 }
