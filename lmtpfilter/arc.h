@@ -18,7 +18,7 @@
 #include <glib.h>
 
 #include "lmtpfilter/arc_fields.h"
-#include "lmtpfilter/verdict.h"
+#include "mime/verdict.h"
 
 struct resolver;
 

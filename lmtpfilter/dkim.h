@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "lmtpfilter/verdict.h"
+#include "mime/verdict.h"
 
 struct resolver;
 struct spool;

@@ -1,9 +1,9 @@
 /*
  * dmarc - DMARC evaluation of the RFC5322.From domain (RFC 9989)
  *
- * Phases of dmarc_check: extract the one From domain (GMime's address
- * parser: RFC 2047, groups, comments; only within the bounds it survives),
- * discover the policy (dmarc_discovery: the RFC 9989 tree walk, or with
+ * Phases of dmarc_check: extract the one From domain (mime/from: GMime's
+ * address parser, RFC 2047, groups, comments; only within the bounds it
+ * survives), discover the policy (dmarc_discovery: the RFC 9989 tree walk, or with
  * DMARC_DISCOVERY_PSL the Author Domain then its organisational domain by
  * the Public Suffix List loaded here) through the checker's DNS source,
  * decide alignment, then the disposition: the tag that applies (p=, sp=,
@@ -52,20 +52,20 @@
  *   the Author Domain exists for np=, an identifier's organisational
  *   domain when nothing else aligned): temperror, never a silent none.
  *
- * Limits: DMARC_FROM_FIELD_MAX bytes and DMARC_FROM_COLONS_MAX colons of
- * From handed to GMime, DMARC_FROM_ADDRESSES_MAX addresses,
+ * Limits: mime/from's bounds on what GMime is handed (FROM_FIELD_MAX
+ * bytes, FROM_COLONS_MAX colons, FROM_ADDRESSES_MAX addresses),
  * DMARC_AUTHOR_DOMAINS_MAX domains of a broken From,
  * DMARC_DKIM_SIGNATURES_MAX signatures, DMARC_PSL_LINE_MAX bytes per list
  * line; the discovery's own bounds (eight queries per walk).
  */
 #include "lmtpfilter/dmarc.h"
 #include "lmtpfilter/dmarc_record.h"
+#include "mime/from.h"
 
 #include <sys/types.h>
 #include <netinet/in.h>
 
 #include <errno.h>
-#include <gmime/gmime.h>
 #include <glib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,16 +75,7 @@
 #define LMTPFILTER_PSL "/usr/share/publicsuffix/public_suffix_list.dat"
 #endif
 
-/* Bounds on what GMime's address parser is given: it recurses once per
- * group level (no limit of its own; 3,000 levels in 9 KB overflow a
- * worker's stack) and its cost grows with the field. A From beyond them,
- * or with a comment that never closes (see dmarc_from_comments_close), is
- * an invalid From, read only by the linear domain scan. */
-#define DMARC_FROM_FIELD_MAX 16384      /* raw From bytes; real ones are < 1 KB */
-#define DMARC_FROM_COLONS_MAX 32        /* ':' anywhere in it, >= group depth; real: 0-3 */
-#define DMARC_FROM_ADDRESSES_MAX 64     /* mailboxes in the From field */
 /* DMARC_AUTHOR_DOMAINS_MAX (dmarc.h): domains of a broken From evaluated. */
-#define DMARC_GROUP_DEPTH_MAX 2         /* groups inside groups (GMime is lenient) */
 #define DMARC_DKIM_SIGNATURES_MAX 16    /* DKIM results considered */
 #define DMARC_NAME_MAX 253              /* DNS name, presentation form */
 #define DMARC_LABEL_MAX 63
@@ -257,51 +248,6 @@ struct dmarc_from_scan {
 	char other[DMARC_DOMAIN_MAX];   /* a second, different domain */
 };
 
-static void dmarc_from_mailbox(InternetAddressMailbox *mb, struct dmarc_from_scan *scan)
-{
-	const char *addr = internet_address_mailbox_get_idn_addr(mb);
-	const char *at = addr != NULL ? strrchr(addr, '@') : NULL;
-	char domain[DMARC_DOMAIN_MAX];
-
-	if (++scan->mailboxes > DMARC_FROM_ADDRESSES_MAX) {
-		scan->error = "too many From addresses";
-		return;
-	}
-	if (at == NULL || at[1] == '\0') {
-		scan->error = "From address without a domain";
-		return;
-	}
-	if (dmarc_domain_normalize(at + 1, domain, sizeof(domain)) < 0) {
-		scan->error = "invalid From domain";
-		return;
-	}
-	if (scan->domain[0] == '\0')
-		dmarc_copy(scan->domain, sizeof(scan->domain), domain);
-	else if (strcmp(scan->domain, domain) != 0 && scan->other[0] == '\0')
-		dmarc_copy(scan->other, sizeof(scan->other), domain);
-}
-
-static void dmarc_from_list(InternetAddressList *list, unsigned depth,
-			    struct dmarc_from_scan *scan)
-{
-	int n = internet_address_list_length(list);
-
-	for (int i = 0; i < n && scan->error == NULL; i++) {
-		InternetAddress *ia = internet_address_list_get_address(list, i);
-
-		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
-			dmarc_from_mailbox(INTERNET_ADDRESS_MAILBOX(ia), scan);
-		} else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-			if (depth >= DMARC_GROUP_DEPTH_MAX) {
-				scan->error = "nested groups in From";
-				return;
-			}
-			dmarc_from_list(internet_address_group_get_members(
-						INTERNET_ADDRESS_GROUP(ia)), depth + 1, scan);
-		}
-	}
-}
-
 /* ---- the domains a From names: a scan that needs no valid syntax ------- */
 
 /* Ends a domain after "@": white space, specials (RFC 5322 §3.2.3). */
@@ -419,79 +365,29 @@ bool dmarc_from_names(char *const *from_values, size_t from_count,
 	return found;
 }
 
-/* dmarc_from_colons - the ':' in a From value, wherever they are: GMime
- * (in its lenient mode) opens a group at one, also inside a quoted string
- * it cannot close, so this bounds the nesting it will see. */
-static size_t dmarc_from_colons(const char *value)
-{
-	size_t n = 0;
-
-	for (const char *p = strchr(value, ':'); p != NULL; p = strchr(p + 1, ':'))
-		n++;
-	return n;
-}
-
-/* dmarc_comment_end - past the comment opening at p, read as GMime's
- * skip_comment reads it (a backslash takes the next byte, parentheses
- * nest), or NULL if it never closes. */
-static const char *dmarc_comment_end(const char *p)
-{
-	size_t depth = 1;
-
-	for (p++; *p != '\0'; p++) {
-		if (*p == '\\' && p[1] != '\0')
-			p++;
-		else if (*p == '(')
-			depth++;
-		else if (*p == ')' && --depth == 0)
-			return p + 1;
-	}
-	return NULL;
-}
-
-/* dmarc_from_comments_close - whether a comment GMime may start at any
- * '(' closes: after a domain literal GMime 3.2 leaks the parsed address
- * (up to the whole field) when the comment that follows never closes.
- * Linear: every '(' inside a comment that closes closes as well. */
-static bool dmarc_from_comments_close(const char *value)
-{
-	for (const char *p = strchr(value, '('); p != NULL; p = strchr(p, '(')) {
-		if ((p = dmarc_comment_end(p)) == NULL)
-			return false;
-	}
-	return true;
-}
-
-/* dmarc_from_parse - one From value through GMime's address parser, once
- * it is within the bounds that parser survives. Returns -1 with the
- * reason (static text) in scan->error. */
+/* dmarc_from_parse - one From value's mailboxes (mime/from: GMime's
+ * parser within the bounds it survives), their domains normalised, in
+ * order: the first that is no usable domain stops the reading. Returns
+ * -1 with the reason (static text) in scan->error. */
 static int dmarc_from_parse(const char *value, struct dmarc_from_scan *scan)
 {
-	InternetAddressList *list;
-	char *unfolded;
+	struct from_list list;
 
-	if (strlen(value) > DMARC_FROM_FIELD_MAX) {
-		scan->error = "From field over " G_STRINGIFY(DMARC_FROM_FIELD_MAX) " bytes";
-		return -1;
+	from_parse(value, &list, &scan->error);
+	for (size_t i = 0; i < list.count; i++) {
+		char domain[DMARC_DOMAIN_MAX];
+
+		if (dmarc_domain_normalize(list.domains[i], domain, sizeof(domain)) < 0) {
+			scan->error = "invalid From domain";
+			break;
+		}
+		scan->mailboxes++;
+		if (scan->domain[0] == '\0')
+			dmarc_copy(scan->domain, sizeof(scan->domain), domain);
+		else if (strcmp(scan->domain, domain) != 0 && scan->other[0] == '\0')
+			dmarc_copy(scan->other, sizeof(scan->other), domain);
 	}
-	if (dmarc_from_colons(value) > DMARC_FROM_COLONS_MAX) {
-		scan->error = "From field with over " G_STRINGIFY(DMARC_FROM_COLONS_MAX) " colons";
-		return -1;
-	}
-	if (!dmarc_from_comments_close(value)) {
-		scan->error = "From field with an unclosed comment";
-		return -1;
-	}
-	unfolded = g_strdup(value);
-	g_strdelimit(unfolded, "\r\n", ' ');
-	list = internet_address_list_parse(NULL, unfolded);
-	g_free(unfolded);
-	if (list == NULL) {
-		scan->error = "unparsable From field";
-		return -1;
-	}
-	dmarc_from_list(list, 0, scan);
-	g_object_unref(list);
+	from_list_clear(&list);
 	return scan->error != NULL ? -1 : 0;
 }
 
@@ -1058,7 +954,7 @@ int dmarc_checker_new_with_psl(const struct dns_source *dns, const char *psl_pat
 		g_free(c);
 		return -1;
 	}
-	g_mime_init();
+	from_init();
 	*checker_r = c;
 	return 0;
 }

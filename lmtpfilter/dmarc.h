@@ -15,7 +15,7 @@
 #include <stddef.h>
 
 #include "lmtpfilter/dmarc_discovery.h"
-#include "lmtpfilter/verdict.h"
+#include "mime/verdict.h"
 
 /* Sizes of the fixed buffers in struct dmarc_outcome. */
 #define DMARC_DOMAIN_MAX 256

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "lmtpfilter/dns_source.h"
-#include "lmtpfilter/verdict.h"
+#include "mime/verdict.h"
 
 #define SPF_DNS_MECHANISMS_MAX 10   /* RFC 7208 4.6.4: DNS-querying terms per evaluation */
 #define SPF_VOID_LOOKUPS_MAX 2      /* RFC 7208 4.6.4: lookups answered NXDOMAIN / NODATA */

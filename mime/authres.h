@@ -8,7 +8,7 @@
 
 #include <glib.h>
 
-#include "lmtpfilter/verdict.h"
+#include "mime/verdict.h"
 
 /* lines are folded before this many characters where possible */
 #define AUTHRES_LINE_MAX 78

@@ -1,8 +1,11 @@
 /*
  * verdict - results in the RFC 8601 / RFC 7208 vocabulary, shared by every check
+ *
+ * Here beside authres, which writes them into Authentication-Results and
+ * Received-SPF, so that mime/ needs nothing from lmtpfilter/.
  */
-#ifndef LMTPFILTER_VERDICT_H
-#define LMTPFILTER_VERDICT_H
+#ifndef LMTPFILTER_MIME_VERDICT_H
+#define LMTPFILTER_MIME_VERDICT_H
 
 enum verdict {
 	VERDICT_NONE = 0,
