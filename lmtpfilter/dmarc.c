@@ -477,26 +477,39 @@ static const char *dmarc_request_policy(enum dmarc_request r)
 	}
 }
 
-/* dmarc_outcome_json - the discovery as JSON into out->discovery_json.
- * Whatever does not fit (an escaped record text can be long) is dropped
- * whole: the record's text and rua= first, then the discovery. */
-static void dmarc_outcome_json(struct dmarc_discovery *d, struct dmarc_outcome *out)
+/* dmarc_outcome_text - S and its NUL onto out->discovery_text at *used;
+ * false if it does not fit. */
+static bool dmarc_outcome_text(struct dmarc_outcome *out, size_t *used, const char *s)
 {
-	GString *s = g_string_new(NULL);
+	size_t len = strlen(s) + 1;
 
-	dmarc_discovery_append_json(d, s);
-	if (s->len >= sizeof(out->discovery_json) && d->has_record) {
-		g_free(d->record.raw);
-		d->record.raw = NULL;
-		g_strfreev(d->record.rua);
-		d->record.rua = NULL;
-		d->record.rua_count = 0;
-		g_string_truncate(s, 0);
-		dmarc_discovery_append_json(d, s);
-	}
-	if (s->len < sizeof(out->discovery_json))
-		memcpy(out->discovery_json, s->str, s->len + 1);
-	g_string_free(s, TRUE);
+	if (len > sizeof(out->discovery_text) - *used)
+		return false;
+	memcpy(out->discovery_text + *used, s, len);
+	*used += len;
+	return true;
+}
+
+/* dmarc_outcome_keep - the discovery into the outcome for
+ * dmarc_outcome_append_json: a copy without heap memory, so outcomes copy
+ * by value. Texts that do not fit discovery_text would make the JSON
+ * longer than DMARC_DISCOVERY_JSON_MAX, which then drops them anyway. */
+static void dmarc_outcome_keep(const struct dmarc_discovery *d, struct dmarc_outcome *out)
+{
+	const struct dmarc_record *r = &d->record;
+	size_t used = 0;
+	bool fits;
+
+	out->discovered = true;
+	out->discovery = *d;
+	out->discovery.record.raw = NULL;
+	out->discovery.record.rua = NULL;
+	if (!d->has_record)
+		return;
+	fits = dmarc_outcome_text(out, &used, r->raw != NULL ? r->raw : "");
+	for (size_t i = 0; i < r->rua_count && fits; i++)
+		fits = dmarc_outcome_text(out, &used, r->rua[i]);
+	out->discovery_text_kept = fits;
 }
 
 /* dmarc_outcome_discovered - what the discovery found, into the outcome. */
@@ -521,7 +534,7 @@ static void dmarc_outcome_discovered(struct dmarc_discovery *d, struct dmarc_out
 		out->adkim = r->adkim == DMARC_ALIGN_STRICT ? 's' : 'r';
 		out->aspf = r->aspf == DMARC_ALIGN_STRICT ? 's' : 'r';
 	}
-	dmarc_outcome_json(d, out);
+	dmarc_outcome_keep(d, out);
 }
 
 /* dmarc_within - name is org or a name below it. */
@@ -662,7 +675,7 @@ static void dmarc_evaluate_domain(struct dmarc_checker *c, const struct dmarc_in
 	if (out->result == VERDICT_PASS || out->result == VERDICT_FAIL)
 		dmarc_outcome_discovered(d, out);
 	else
-		dmarc_outcome_json(d, out);
+		dmarc_outcome_keep(d, out);
 	dmarc_discovery_clear(d);
 	g_free(d);
 }
@@ -886,6 +899,45 @@ static void dmarc_json_member(GString *o, const char *key, const char *value)
 	g_string_append_c(o, ',');
 }
 
+/* dmarc_outcome_discovery_json - the kept discovery as JSON, or null.
+ * Whatever makes it DMARC_DISCOVERY_JSON_MAX bytes or more (an escaped
+ * record text can be long) is dropped whole: the record's text and rua=
+ * first, then the discovery. */
+static void dmarc_outcome_discovery_json(const struct dmarc_outcome *out, GString *o)
+{
+	struct dmarc_discovery d;
+	g_autofree char **rua = NULL;
+	GString *s;
+
+	if (!out->discovered) {
+		g_string_append(o, "null");
+		return;
+	}
+	d = out->discovery;
+	if (out->discovery_text_kept) {
+		const char *p = out->discovery_text;
+
+		d.record.raw = (char *)p;
+		rua = g_new0(char *, d.record.rua_count + 1);
+		for (size_t i = 0; i < d.record.rua_count; i++)
+			rua[i] = (char *)(p += strlen(p) + 1);
+		d.record.rua = rua;
+	} else {
+		d.record.rua_count = 0;
+	}
+	s = g_string_new(NULL);
+	dmarc_discovery_append_json(&d, s);
+	if (s->len >= DMARC_DISCOVERY_JSON_MAX && d.has_record) {
+		d.record.raw = NULL;
+		d.record.rua = NULL;
+		d.record.rua_count = 0;
+		g_string_truncate(s, 0);
+		dmarc_discovery_append_json(&d, s);
+	}
+	g_string_append(o, s->len < DMARC_DISCOVERY_JSON_MAX ? s->str : "null");
+	g_string_free(s, TRUE);
+}
+
 void dmarc_outcome_append_json(const struct dmarc_outcome *out, GString *o)
 {
 	char flag[2] = "";
@@ -910,8 +962,9 @@ void dmarc_outcome_append_json(const struct dmarc_outcome *out, GString *o)
 		g_string_append(o, "\"pct_not_applied\":null,");
 	dmarc_json_member(o, "org_domain", out->org_domain);
 	dmarc_json_member(o, "policy_domain", out->policy_domain);
-	g_string_append_printf(o, "\"discovery\":%s,",
-			       out->discovery_json[0] != '\0' ? out->discovery_json : "null");
+	g_string_append(o, "\"discovery\":");
+	dmarc_outcome_discovery_json(out, o);
+	g_string_append_c(o, ',');
 }
 
 const char *dmarc_outcome_header_from(const struct dmarc_outcome *out)

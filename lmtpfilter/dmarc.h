@@ -22,9 +22,9 @@
 #define DMARC_POLICY_NAME_MAX 16
 #define DMARC_ALIGNED_BY_MAX 300
 #define DMARC_REASON_MAX 160
-/* The discovery as JSON (dmarc_discovery_append_json): nine queries, the
- * domains and the reason fit in 6 KB; a long record text is dropped
- * rather than cut (dmarc.c). */
+/* The discovery as JSON (dmarc_discovery_append_json) is at most this
+ * long: nine queries, the domains and the reason fit in 6 KB; a long
+ * record text is dropped rather than cut (dmarc.c). */
 #define DMARC_DISCOVERY_JSON_MAX 8192
 /* Domains of a broken From evaluated one by one (each one discovery, at
  * most DMARC_DISCOVERY_STEPS_MAX queries, most of them shared and cached;
@@ -96,7 +96,16 @@ struct dmarc_outcome {
 	int pct;                    /* pct= as published (-1: absent); reported, never applied */
 	char org_domain[DMARC_DOMAIN_MAX];   /* Organizational Domain of header_from */
 	char policy_domain[DMARC_DOMAIN_MAX]; /* where the applying record was found */
-	char discovery_json[DMARC_DISCOVERY_JSON_MAX]; /* the walk, or "" */
+	/* The discovery behind the outcome, for dmarc_outcome_append_json
+	 * alone, which renders it when asked (check --json), never per
+	 * message: a copy without heap memory (record.raw and record.rua
+	 * NULL), the record's text and rua= URIs kept apart in
+	 * discovery_text when they fit (else the JSON leaves them out, as it
+	 * would for its own bound). */
+	bool discovered;
+	struct dmarc_discovery discovery;
+	bool discovery_text_kept;
+	char discovery_text[DMARC_DISCOVERY_JSON_MAX]; /* raw NUL rua NUL rua NUL ... */
 	/* With from_invalid: each domain the broken From names, evaluated
 	 * on its own (the fields above hold the one that decided). */
 	struct dmarc_author_outcome authors[DMARC_AUTHOR_DOMAINS_MAX];

@@ -645,7 +645,13 @@ static void test_np(void)
 				       "A ghost.np.example"),
 			       QUERIED("_dmarc.ghost.np.example", "_dmarc.np.example",
 				       "_dmarc.example", "A ghost.np.example"));
-	g_assert_nonnull(strstr(out.discovery_json, "\"author_exists\":false"));
+	{
+		GString *json = g_string_new(NULL);
+
+		dmarc_outcome_append_json(&out, json);
+		g_assert_nonnull(strstr(json->str, "\"author_exists\":false"));
+		g_string_free(json, TRUE);
+	}
 	check(&www, &out);
 	assert_outcome(&out, VERDICT_FAIL, "none", "www.np.example");
 	g_assert_cmpstr(out.applied, ==, "p");
@@ -729,6 +735,38 @@ static void test_json(void)
 				"\"discovery\":{\"mode\":\"treewalk\""));
 	g_assert_nonnull(strstr(json->str, "\"name\":\"_dmarc.treject.example\""));
 	g_string_free(json, TRUE);
+}
+
+/* A record whose text makes the discovery's JSON too long loses its text
+ * and rua= (the discovery stays); a shorter one keeps them. Rendered
+ * only by dmarc_outcome_append_json, after dmarc_check returned. */
+static void test_json_long_record(void)
+{
+	struct msg longer = { "a@long.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	struct msg shorter = { "a@short.example", VERDICT_PASS, "attacker.example", NO_DKIM };
+	GString *text = g_string_new("v=DMARC1; p=reject; rua=mailto:r@long.example; x=");
+	GString *json = g_string_new(NULL);
+	struct dmarc_outcome out;
+
+	while (text->len < 3000)
+		g_string_append_c(text, '\x01');       /* six bytes each in JSON */
+	use_zone(zone_example);
+	test_zone_add(test_zone, "_dmarc.long.example", TEST_ZONE_TXT, text->str);
+	test_zone_add(test_zone, "_dmarc.short.example", TEST_ZONE_TXT,
+		      "v=DMARC1; p=reject; rua=mailto:r@short.example");
+	check(&longer, &out);
+	assert_outcome(&out, VERDICT_FAIL, "reject", "long.example");
+	dmarc_outcome_append_json(&out, json);
+	g_assert_nonnull(strstr(json->str, "\"policy_domain\":\"long.example\",\"record\":{\"raw\":\"\","));
+	g_assert_nonnull(strstr(json->str, "\"rua\":[]"));
+	g_assert_cmpuint(json->len, <, DMARC_DISCOVERY_JSON_MAX + 1024);
+	check(&shorter, &out);
+	g_string_truncate(json, 0);
+	dmarc_outcome_append_json(&out, json);
+	g_assert_nonnull(strstr(json->str, "\"raw\":\"v=DMARC1; p=reject; rua=mailto:r@short.example\""));
+	g_assert_nonnull(strstr(json->str, "\"rua\":[\"mailto:r@short.example\"]"));
+	g_string_free(json, TRUE);
+	g_string_free(text, TRUE);
 }
 
 /* ---- broken From fields: every domain named is evaluated ------------- */
@@ -1134,6 +1172,7 @@ int main(int argc, char **argv)
 	add_both("walk-org-domain", test_walk_org_domain);
 	add_both("alignment-temperror", test_alignment_temperror);
 	add_both("json", test_json);
+	add_both("json-long-record", test_json_long_record);
 	add_both("broken-from-spoofs", test_broken_from_spoofs);
 	add_both("broken-from-pass-needs-every-domain", test_broken_from_pass_needs_every_domain);
 	add_both("broken-from-strictest-policy", test_broken_from_strictest_policy);
