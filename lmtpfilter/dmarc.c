@@ -244,7 +244,7 @@ int dmarc_organizational_domain(const struct dmarc_checker *c, const char *domai
 struct dmarc_from_scan {
 	char domain[DMARC_DOMAIN_MAX];
 	size_t mailboxes;
-	const char *error;              /* static text, or NULL */
+	char error[DMARC_REASON_MAX];   /* why the From is broken, or "" */
 	char other[DMARC_DOMAIN_MAX];   /* a second, different domain */
 };
 
@@ -368,17 +368,19 @@ bool dmarc_from_names(char *const *from_values, size_t from_count,
 /* dmarc_from_parse - one From value's mailboxes (mime/from: GMime's
  * parser within the bounds it survives), their domains normalised, in
  * order: the first that is no usable domain stops the reading. Returns
- * -1 with the reason (static text) in scan->error. */
+ * -1 with the reason in scan->error. */
 static int dmarc_from_parse(const char *value, struct dmarc_from_scan *scan)
 {
 	struct from_list list;
+	g_autofree char *error = NULL;
 
-	from_parse(value, &list, &scan->error);
+	if (from_parse(value, &list, &error) < 0)
+		dmarc_copy(scan->error, sizeof(scan->error), error);
 	for (size_t i = 0; i < list.count; i++) {
 		char domain[DMARC_DOMAIN_MAX];
 
 		if (dmarc_domain_normalize(list.domains[i], domain, sizeof(domain)) < 0) {
-			scan->error = "invalid From domain";
+			dmarc_copy(scan->error, sizeof(scan->error), "invalid From domain");
 			break;
 		}
 		scan->mailboxes++;
@@ -388,7 +390,7 @@ static int dmarc_from_parse(const char *value, struct dmarc_from_scan *scan)
 			dmarc_copy(scan->other, sizeof(scan->other), domain);
 	}
 	from_list_clear(&list);
-	return scan->error != NULL ? -1 : 0;
+	return scan->error[0] != '\0' ? -1 : 0;
 }
 
 /* dmarc_from_other - a domain the scan found besides the parsed one. */
@@ -407,7 +409,7 @@ static const char *dmarc_from_other(const struct dmarc_authors *a, const char *d
 static int dmarc_from_domain(const struct dmarc_input *in, const struct dmarc_authors *authors,
 			     struct dmarc_outcome *out)
 {
-	struct dmarc_from_scan scan = { .error = NULL };
+	struct dmarc_from_scan scan = { .mailboxes = 0 };
 	const char *other;
 
 	if (in->from_count == 0 || in->from_values == NULL) {

@@ -234,7 +234,7 @@ static bool check_ip(const char *arg, size_t len, int family)
 	return slash == NULL || check_cidr(slash, len - alen - 1, family == AF_INET ? 32 : 128);
 }
 
-static bool check_term(const char *t, size_t len, bool *redirect, bool *exp, const char **error_r)
+static bool check_term(const char *t, size_t len, bool *redirect, bool *exp, const char **reason_r)
 {
 	size_t i = 0;
 
@@ -246,38 +246,38 @@ static bool check_term(const char *t, size_t len, bool *redirect, bool *exp, con
 		size_t nlen = (size_t)(eq - t);
 		bool macro_end;
 		if (nlen == 0 || !is_alpha(t[0])) {
-			*error_r = "bad modifier name";
+			*reason_r = "bad modifier name";
 			return false;
 		}
 		for (size_t k = 1; k < nlen; k++)
 			if (!is_alnum(t[k]) && !strchr("-_.", t[k])) {
-				*error_r = "bad modifier name";
+				*reason_r = "bad modifier name";
 				return false;
 			}
 		const char *v = eq + 1;
 		size_t vlen = len - nlen - 1;
 		if (nlen == 8 && g_ascii_strncasecmp(t, "redirect", 8) == 0) {
 			if (*redirect) {
-				*error_r = "more than one redirect=";
+				*reason_r = "more than one redirect=";
 				return false;
 			}
 			*redirect = true;
 			if (!check_domain_spec(v, vlen)) {
-				*error_r = "bad redirect= domain";
+				*reason_r = "bad redirect= domain";
 				return false;
 			}
 		} else if (nlen == 3 && g_ascii_strncasecmp(t, "exp", 3) == 0) {
 			if (*exp) {
-				*error_r = "more than one exp=";
+				*reason_r = "more than one exp=";
 				return false;
 			}
 			*exp = true;
 			if (!check_domain_spec(v, vlen)) {
-				*error_r = "bad exp= domain";
+				*reason_r = "bad exp= domain";
 				return false;
 			}
 		} else if (!check_macro_string(v, vlen, false, &macro_end)) {
-			*error_r = "bad macro in modifier";
+			*reason_r = "bad macro in modifier";
 			return false;
 		}
 		return true;
@@ -307,28 +307,28 @@ static bool check_term(const char *t, size_t len, bool *redirect, bool *exp, con
 	default: ok = false; break;
 	}
 	if (!ok)
-		*error_r = n < G_N_ELEMENTS(names) ? "bad mechanism argument" : "unknown mechanism";
+		*reason_r = n < G_N_ELEMENTS(names) ? "bad mechanism argument" : "unknown mechanism";
 	return ok;
 }
 
-int spf_record_check(const char *record, const char **error_r)
+/* spf_record_error - why RECORD fails the strict syntax check (static
+ * text), or NULL if it passes. */
+static const char *spf_record_error(const char *record)
 {
 	size_t len = strlen(record);
 	bool redirect = false, exp = false;
+	const char *error = NULL;
 
 	if (len > SPF_RECORD_MAX) {
-		*error_r = "record too long";
-		return -1;
+		return "record too long";
 	}
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)record[i] >= 0x80 || ((unsigned char)record[i] < 0x20)) {
-			*error_r = "non-ASCII or control character in record";
-			return -1;
+			return "non-ASCII or control character in record";
 		}
 	}
 	if (len < 6 || g_ascii_strncasecmp(record, "v=spf1", 6) != 0 || (len > 6 && record[6] != ' ')) {
-		*error_r = "not an SPF record";
-		return -1;
+		return "not an SPF record";
 	}
 	for (size_t i = 6; i < len;) {
 		while (i < len && record[i] == ' ')
@@ -336,10 +336,20 @@ int spf_record_check(const char *record, const char **error_r)
 		size_t start = i;
 		while (i < len && record[i] != ' ')
 			i++;
-		if (i > start && !check_term(record + start, i - start, &redirect, &exp, error_r))
-			return -1;
+		if (i > start && !check_term(record + start, i - start, &redirect, &exp, &error))
+			return error;
 	}
-	return 0;
+	return NULL;
+}
+
+int spf_record_check(const char *record, char **error_r)
+{
+	const char *error = spf_record_error(record);
+
+	if (error == NULL)
+		return 0;
+	*error_r = g_strdup(error);
+	return -1;
 }
 
 /* ---- record rewrite: what libspf2 sees ---- */
@@ -602,8 +612,8 @@ static bool rr_fill(SPF_dns_rr_t *rr, int idx, ns_type type, const unsigned char
 			const char *error = NULL;
 			if (memchr(txt->str, '\0', txt->len) != NULL) {
 				error = "NUL byte in record";
-			} else if (spf_record_check(txt->str, &error) == 0) {
-				error = NULL;
+			} else {
+				error = spf_record_error(txt->str);
 			}
 			if (error != NULL) {
 				if (ev->perm == NULL)

@@ -44,7 +44,7 @@ int spf_check(struct spf_checker *checker, const char *client_ip, const char *he
 	      struct spf_outcome *mailfrom_r, struct spf_outcome *helo_r);
 
 /* spf_record_check - the strict RFC 7208 syntax check applied to every
- * record; 0, or -1 with a static *error_r (exposed for tests). */
-int spf_record_check(const char *record, const char **error_r);
+ * record; 0, or -1 with *error_r (g_malloc'd; exposed for tests). */
+int spf_record_check(const char *record, char **error_r);
 
 #endif

@@ -120,7 +120,7 @@ void from_init(void)
 	g_mime_init();
 }
 
-int from_parse(const char *value, struct from_list *list_r, const char **error_r)
+int from_parse(const char *value, struct from_list *list_r, char **error_r)
 {
 	struct from_walk w = { .domains = g_ptr_array_new(), .error = NULL };
 	InternetAddressList *list;
@@ -142,8 +142,10 @@ int from_parse(const char *value, struct from_list *list_r, const char **error_r
 	list_r->count = w.domains->len;
 	g_ptr_array_add(w.domains, NULL);
 	list_r->domains = (char **)g_ptr_array_free(w.domains, FALSE);
-	*error_r = w.error;
-	return w.error != NULL ? -1 : 0;
+	if (w.error == NULL)
+		return 0;
+	*error_r = g_strdup(w.error);
+	return -1;
 }
 
 void from_list_clear(struct from_list *list)

@@ -34,11 +34,11 @@ struct from_list {
 void from_init(void);
 
 /* from_parse - the mailboxes of VALUE into *list_r (from_list_clear it
- * either way). Returns 0, or -1 with *error_r (static text: over a bound,
+ * either way). Returns 0, or -1 with *error_r (g_malloc'd: over a bound,
  * unparsable, a mailbox without a domain, too many mailboxes, nested
  * groups); list_r then holds the mailboxes read before the one that
  * stopped it, in order. */
-int from_parse(const char *value, struct from_list *list_r, const char **error_r);
+int from_parse(const char *value, struct from_list *list_r, char **error_r);
 
 /* from_list_clear - free what a list holds; safe twice. */
 void from_list_clear(struct from_list *list);

@@ -37,7 +37,7 @@ static void test_table(void)
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		const struct from_case *c = &cases[i];
 		struct from_list list;
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 		size_t n = 0;
 		int ret = from_parse(c->value, &list, &error);
 
@@ -63,7 +63,7 @@ static void test_bounds(void)
 {
 	GString *many = g_string_new(NULL), *big = g_string_new("a@big.example (");
 	struct from_list list;
-	const char *error = NULL;
+	char *error = NULL;
 
 	for (int i = 0; i <= FROM_ADDRESSES_MAX; i++)
 		g_string_append_printf(many, "%sm%d@many.example", i > 0 ? ", " : "", i);
@@ -71,6 +71,7 @@ static void test_bounds(void)
 	g_assert_cmpstr(error, ==, "too many From addresses");
 	g_assert_cmpuint(list.count, ==, FROM_ADDRESSES_MAX);
 	from_list_clear(&list);
+	g_clear_pointer(&error, g_free);
 	while (big->len <= FROM_FIELD_MAX)
 		g_string_append_c(big, 'x');
 	g_string_append_c(big, ')');
@@ -78,6 +79,7 @@ static void test_bounds(void)
 	g_assert_cmpstr(error, ==, "From field over 16384 bytes");
 	g_assert_cmpuint(list.count, ==, 0);
 	from_list_clear(&list);
+	g_free(error);
 	g_string_free(many, TRUE);
 	g_string_free(big, TRUE);
 }

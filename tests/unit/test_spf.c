@@ -195,18 +195,20 @@ static void test_record_check(void)
 		"v=spf1 a:caf\xc3\xa9.test", "v=spf1 -redirect=ex.test", "v=spf1 1foo=bar",
 		"v=spf1 include", "v=spf1 ip6:2001:db8::/129",
 	};
-	const char *error;
+	char *error;
 
 	for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
 		error = NULL;
 		if (spf_record_check(good[i], &error) != 0)
 			g_error("rejected \"%s\": %s", good[i], error);
+		g_assert_null(error);
 	}
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		error = NULL;
 		if (spf_record_check(bad[i], &error) == 0)
 			g_error("accepted \"%s\"", bad[i]);
 		g_assert_nonnull(error);
+		g_free(error);
 	}
 }
 
