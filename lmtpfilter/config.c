@@ -534,6 +534,28 @@ static void parse_downstream(struct loader *ld, const char *key)
 	g_free(value);
 }
 
+/* parse_metrics_listen - where GET /metrics is served; empty: nowhere. */
+static void parse_metrics_listen(struct loader *ld, const char *key)
+{
+	char *value = value_get(ld, GROUP_MAIN, key);
+	struct endpoint ep;
+	const char *error;
+
+	if (value == NULL)
+		return;
+	if (value[0] == '\0') {
+		endpoint_clear(&ld->config->metrics_listen);
+		ld->config->metrics_enabled = false;
+	} else if (endpoint_parse(value, &ep, &error) < 0) {
+		problem_value(ld, GROUP_MAIN, key, error, value);
+	} else {
+		endpoint_clear(&ld->config->metrics_listen);
+		ld->config->metrics_listen = ep;
+		ld->config->metrics_enabled = true;
+	}
+	g_free(value);
+}
+
 static void parse_authserv_id(struct loader *ld, const char *key)
 {
 	char *value = value_get(ld, GROUP_MAIN, key);
@@ -846,6 +868,7 @@ static const struct main_key main_keys[] = {
 	{ "report_org_name", parse_report_org_name },
 	{ "report_email", parse_report_email },
 	{ "report_sendmail", parse_report_sendmail },
+	{ "metrics_listen", parse_metrics_listen },
 };
 
 /* ------------------------------------------------------ policy groups */
@@ -1237,6 +1260,7 @@ static void config_free(struct config *config)
 		endpoint_clear(&config->listen[i]);
 	g_free(config->listen);
 	endpoint_clear(&config->downstream);
+	endpoint_clear(&config->metrics_listen);
 	g_free(config->file);
 	g_free(config->authserv_id);
 	g_strfreev(config->authserv_id_aliases);

@@ -23,9 +23,9 @@
  * Empty values: listen = (nothing to listen on unless systemd passes sockets),
  * authserv_id_aliases =, trusted_networks = (trust nobody), dns_servers =
  * (use /etc/resolv.conf), checks = (no checks), dmarc_history = (no
- * history), report_email = (no reports) are meaningful; authserv_id =,
- * mta_hostnames = and report_org_name = mean "the default"; any other empty
- * value is an error.
+ * history), report_email = (no reports), metrics_listen = (no metrics
+ * endpoint) are meaningful; authserv_id =, mta_hostnames = and
+ * report_org_name = mean "the default"; any other empty value is an error.
  */
 #ifndef LMTPFILTER_CONFIG_H
 #define LMTPFILTER_CONFIG_H
@@ -77,6 +77,7 @@ struct domain_policy {
 	enum domain_mode mode;
 	unsigned checks;       /* enum check_flags */
 	unsigned quarantine_on; /* enum quarantine_flags */
+	unsigned metrics_slot; /* its counters (metrics_config); 0: those of "default" */
 };
 
 /* An IPv4 or IPv6 network; IPv4 is stored as IPv4 (family AF_INET), also when
@@ -120,6 +121,8 @@ struct config {
 	char *report_org_name;          /* NULL: the domain of report_email */
 	char *report_email;             /* NULL: reports cannot be made */
 	char *report_sendmail;          /* command line, program first */
+	bool metrics_enabled;           /* metrics_listen set */
+	struct endpoint metrics_listen; /* GET /metrics; only when metrics_enabled */
 
 	struct domain_policy defaults;
 	struct domain_policy *domains;  size_t domain_count;

@@ -156,6 +156,7 @@ static const char sample_conf[] =
 	"spool_dir = /var/tmp                                ; bodies above spool_memory_limit go to an unlinked temp file here\n"
 	"spool_memory_limit = 1048576\n"
 	"dmarc_discovery = treewalk                          ; treewalk (RFC 9989 DNS tree walk) | psl (RFC 7489 + public suffix list)\n"
+	"metrics_listen =                                    ; inet:127.0.0.1:9466 or unix:PATH; empty: no metrics endpoint\n"
 	"\n"
 	"[defaults]                                          ; applies to every domain without its own group\n"
 	"mode = off                                          ; off | annotate\n"
@@ -358,6 +359,27 @@ static void test_good_names_and_lists(void)
 
 /* ------------------------------------------------------------ endpoints */
 
+static void test_metrics_listen(void)
+{
+	struct config *c = load_ok("[lmtpfilter]\nmetrics_listen = inet:127.0.0.1:9466\n");
+
+	g_assert_true(c->metrics_enabled);
+	g_assert_false(c->metrics_listen.is_unix);
+	g_assert_cmpstr(c->metrics_listen.host, ==, "127.0.0.1");
+	g_assert_cmpstr(c->metrics_listen.port, ==, "9466");
+	config_unref(&c);
+	c = load_ok("[lmtpfilter]\nmetrics_listen = unix:/run/lmtpfilter/metrics\n");
+	g_assert_true(c->metrics_enabled);
+	g_assert_cmpstr(c->metrics_listen.path, ==, "/run/lmtpfilter/metrics");
+	config_unref(&c);
+	c = load_ok("[lmtpfilter]\nmetrics_listen =\n");
+	g_assert_false(c->metrics_enabled);
+	config_unref(&c);
+	c = load_ok("");
+	g_assert_false(c->metrics_enabled);
+	config_unref(&c);
+}
+
 static void test_endpoints(void)
 {
 	struct config *c = load_ok("[lmtpfilter]\n"
@@ -438,6 +460,8 @@ static const struct {
 	{ "lmtpfilter", "downstream", "", "must be unix:PATH or inet:HOST:PORT, got \"\"" },
 	{ "lmtpfilter", "downstream", "/var/run/dovecot/lmtp",
 	  "must be unix:PATH or inet:HOST:PORT, got \"/var/run/dovecot/lmtp\"" },
+	{ "lmtpfilter", "metrics_listen", "127.0.0.1:9466", "must be unix:PATH or inet:HOST:PORT, got \"127.0.0.1:9466\"" },
+	{ "lmtpfilter", "metrics_listen", "inet:127.0.0.1:0", "port must be a number between 1 and 65535, got \"inet:127.0.0.1:0\"" },
 	{ "lmtpfilter", "downstream", "tcp:127.0.0.1:24", "must be unix:PATH or inet:HOST:PORT, got \"tcp:127.0.0.1:24\"" },
 	{ "lmtpfilter", "downstream", "unix:private/dovecot-lmtp",
 	  "unix socket path must be absolute, got \"unix:private/dovecot-lmtp\"" },
@@ -1061,6 +1085,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/refcount", test_refcount);
 	g_test_add_func("/config/report-keys", test_report_keys);
 	g_test_add_func("/config/observe-and-quarantine-on", test_observe_and_quarantine_on);
+	g_test_add_func("/config/metrics-listen", test_metrics_listen);
 
 	ret = g_test_run();
 	tmp_dir_remove();
