@@ -298,7 +298,7 @@ static int check_output(struct filter_tx *ftx, const struct domain_policy *polic
 	int rc = 0;
 
 	message_view_init(&view);
-	if (filter_prepare(ftx, policy, &view, &fail) < 0) {
+	if (filter_prepare(ftx, policy, &view, NULL, &fail) < 0) {
 		fprintf(stderr, "lmtpfilter check: %s\n", fail.text);
 		rc = 2;
 	} else {

@@ -22,6 +22,7 @@
 #include "lmtpfilter/downstream.h"
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/message_view.h"
+#include "lmtpfilter/metrics.h"
 #include "lmtpfilter/spool.h"
 
 #include <glib.h>
@@ -64,6 +65,8 @@ void downstream_fail_reply(const struct downstream *ds, struct lmtp_reply *reply
 
 static int downstream_failed(struct downstream *ds, const char *what, const char *why, struct lmtp_reply *reply_r)
 {
+	if (!ds->broken)
+		metrics_downstream_failure(what, why);
 	/* the first failure is the one that explains the later ones */
 	if (!ds->broken || ds->error[0] == '\0')
 		snprintf(ds->error, sizeof(ds->error), "%s: %s", what, why);

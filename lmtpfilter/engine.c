@@ -14,6 +14,7 @@
 #include "lmtpfilter/dmarc.h"
 #include "lmtpfilter/history.h"
 #include "lmtpfilter/log.h"
+#include "lmtpfilter/metrics.h"
 #include "lmtpfilter/resolver.h"
 #include "lmtpfilter/spf.h"
 
@@ -57,6 +58,7 @@ int engine_init(struct engine *engine, struct config *config, char **error_r)
 {
 	memset(engine, 0, sizeof(*engine));
 	pthread_mutex_init(&engine->lock, NULL);
+	metrics_config(config);
 	engine->config = config;
 	engine->shutdown_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (engine->shutdown_fd == -1) {
@@ -109,6 +111,7 @@ struct config *engine_config(struct engine *engine)
 
 void engine_set_config(struct engine *engine, struct config *config)
 {
+	metrics_config(config);
 	pthread_mutex_lock(&engine->lock);
 	struct config *old = engine->config;
 	engine->config = config;

@@ -25,6 +25,7 @@
 #include "lmtpfilter/downstream.h"
 #include "lmtpfilter/log.h"
 #include "lmtpfilter/message_view.h"
+#include "lmtpfilter/metrics.h"
 
 #include <string.h>
 
@@ -36,6 +37,7 @@
 struct recipient {
 	char *address;
 	char *orcpt;
+	const struct domain_policy *policy; /* its domain's, for its counters */
 	size_t group;
 	bool accepted;               /* Dovecot said 2xx at RCPT */
 	struct lmtp_reply final;     /* the reply after DATA (accepted ones) */
@@ -51,6 +53,7 @@ struct group {
 	bool mail_refused;           /* MAIL refused or not sent: mail_reply is every recipient's */
 	struct lmtp_reply mail_reply;
 	bool failed;                 /* its downstream broke during the transaction */
+	enum disposition_reason disposition; /* of the delivered message (prepare) */
 };
 
 struct fanout {
@@ -193,9 +196,9 @@ static void group_begin(struct fanout *f, size_t g, const char *rcpt, const char
 
 /* fanout_group - the recipient's group, created (with its downstream
  * connection) on first use. */
-static int fanout_group(struct fanout *f, const char *address, size_t *group_r, struct lmtp_reply *reply_r)
+static int fanout_group(struct fanout *f, const struct domain_policy *policy, size_t *group_r,
+			struct lmtp_reply *reply_r)
 {
-	const struct domain_policy *policy = config_policy_for(f->config, address);
 	unsigned checks = policy->mode == DOMAIN_MODE_OFF ? 0 : policy->checks;
 
 	for (size_t i = 0; i < f->group_count; i++) {
@@ -225,6 +228,8 @@ static void rcpt_done(struct fanout *f, struct recipient *r, const struct lmtp_r
 	if (r->accepted) {
 		f->accepted++;
 		f->groups[r->group].accepted++;
+	} else {
+		metrics_recipient_reply(r->policy, reply->code, DISPOSITION_DELIVER);
 	}
 	f->answer(f->ctx, reply);
 }
@@ -266,11 +271,12 @@ static int rcpt_queue(struct fanout *f, struct recipient *rcpt, bool more_coming
 
 void fanout_rcpt(struct fanout *f, const char *address, const char *orcpt, bool more_coming)
 {
-	struct recipient rcpt = { .address = g_strdup(address), .orcpt = g_strdup(orcpt) };
+	struct recipient rcpt = { .address = g_strdup(address), .orcpt = g_strdup(orcpt),
+				  .policy = config_policy_for(f->config, address) };
 	struct lmtp_reply reply;
 	size_t g;
 
-	if (fanout_group(f, rcpt.address, &g, &reply) == 0) {
+	if (fanout_group(f, rcpt.policy, &g, &reply) == 0) {
 		struct group *group = &f->groups[g];
 		rcpt.group = g;
 		if (group->failed)
@@ -309,7 +315,7 @@ static void group_deliver(struct fanout *f, size_t g, const struct spool *spool,
 	if (group->failed) {
 		for (size_t i = 0; i < group->accepted; i++)
 			downstream_fail_reply(f->ds[g], &replies[i]);
-	} else if (prepare(ctx, group->policy, &view, &replies[0]) < 0) {
+	} else if (prepare(ctx, group->policy, &view, &group->disposition, &replies[0]) < 0) {
 		log_warning("error=\"cannot prepare message: %s\"", replies[0].text);
 		for (size_t i = 1; i < group->accepted; i++)
 			replies[i] = replies[0];
@@ -337,8 +343,10 @@ void fanout_deliver(struct fanout *f, const struct spool *spool, fanout_prepare_
 	}
 	for (size_t i = 0; i < f->rcpts->len; i++) {
 		struct recipient *r = &g_array_index(f->rcpts, struct recipient, i);
-		if (r->accepted)
-			f->answer(f->ctx, &r->final);
+		if (!r->accepted)
+			continue;
+		metrics_recipient_reply(r->policy, r->final.code, f->groups[r->group].disposition);
+		f->answer(f->ctx, &r->final);
 	}
 }
 
@@ -349,6 +357,7 @@ void fanout_refuse(struct fanout *f, int code, const char *enhanced, const char 
 		if (!r->accepted)
 			continue;
 		reply_set(&r->final, code, enhanced, text);
+		metrics_recipient_reply(r->policy, code, DISPOSITION_DELIVER);
 		f->answer(f->ctx, &r->final);
 	}
 }

@@ -6,7 +6,8 @@
  * Every recipient's reply, Dovecot's or a 4xx of ours when Dovecot cannot
  * be reached, goes to the answer function given at fanout_new, in RCPT
  * order: the session passes it on to its client. A 2xx is only ever one
- * Dovecot sent.
+ * Dovecot sent. Each recipient's fate is counted (metrics.h) where its
+ * final reply is known: a refused RCPT, or the reply after DATA.
  */
 #ifndef LMTPFILTER_FANOUT_H
 #define LMTPFILTER_FANOUT_H
@@ -15,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lmtpfilter/disposition.h"
 #include "lmtpfilter/reply.h"
 
 struct config;
@@ -26,9 +28,11 @@ struct fanout;
 /* fanout_answer_fn - one recipient's reply for the client. */
 typedef void fanout_answer_fn(void *ctx, const struct lmtp_reply *reply);
 /* fanout_prepare_fn - the bytes for the recipients with this policy into
- * view: 0, or -1 with *fail_r the reply they get instead. */
+ * view, and *reason_r their disposition (DISPOSITION_DELIVER unless they
+ * are quarantined, or in mode=observe would be: counted, never acted on
+ * here): 0, or -1 with *fail_r the reply they get instead. */
 typedef int fanout_prepare_fn(void *ctx, const struct domain_policy *policy, struct message_view *view,
-			      struct lmtp_reply *fail_r);
+			      enum disposition_reason *reason_r, struct lmtp_reply *fail_r);
 
 /* fanout_new - no connection yet; config and lhlo_name are borrowed for
  * the fanout's life. */

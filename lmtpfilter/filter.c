@@ -22,6 +22,7 @@
 #include "lmtpfilter/filter.h"
 #include "lmtpfilter/engine.h"
 #include "lmtpfilter/log.h"
+#include "lmtpfilter/metrics.h"
 #include "lmtpfilter/spool.h"
 #include "lmtpfilter/verdict_history.h"
 #include "mime/authres.h"
@@ -65,12 +66,33 @@ struct filter_tx *filter_tx_new(struct engine *engine, const struct config *conf
 	return ftx;
 }
 
+/* filter_count_results - each result of the verdict, once per message
+ * however many recipient groups read it: dkim per signature (none when
+ * unsigned), spf none when SPF did not apply; a check no group needed
+ * did not run and is not counted. */
+static void filter_count_results(const struct filter_tx *ftx)
+{
+	const struct message_verdict *v = ftx->ev != NULL ? evaluation_verdict(ftx->ev) : NULL;
+
+	if (v == NULL)
+		return;
+	if (v->evaluated & CHECK_SPF)
+		metrics_result(METRICS_SPF, v->spf_ran ? v->spf_mailfrom.result : VERDICT_NONE);
+	if ((v->evaluated & CHECK_DKIM) && v->dkim.count == 0)
+		metrics_result(METRICS_DKIM, VERDICT_NONE);
+	for (size_t i = 0; (v->evaluated & CHECK_DKIM) && i < v->dkim.count; i++)
+		metrics_result(METRICS_DKIM, v->dkim.sigs[i].result);
+	if (v->evaluated & CHECK_DMARC)
+		metrics_result(METRICS_DMARC, v->dmarc.result);
+}
+
 void filter_tx_free(struct filter_tx **ftxp)
 {
 	struct filter_tx *ftx = *ftxp;
 
 	if (ftx == NULL)
 		return;
+	filter_count_results(ftx);
 	evaluation_free(&ftx->ev);
 	header_block_free(&ftx->block);
 	g_free(ftx);
@@ -297,7 +319,8 @@ void filter_tx_history(struct filter_tx *ftx)
 
 /* filter_observe - evaluate and log for mode=observe; never changes the
  * bytes, and a header block we cannot read only goes unevaluated. */
-static void filter_observe(struct filter_tx *ftx, const struct domain_policy *policy)
+static void filter_observe(struct filter_tx *ftx, const struct domain_policy *policy,
+			   enum disposition_reason *reason_r)
 {
 	struct disposition d;
 
@@ -308,10 +331,11 @@ static void filter_observe(struct filter_tx *ftx, const struct domain_policy *po
 	filter_disposition(ftx, policy, &d);
 	filter_log_group(ftx, policy, &d);
 	filter_history_note(ftx, policy, &d);
+	*reason_r = d.reason;
 }
 
 static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
-			   struct lmtp_reply *fail_r)
+			   enum disposition_reason *reason_r, struct lmtp_reply *fail_r)
 {
 	const struct config *config = ftx->config;
 	uint64_t size = spool_size(ftx->facts.spool);
@@ -339,6 +363,7 @@ static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *po
 	filter_disposition(ftx, policy, &d);
 	filter_log_group(ftx, policy, &d);
 	filter_history_note(ftx, policy, &d);
+	*reason_r = d.reason;
 	char *headers = filter_render_headers(ftx, v, policy->checks, &d);
 	message_view_add_text(view, headers, strlen(headers));
 	g_free(headers);
@@ -354,13 +379,18 @@ static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *po
 }
 
 int filter_prepare(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
-		   struct lmtp_reply *fail_r)
+		   enum disposition_reason *reason_r, struct lmtp_reply *fail_r)
 {
+	enum disposition_reason unused;
+
+	if (reason_r == NULL)
+		reason_r = &unused;
+	*reason_r = DISPOSITION_DELIVER;
 	switch (policy->mode) {
 	case DOMAIN_MODE_ANNOTATE:
-		return filter_annotate(ftx, policy, view, fail_r);
+		return filter_annotate(ftx, policy, view, reason_r, fail_r);
 	case DOMAIN_MODE_OBSERVE:
-		filter_observe(ftx, policy);
+		filter_observe(ftx, policy, reason_r);
 		break;
 	case DOMAIN_MODE_OFF:
 		break;

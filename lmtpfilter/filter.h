@@ -46,12 +46,14 @@ void filter_tx_free(struct filter_tx **ftx);
  * the record says quarantine if any annotate group quarantined. */
 void filter_tx_history(struct filter_tx *ftx);
 
-/* filter_prepare - the bytes for recipients with this policy, into view.
- * Returns 0; -1 with *fail_r set to the reply those recipients get when
- * the message cannot be prepared (annotate only: observe and off always
- * get the original bytes). */
+/* filter_prepare - the bytes for recipients with this policy, into view,
+ * and (reason_r may be NULL) their disposition: what annotate files them
+ * as, or in observe what it would; DISPOSITION_DELIVER for off. Returns 0;
+ * -1 with *fail_r set to the reply those recipients get when the message
+ * cannot be prepared (annotate only: observe and off always get the
+ * original bytes). */
 int filter_prepare(struct filter_tx *ftx, const struct domain_policy *policy, struct message_view *view,
-		   struct lmtp_reply *fail_r);
+		   enum disposition_reason *reason_r, struct lmtp_reply *fail_r);
 
 /* filter_verdict - the verdict for the check set, evaluating what has not
  * run yet; NULL when the header block cannot be read. */

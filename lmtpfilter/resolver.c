@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "lmtpfilter/log.h"
+#include "lmtpfilter/metrics.h"
 
 #define RESOLVER_CACHE_ENTRIES_MAX 20000         /* cached (name, type) answers */
 #define RESOLVER_CACHE_BYTES_MAX (16 * 1024 * 1024) /* bytes of cached answers */
@@ -681,9 +682,12 @@ static struct dns_answer *resolver_send(struct resolver *r, const char *name, in
 	bool confirm;
 	gint64 now;
 	int ttl;
+	gint64 started = g_get_monotonic_time();
 
 	answer = resolver_ask(r, name, rrtype, &outcome, &ttl);
 	now = g_get_monotonic_time();
+	metrics_dns(outcome == RESOLVER_OUTCOME_TIMEOUT ? METRICS_DNS_TIMEOUT
+		    : (enum metrics_dns_outcome)answer->status, started);
 	g_mutex_lock(&r->lock);
 	r->sent++;
 	if (answer->status != DNS_TEMPFAIL)
@@ -719,8 +723,12 @@ int resolver_query(struct resolver *resolver, const char *name, int rrtype,
 	g_mutex_unlock(&resolver->lock);
 	if (admit == RESOLVER_ADMIT_PROBE && !resolver_probe(resolver, false))
 		admit = RESOLVER_ADMIT_FAIL;
-	if (*answer_r == NULL && admit == RESOLVER_ADMIT_FAIL)
+	if (*answer_r == NULL && admit == RESOLVER_ADMIT_FAIL) {
+		/* Held down: failed without asking, counted as an error
+		 * (nothing was waited for, so no latency either). */
+		metrics_dns_unsent_error();
 		*answer_r = dns_answer_tempfail(rrtype);
+	}
 	if (*answer_r != NULL) {
 		g_free(key);
 		return 0;

@@ -25,6 +25,7 @@
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/engine.h"
 #include "lmtpfilter/log.h"
+#include "lmtpfilter/metrics.h"
 #include "lmtpfilter/netio.h"
 #include "lmtpfilter/session.h"
 
@@ -94,7 +95,9 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	metrics_sessions_add(1);
 	session_run(w->engine, w->fd, w->peer, w->trusted);
+	metrics_sessions_add(-1);
 	g_free(w);
 	pthread_mutex_lock(&active_lock);
 	active_sessions--;
@@ -258,6 +261,7 @@ static void server_refuse(int fd, const char *peer, const char *reply, const cha
 	ssize_t r = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	(void)r;
+	metrics_session_refused();
 	if (why != NULL)
 		log_warning("peer=%s error=\"%s\"", peer, why);
 	close(fd);

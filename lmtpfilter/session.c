@@ -34,6 +34,7 @@
 #include "lmtpfilter/lmtp_parser.h"
 #include "lmtpfilter/log.h"
 #include "lmtpfilter/message_view.h"
+#include "lmtpfilter/metrics.h"
 #include "lmtpfilter/netio.h"
 #include "lmtpfilter/reply.h"
 #include "lmtpfilter/spool.h"
@@ -155,6 +156,7 @@ static void log_transaction(struct session *s, struct filter_tx *ftx, const char
 	GString *rcpts = g_string_new(NULL);
 	char q1[600], q2[600];
 
+	metrics_transaction(netio_now_ms() - tx->start_ms);
 	fanout_log_rcpts(s->fanout, rcpts, SESSION_LOG_RCPTS_MAX);
 	log_info("%sclient=%s from=%s rcpts=%s size=%llu%s status=%s ms=%lld",
 		 tx->xforward.ident[0] ? "" : "ident=- ", tx->xforward.addr[0] ? tx->xforward.addr : "-",
@@ -263,6 +265,7 @@ static void cmd_rcpt(struct session *s, const struct lmtp_command *cmd)
 	if (fanout_accepted(s->fanout) + fanout_pending(s->fanout) >= max)
 		fanout_settle(s->fanout);
 	if (fanout_accepted(s->fanout) >= max) {
+		metrics_recipient_reply(config_policy_for(s->config, cmd->path), 452, DISPOSITION_DELIVER);
 		reply(s, 452, "4.5.3", "Too many recipients");
 		return;
 	}
@@ -386,9 +389,9 @@ static enum netio_status data_read_timed(struct session *s, char *text_r, size_t
 
 /* session_prepare - the bytes for one recipient group (fanout_prepare_fn). */
 static int session_prepare(void *ctx, const struct domain_policy *policy, struct message_view *view,
-			   struct lmtp_reply *fail_r)
+			   enum disposition_reason *reason_r, struct lmtp_reply *fail_r)
 {
-	return filter_prepare(ctx, policy, view, fail_r);
+	return filter_prepare(ctx, policy, view, reason_r, fail_r);
 }
 
 static void cmd_data(struct session *s, const struct lmtp_command *cmd)
