@@ -11,7 +11,10 @@
 #include "lmtpfilter/filter.h"
 #include "lmtpfilter/log.h"
 #include "lmtpfilter/report.h"
+#include "lmtpfilter/metrics.h"
+#include "lmtpfilter/metrics_http.h"
 #include "lmtpfilter/server.h"
+#include "lmtpfilter/stats.h"
 
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -39,6 +42,7 @@ static void usage(FILE *out)
 		"                                               evaluate one stored message\n"
 		"       lmtpfilter [-c FILE] report [--period YYYY-MM-DD] [--out DIR] [--send]\n"
 		"                  [--history DIR]...           DMARC aggregate reports of one UTC day\n"
+		"       lmtpfilter [-c FILE] stats              summarise the running daemon's metrics\n"
 		"       lmtpfilter --version                    print versions\n"
 		"options:\n"
 		"  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -60,6 +64,22 @@ static void print_version(void)
 	       (unsigned)((OPENDKIM_LIB_VERSION >> 8) & 0xff), ub_version());
 }
 
+/* metrics_start - serve metrics_listen, if set, and start counting. */
+static int metrics_start(const struct config *config, struct metrics_http **http_r)
+{
+	char *error = NULL;
+
+	if (!config->metrics_enabled)
+		return 0;
+	if (metrics_http_start(&config->metrics_listen, config->listen_mode, http_r, &error) < 0) {
+		log_error("metrics_listen: %s", error);
+		g_free(error);
+		return -1;
+	}
+	metrics_set_enabled(true);
+	return 0;
+}
+
 static int run_daemon(const char *file)
 {
 	struct config *config;
@@ -78,7 +98,13 @@ static int run_daemon(const char *file)
 		engine_deinit(&engine);
 		return 2;
 	}
+	struct metrics_http *http = NULL;
+	if (metrics_start(engine.config, &http) < 0) {
+		engine_deinit(&engine);
+		return 2;
+	}
 	int rc = server_run(&engine, file);
+	metrics_http_stop(&http);
 	engine_deinit(&engine);
 	return rc;
 }
@@ -132,6 +158,8 @@ int main(int argc, char **argv)
 			log_open(false, debug);
 			g_mime_init();
 			return report_main(file, argc - i, argv + i);
+		} else if (strcmp(a, "stats") == 0) {
+			return stats_main(file, argc - i, argv + i);
 		} else {
 			fprintf(stderr, "lmtpfilter: unknown argument \"%s\"\n", a);
 			usage(stderr);
