@@ -5,9 +5,11 @@ every family's delta is asserted exactly, per label. Hostile scrapers
 (silent, garbage, flooding) run while mail flows; `lmtpfilter stats`
 talks to the running daemon.
 
-Observe mode is not there yet: when it is, add a domain with mode=observe
-to DOMAINS and its expected row to MIX_RECIPIENTS (a quarantine in observe
-counts as action="quarantine" with mode="observe")."""
+The mix covers each fate: deliver, quarantine (lmtpfilter's disposition,
+Dovecot's 2xx after Sieve filed it), reject (Dovecot's 550 at RCPT), defer
+(our 452), mode=off, and mode=observe, whose would-be quarantine counts as
+action="quarantine" with mode="observe"; one spoof goes to an annotate and
+an observe recipient at once, and its results count once."""
 import json
 import os
 import re
@@ -26,7 +28,9 @@ import harness
 
 PARTNER = "192.0.2.10"                 # in example.org's SPF range
 SPF_RANGE = "v=spf1 ip4:192.0.2.0/24 -all"
+SPOOFER = "184.72.226.23"              # in nobody's SPF range
 SLOW_DMARC = "_dmarc.slow.example.org"  # never answered: one DNS timeout
+OBSERVED = "observed.example"           # a domain in mode=observe
 METRICS_PORT = harness.free_port()
 HTTP_REQUEST_MAX = 4096                # METRICS_HTTP_REQUEST_MAX
 HTTP_CLIENTS_MAX = 16                  # METRICS_HTTP_CLIENTS_MAX
@@ -34,17 +38,25 @@ HTTP_DEADLINE = 5.0                    # METRICS_HTTP_DEADLINE_MS
 
 # Expected deltas of the mix (domain, mode, action) -> count; absent: 0.
 MIX_RECIPIENTS = {
-    ("example.com", "annotate", "deliver"): 7,  # legit, spoof (Sieve files it: Dovecot 2xx), timeout, 1 + 3
-    ("example.com", "annotate", "reject"): 1,   # unknown user: Dovecot's 550 at RCPT
-    ("example.com", "annotate", "defer"): 1,    # past max_recipients: our 452
+    ("example.com", "annotate", "deliver"): 6,     # legit, timeout, 1 + 3
+    ("example.com", "annotate", "quarantine"): 3,  # spoof, the two-group spoof, SPF fail
+    ("example.com", "annotate", "reject"): 1,      # unknown user: Dovecot's 550 at RCPT
+    ("example.com", "annotate", "defer"): 1,       # past max_recipients: our 452
     ("example.net", "off", "deliver"): 1,
+    (OBSERVED, "observe", "quarantine"): 1,        # the two-group spoof: would have been
 }
-MIX_RESULTS = {
-    ("spf", "pass"): 4, ("spf", "fail"): 1,
-    ("dkim", "none"): 5,
-    ("dmarc", "none"): 3, ("dmarc", "fail"): 1, ("dmarc", "temperror"): 1,
+# (domain, mode, reason) -> count of lmtpfilter_quarantine_total.
+MIX_QUARANTINES = {
+    ("example.com", "annotate", "dmarc-reject"): 2,
+    ("example.com", "annotate", "spf-fail"): 1,
+    (OBSERVED, "observe", "dmarc-reject"): 1,
 }
-MIX_TRANSACTIONS = 6
+MIX_RESULTS = {                     # the two-group spoof counts once
+    ("spf", "pass"): 4, ("spf", "fail"): 3,
+    ("dkim", "none"): 7,
+    ("dmarc", "none"): 4, ("dmarc", "fail"): 2, ("dmarc", "temperror"): 1,
+}
+MIX_TRANSACTIONS = 8
 
 
 def scrape(path="/metrics"):
@@ -91,10 +103,11 @@ def raw_http(data, read=True):
 
 class MetricsTest(au.EnvTestCase):
     USERS = ("alice@example.com", "owner@example.com", "carol@example.com", "dave@example.com",
-             "bob@example.net")
+             "bob@example.net", "erin@" + OBSERVED)
     SIEVE = au.QUARANTINE_SIEVE
     SILENT_ZONES = (SLOW_DMARC,)
-    DOMAINS = {"example.com": {"mode": "annotate"}, "example.net": {"mode": "off"}}
+    DOMAINS = {"example.com": {"mode": "annotate"}, "example.net": {"mode": "off"},
+               OBSERVED: {"mode": "observe"}}
     FILTER_CONFIG = {"metrics_listen": "inet:127.0.0.1:%d" % METRICS_PORT, "max_recipients": 3}
     ZONE = [
         'local-zone: "example.org." static',
@@ -116,7 +129,7 @@ class MetricsTest(au.EnvTestCase):
         _, _, data = self.transaction(["alice@example.com"])                      # legit
         self.assertEqual([r.code for r in data], [250])
         _, _, data = self.transaction(["alice@example.com"], mail_from="owner@example.com",
-                                      from_domain="example.com", client="184.72.226.23")  # spoof
+                                      from_domain="example.com", client=SPOOFER)  # spoof
         self.assertEqual([r.code for r in data], [250])
         _, _, data = self.transaction(["alice@example.com"], from_domain="slow.example.org")
         self.assertEqual([r.code for r in data], [250])                         # DNS timeout
@@ -126,6 +139,12 @@ class MetricsTest(au.EnvTestCase):
                                           "carol@example.com", "dave@example.com"])
         self.assertEqual([r.code for r in rcpt], [250, 250, 250, 452])
         _, _, data = self.transaction(["bob@example.net"])                        # mode=off
+        self.assertEqual([r.code for r in data], [250])
+        _, _, data = self.transaction(["erin@" + OBSERVED, "carol@example.com"],
+                                      mail_from="owner@example.com", from_domain="example.com",
+                                      client=SPOOFER)                             # two groups
+        self.assertEqual([r.code for r in data], [250, 250])
+        _, _, data = self.transaction(["dave@example.com"], client=SPOOFER)     # SPF fail, no DMARC
         self.assertEqual([r.code for r in data], [250])
 
     def wait_sessions_idle(self):
@@ -141,6 +160,9 @@ class MetricsTest(au.EnvTestCase):
         got = {tuple(dict(l)[k] for k in ("domain", "mode", "action")): v
                for l, v in delta(before, after, "lmtpfilter_recipients_total").items()}
         self.assertEqual(got, MIX_RECIPIENTS)
+        got = {tuple(dict(l)[k] for k in ("domain", "mode", "reason")): v
+               for l, v in delta(before, after, "lmtpfilter_quarantine_total").items()}
+        self.assertEqual(got, MIX_QUARANTINES)
         got = {(dict(l)["method"], dict(l)["result"]): v
                for l, v in delta(before, after, "lmtpfilter_results_total").items()}
         self.assertEqual(got, MIX_RESULTS)
@@ -160,7 +182,7 @@ class MetricsTest(au.EnvTestCase):
         self.assertEqual(delta(before, after, "lmtpfilter_sessions_refused_total"), {})
         # Every label value is a configured group or "default", never from mail.
         domains = {dict(l).get("domain") for (n, l) in after if n == "lmtpfilter_recipients_total"}
-        self.assertEqual(domains, {"default", "example.com", "example.net"})
+        self.assertEqual(domains, {"default", "example.com", "example.net", OBSERVED})
 
     def test_http_statuses(self):
         status, ctype, text = scrape()
@@ -179,8 +201,8 @@ class MetricsTest(au.EnvTestCase):
         self.wait_sessions_idle()
         now = samples()
 
-        def count(action):
-            key = frozenset({("domain", "example.com"), ("mode", "annotate"), ("action", action)})
+        def count(action, domain="example.com", mode="annotate"):
+            key = frozenset({("domain", domain), ("mode", mode), ("action", action)})
             return "%d" % now[("lmtpfilter_recipients_total", key)]
         out = subprocess.run([harness.lmtpfilter_binary(), "-c", self.env.filter.config_path, "stats"],
                              capture_output=True, text=True, timeout=30)
@@ -188,7 +210,13 @@ class MetricsTest(au.EnvTestCase):
         lines = out.stdout.splitlines()
         row = [l.split() for l in lines if l.split()[:2] == ["example.com", "annotate"]]
         self.assertEqual(len(row), 1, out.stdout)
-        self.assertEqual(row[0][2:], [count("deliver"), "0", "-", count("defer"), count("reject")], out.stdout)
+        self.assertEqual(row[0][2:], [count("deliver"), count("quarantine"), "-", count("defer"), count("reject")],
+                         out.stdout)
+        self.assertNotEqual(count("quarantine"), "0")
+        row = [l.split() for l in lines if l.split()[:2] == [OBSERVED, "observe"]]
+        self.assertEqual(len(row), 1, out.stdout)
+        self.assertEqual(row[0][2:], ["0", "-", count("quarantine", OBSERVED, "observe"), "0", "0"], out.stdout)
+        self.assertNotEqual(count("quarantine", OBSERVED, "observe"), "0")
         self.assertIn("would-quarantine", lines[1])
         self.assertRegex(out.stdout, r"dmarc .*fail=\d+")
         self.assertRegex(out.stdout, r"dns latency: p50 [0-9.]+ ms, p99 [0-9.]+ ms")
@@ -216,6 +244,9 @@ class MetricsTest(au.EnvTestCase):
         for needed in ("Recipients by action per domain", "Quarantine", "DNS timeouts",
                        "Transaction latency p99"):
             self.assertTrue([t for t in titles if t.startswith(needed)], titles)
+        quarantine = [p for p in dash["panels"] if p["title"].startswith("Quarantine")][0]
+        self.assertTrue([t for t in quarantine["targets"] if "lmtpfilter_quarantine_total" in t["expr"]
+                         and "by (reason" in t["expr"]], quarantine["targets"])
         for panel in dash["panels"]:
             for target in panel["targets"]:
                 for name in re.findall(r"lmtpfilter_[a-z_]+", target["expr"]):
