@@ -154,6 +154,36 @@ static void print_recipients(GPtrArray *samples, FILE *out)
 	g_hash_table_destroy(seen);
 }
 
+/* reason_sum - quarantine_total of reason over every domain, in observe
+ * mode (observe) or the others. */
+static double reason_sum(GPtrArray *samples, const char *reason, bool observe)
+{
+	double sum = 0;
+
+	for (guint i = 0; i < samples->len; i++) {
+		const struct sample *s = samples->pdata[i];
+		if (strcmp(s->name, "lmtpfilter_quarantine_total") == 0 && strcmp(label(s, "reason"), reason) == 0 &&
+		    (strcmp(label(s, "mode"), "observe") == 0) == observe)
+			sum += s->value;
+	}
+	return sum;
+}
+
+/* print_quarantine_reasons - quarantines by reason, and what observe
+ * would have quarantined by reason. */
+static void print_quarantine_reasons(GPtrArray *samples, FILE *out)
+{
+	static const char *const reasons[] = { "dmarc-quarantine", "dmarc-reject", "spf-fail", "from-invalid" };
+
+	fprintf(out, "quarantine reasons\n ");
+	for (size_t r = 0; r < G_N_ELEMENTS(reasons); r++)
+		fprintf(out, " %s=%.0f", reasons[r], reason_sum(samples, reasons[r], false));
+	fprintf(out, "\n  would (observe):");
+	for (size_t r = 0; r < G_N_ELEMENTS(reasons); r++)
+		fprintf(out, " %s=%.0f", reasons[r], reason_sum(samples, reasons[r], true));
+	fprintf(out, "\n");
+}
+
 /* print_results - per method, the results that occurred. */
 static void print_results(GPtrArray *samples, FILE *out)
 {
@@ -229,6 +259,7 @@ void stats_print(const char *text, FILE *out)
 	GPtrArray *samples = parse_text(text);
 
 	print_recipients(samples, out);
+	print_quarantine_reasons(samples, out);
 	print_results(samples, out);
 	print_labelled(samples, out, "dns", "lmtpfilter_dns_queries_total", "outcome");
 	print_latency(samples, out, "dns", "lmtpfilter_dns_query_seconds");

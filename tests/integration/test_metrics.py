@@ -218,6 +218,8 @@ class MetricsTest(au.EnvTestCase):
         self.assertEqual(row[0][2:], ["0", "-", count("quarantine", OBSERVED, "observe"), "0", "0"], out.stdout)
         self.assertNotEqual(count("quarantine", OBSERVED, "observe"), "0")
         self.assertIn("would-quarantine", lines[1])
+        self.assertRegex(out.stdout, r"quarantine reasons\n  dmarc-quarantine=0 dmarc-reject=[1-9]\d* spf-fail=[1-9]")
+        self.assertRegex(out.stdout, r"would \(observe\): dmarc-quarantine=0 dmarc-reject=[1-9]")
         self.assertRegex(out.stdout, r"dmarc .*fail=\d+")
         self.assertRegex(out.stdout, r"dns latency: p50 [0-9.]+ ms, p99 [0-9.]+ ms")
         self.assertRegex(out.stdout, r"timeout=[1-9]")

@@ -122,6 +122,7 @@ static void test_render(void)
 	metrics_transaction(3);        /* 3 ms: above le=0.0025 */
 	metrics_transaction(120000);   /* past the last bound */
 	metrics_dns(METRICS_DNS_TIMEOUT, g_get_monotonic_time());
+	metrics_dns_unsent_error();    /* held down: an error, no latency */
 	metrics_downstream_failure("connect", "Connection refused");
 	metrics_downstream_failure("DATA", "timeout");
 	metrics_render(out);
@@ -142,6 +143,8 @@ static void test_render(void)
 	assert_has_line(out->str, "lmtpfilter_transaction_seconds_bucket{le=\"+Inf\"} 2");
 	assert_has_line(out->str, "lmtpfilter_transaction_seconds_count 2");
 	assert_has_line(out->str, "lmtpfilter_dns_queries_total{outcome=\"timeout\"} 1");
+	assert_has_line(out->str, "lmtpfilter_dns_queries_total{outcome=\"error\"} 1");
+	assert_has_line(out->str, "lmtpfilter_dns_query_seconds_count 1");
 	assert_has_line(out->str, "lmtpfilter_downstream_failures_total{reason=\"connect\"} 1");
 	assert_has_line(out->str, "lmtpfilter_downstream_failures_total{reason=\"timeout\"} 1");
 	g_assert_null(strstr(out->str, "elsewhere"));
@@ -162,6 +165,9 @@ static void test_stats_print(void)
 		"lmtpfilter_recipients_total{domain=\"example.com\",mode=\"annotate\",action=\"deliver\"} 7\n"
 		"lmtpfilter_recipients_total{domain=\"example.com\",mode=\"annotate\",action=\"quarantine\"} 2\n"
 		"lmtpfilter_recipients_total{domain=\"example.org\",mode=\"observe\",action=\"quarantine\"} 3\n"
+		"lmtpfilter_quarantine_total{domain=\"example.com\",mode=\"annotate\",reason=\"dmarc-reject\"} 2\n"
+		"lmtpfilter_quarantine_total{domain=\"default\",mode=\"annotate\",reason=\"spf-fail\"} 1\n"
+		"lmtpfilter_quarantine_total{domain=\"example.org\",mode=\"observe\",reason=\"dmarc-reject\"} 3\n"
 		"lmtpfilter_results_total{method=\"spf\",result=\"pass\"} 4\n"
 		"lmtpfilter_dns_queries_total{outcome=\"timeout\"} 1\n"
 		"lmtpfilter_dns_query_seconds_bucket{le=\"0.001\"} 0\n"
@@ -176,6 +182,8 @@ static void test_stats_print(void)
 	fclose(out);
 	g_assert_nonnull(strstr(buf, "example.com                      annotate          7          2                -         0         0"));
 	g_assert_nonnull(strstr(buf, "example.org                      observe           0          -                3         0         0"));
+	g_assert_nonnull(strstr(buf, "  dmarc-quarantine=0 dmarc-reject=2 spf-fail=1 from-invalid=0\n"));
+	g_assert_nonnull(strstr(buf, "  would (observe): dmarc-quarantine=0 dmarc-reject=3 spf-fail=0 from-invalid=0\n"));
 	g_assert_nonnull(strstr(buf, "spf    pass=4"));
 	g_assert_nonnull(strstr(buf, "timeout=1"));
 	g_assert_nonnull(strstr(buf, "dns latency: p50 5.5 ms, p99 9.9 ms"));
