@@ -362,6 +362,15 @@ void fanout_refuse(struct fanout *f, int code, const char *enhanced, const char 
 	}
 }
 
+void fanout_give_up(struct fanout *f, int code)
+{
+	for (size_t i = 0; i < f->rcpts->len; i++) {
+		const struct recipient *r = &g_array_index(f->rcpts, struct recipient, i);
+		if (r->accepted)
+			metrics_recipient_reply(r->policy, code, DISPOSITION_DELIVER);
+	}
+}
+
 void fanout_log_rcpts(const struct fanout *f, GString *out, size_t max)
 {
 	for (size_t i = 0; i < f->rcpts->len && out->len < max; i++) {

@@ -68,6 +68,12 @@ void fanout_deliver(struct fanout *fanout, const struct spool *spool, fanout_pre
  * message was refused before delivery. */
 void fanout_refuse(struct fanout *fanout, int code, const char *enhanced, const char *text);
 
+/* fanout_give_up - the session ends the transaction with one reply of
+ * its own (code: 421 when the message did not arrive in time): the fate
+ * of every accepted recipient, counted; nothing is sent, fanout_abort
+ * still ends the transaction. */
+void fanout_give_up(struct fanout *fanout, int code);
+
 /* fanout_log_rcpts - "address:code,…" of every recipient (the reply after
  * DATA for the accepted ones), appended to out up to max bytes. */
 void fanout_log_rcpts(const struct fanout *fanout, GString *out, size_t max);

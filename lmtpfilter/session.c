@@ -411,8 +411,10 @@ static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 	reply(s, 354, NULL, "Start mail input; end with <CRLF>.<CRLF>");
 	enum netio_status st = data_read_timed(s, timeout_text, sizeof(timeout_text));
 	if (st != NETIO_OK) {
-		if (st == NETIO_TIMEOUT)
+		if (st == NETIO_TIMEOUT) {
+			fanout_give_up(s->fanout, 421);
 			reply(s, 421, "4.4.2", timeout_text);
+		}
 		log_transaction(s, NULL, st == NETIO_TIMEOUT ? "timeout-in-data" : "disconnect-in-data");
 		transaction_abort(s);
 		s->quit = true;

@@ -35,6 +35,7 @@ METRICS_PORT = harness.free_port()
 HTTP_REQUEST_MAX = 4096                # METRICS_HTTP_REQUEST_MAX
 HTTP_CLIENTS_MAX = 16                  # METRICS_HTTP_CLIENTS_MAX
 HTTP_DEADLINE = 5.0                    # METRICS_HTTP_DEADLINE_MS
+DATA_TIMEOUT = 3                       # seconds; the mix's messages take milliseconds
 
 # Expected deltas of the mix (domain, mode, action) -> count; absent: 0.
 MIX_RECIPIENTS = {
@@ -108,7 +109,8 @@ class MetricsTest(au.EnvTestCase):
     SILENT_ZONES = (SLOW_DMARC,)
     DOMAINS = {"example.com": {"mode": "annotate"}, "example.net": {"mode": "off"},
                OBSERVED: {"mode": "observe"}}
-    FILTER_CONFIG = {"metrics_listen": "inet:127.0.0.1:%d" % METRICS_PORT, "max_recipients": 3}
+    FILTER_CONFIG = {"metrics_listen": "inet:127.0.0.1:%d" % METRICS_PORT, "max_recipients": 3,
+                     "data_timeout": DATA_TIMEOUT}
     ZONE = [
         'local-zone: "example.org." static',
         au.txt_record("example.org", SPF_RANGE),
@@ -183,6 +185,27 @@ class MetricsTest(au.EnvTestCase):
         # Every label value is a configured group or "default", never from mail.
         domains = {dict(l).get("domain") for (n, l) in after if n == "lmtpfilter_recipients_total"}
         self.assertEqual(domains, {"default", "example.com", "example.net", OBSERVED})
+
+    def test_data_timeout_defers(self):
+        """A message that does not arrive within data_timeout: our 421 is
+        the fate of each accepted recipient, a defer; the refused one was
+        counted at RCPT."""
+        self.wait_sessions_idle()
+        before = samples()
+        with harness.LmtpClient(self.env.filter.address) as c:
+            c.lhlo()
+            self.assertEqual(c.command("MAIL FROM:<user@example.org>").code, 250)
+            self.assertEqual(c.command("RCPT TO:<alice@example.com>").code, 250)
+            self.assertEqual(c.command("RCPT TO:<bob@example.net>").code, 250)
+            self.assertEqual(c.command("RCPT TO:<nobody@example.com>").code, 550)
+            self.assertEqual(c.command("DATA").code, 354)
+            c.send(b"Subject: never finished\r\n")
+            self.assertEqual(c.reply(timeout=DATA_TIMEOUT + 10).code, 421)
+        self.wait_sessions_idle()
+        got = {tuple(dict(l)[k] for k in ("domain", "mode", "action")): v
+               for l, v in delta(before, samples(), "lmtpfilter_recipients_total").items()}
+        self.assertEqual(got, {("example.com", "annotate", "defer"): 1, ("example.net", "off", "defer"): 1,
+                               ("example.com", "annotate", "reject"): 1})
 
     def test_http_statuses(self):
         status, ctype, text = scrape()
