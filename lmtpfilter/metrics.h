@@ -18,7 +18,7 @@
 
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/disposition.h"
-#include "lmtpfilter/verdict.h"
+#include "mime/verdict.h"
 
 #include <glib.h>
 #include <stdbool.h>
