@@ -11,7 +11,8 @@
  * facts come from the trail below it, exactly as in the daemon.
  *
  * Owns: the command line of "check" and the JSON of the verdict (facts,
- * SPF, each DKIM signature, DMARC and the disposition with its reason).
+ * SPF, each DKIM signature, DMARC, the ARC chain with each set's result,
+ * and the disposition with its reason and any ARC override).
  */
 #include "lmtpfilter/check.h"
 #include "lmtpfilter/disposition.h"
@@ -219,6 +220,16 @@ static void json_dmarc(GString *o, const struct dmarc_outcome *d)
 	g_string_append(o, "}");
 }
 
+/* json_arc - the chain (arc_outcome_json) with what its newest AAR
+ * vouches for. */
+static void json_arc(GString *o, const struct message_verdict *v)
+{
+	g_string_append(o, ",\"arc\":");
+	arc_outcome_json(&v->arc, o);
+	g_string_append(o, ",\"arc_vouched_by\":");
+	json_string(o, v->arc_vouches ? v->arc_vouched_by : "");
+}
+
 /* check_json - the verdict and the disposition as one JSON object, with
  * the rewritten header block as its "headers" member (g_free). */
 static char *check_json(const struct message_verdict *v, unsigned checks, const struct disposition *d, const char *mail_from,
@@ -233,9 +244,13 @@ static char *check_json(const struct message_verdict *v, unsigned checks, const 
 		json_dkim(o, &v->dkim);
 	if (checks & CHECK_DMARC)
 		json_dmarc(o, &v->dmarc);
+	if (checks & CHECK_ARC)
+		json_arc(o, v);
 	g_string_append(o, ",\"disposition\":{");
 	json_bool(o, "quarantine", disposition_quarantines(d));
 	json_field(o, "reason", disposition_reason_name(d->reason), true);
+	json_field(o, "override", d->override, true);
+	json_field(o, "override_sealer", d->override_sealer, true);
 	json_field(o, "details", d->details, false);
 	g_string_append(o, "},");
 	json_field(o, "headers", headers, false);
@@ -353,7 +368,8 @@ static int check_run(struct engine *engine, struct config *config, struct check_
 		? config_policy_for(config, o->rcpts[0]) : &config->defaults;
 	/* An administrator asking wants the verdict whatever the mode. */
 	struct domain_policy policy = { .domain = found->domain, .mode = DOMAIN_MODE_ANNOTATE, .checks = found->checks,
-					.quarantine_on = found->quarantine_on };
+					.quarantine_on = found->quarantine_on,
+					.arc_trusted_sealers = found->arc_trusted_sealers };
 
 	struct filter_tx *ftx = filter_tx_new(engine, config, &facts);
 	int rc = check_output(ftx, &policy, spool, crlf, o->json, mail_from);

@@ -41,7 +41,7 @@
 #define CONFIG_DEFAULT_SPOOL_DIR "/var/tmp"
 #define CONFIG_DEFAULT_SPOOL_MEMORY_LIMIT 1048576u
 #define CONFIG_DEFAULT_REPORT_SENDMAIL "/usr/sbin/sendmail"
-#define CONFIG_DEFAULT_CHECKS (CHECK_SPF | CHECK_DKIM | CHECK_DMARC)
+#define CONFIG_DEFAULT_CHECKS (CHECK_SPF | CHECK_DKIM | CHECK_DMARC | CHECK_ARC)
 #define CONFIG_DEFAULT_QUARANTINE_ON (QUARANTINE_ON_DMARC | QUARANTINE_ON_SPF | QUARANTINE_ON_FROM)
 
 #define DOMAIN_NAME_MAX 253
@@ -470,6 +470,34 @@ static char **hostname_list_get(struct loader *ld, const char *key, size_t *coun
 	return items;
 }
 
+/* sealer_list_get - arc_trusted_sealers of group: host names, lower case,
+ * trailing dot removed; NULL after reporting a problem. */
+static char **sealer_list_get(struct loader *ld, const char *group)
+{
+	size_t n;
+	char **items = list_get_bounded(ld, group, "arc_trusted_sealers", CONFIG_LIST_MAX, &n);
+	bool ok = true;
+
+	for (size_t i = 0; items != NULL && i < n; i++) {
+		size_t len = strlen(items[i]);
+		if (len > 1 && items[i][len - 1] == '.')
+			items[i][len - 1] = '\0';
+		if (!domain_name_valid(items[i])) {
+			problem_value(ld, group, "arc_trusted_sealers", "must be a domain name (d= of an ARC-Seal)",
+				      items[i]);
+			ok = false;
+		}
+		char *lower = g_ascii_strdown(items[i], -1);
+		g_free(items[i]);
+		items[i] = lower;
+	}
+	if (!ok) {
+		g_strfreev(items);
+		return NULL;
+	}
+	return items;
+}
+
 /* ------------------------------------------------- [lmtpfilter] handlers */
 
 static void parse_listen(struct loader *ld, const char *key)
@@ -777,6 +805,17 @@ static void parse_spool_memory_limit(struct loader *ld, const char *key)
 }
 
 /* dmarc_history: empty keeps no history; else an existing absolute directory. */
+static void parse_arc_trusted_sealers(struct loader *ld, const char *key)
+{
+	char **items = sealer_list_get(ld, GROUP_MAIN);
+
+	(void)key;
+	if (items == NULL)
+		return;
+	g_strfreev(ld->config->arc_trusted_sealers);
+	ld->config->arc_trusted_sealers = items;
+}
+
 static void parse_dmarc_history(struct loader *ld, const char *key)
 {
 	char *value = value_get(ld, GROUP_MAIN, key);
@@ -863,6 +902,7 @@ static const struct main_key main_keys[] = {
 	{ "data_timeout", parse_data_timeout },
 	{ "spool_dir", parse_spool_dir },
 	{ "spool_memory_limit", parse_spool_memory_limit },
+	{ "arc_trusted_sealers", parse_arc_trusted_sealers },
 	{ "dmarc_discovery", parse_dmarc_discovery },
 	{ "dmarc_history", parse_dmarc_history },
 	{ "report_org_name", parse_report_org_name },
@@ -873,7 +913,7 @@ static const struct main_key main_keys[] = {
 
 /* ------------------------------------------------------ policy groups */
 
-static const char *const policy_keys[] = { "mode", "checks", "quarantine_on" };
+static const char *const policy_keys[] = { "mode", "checks", "quarantine_on", "arc_trusted_sealers" };
 
 static void parse_mode(struct loader *ld, const char *group, struct domain_policy *policy)
 {
@@ -895,7 +935,7 @@ static void parse_mode(struct loader *ld, const char *group, struct domain_polic
 static bool check_flag(const char *name, unsigned *flag_r)
 {
 	static const struct { const char *name; unsigned flag; } checks[] = {
-		{ "spf", CHECK_SPF }, { "dkim", CHECK_DKIM }, { "dmarc", CHECK_DMARC },
+		{ "spf", CHECK_SPF }, { "dkim", CHECK_DKIM }, { "dmarc", CHECK_DMARC }, { "arc", CHECK_ARC },
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(checks); i++) {
@@ -918,7 +958,7 @@ static void parse_checks(struct loader *ld, const char *group, struct domain_pol
 		if (check_flag(items[i], &flag)) {
 			checks |= flag;
 		} else {
-			problem_value(ld, group, "checks", "must be a list of spf, dkim, dmarc", items[i]);
+			problem_value(ld, group, "checks", "must be a list of spf, dkim, dmarc, arc", items[i]);
 			ok = false;
 		}
 	}
@@ -951,6 +991,18 @@ static void parse_quarantine_on(struct loader *ld, const char *group, struct dom
 	if (items != NULL && ok)
 		policy->quarantine_on = flags;
 	g_strfreev(items);
+}
+
+/* parse_policy_sealers - the group's own list replaces the one it took
+ * from [defaults]; the global list applies besides (config_arc_sealer_trusted). */
+static void parse_policy_sealers(struct loader *ld, const char *group, struct domain_policy *policy)
+{
+	char **items = sealer_list_get(ld, group);
+
+	if (items == NULL)
+		return;
+	g_strfreev(policy->arc_trusted_sealers);
+	policy->arc_trusted_sealers = items;
 }
 
 static bool key_known(const char *key, const char *const *known, size_t count, const char **hint_r)
@@ -1011,6 +1063,8 @@ static void parse_policy_group(struct loader *ld, const char *group, struct doma
 			parse_checks(ld, group, policy);
 		else if (strcmp(keys[i], "quarantine_on") == 0)
 			parse_quarantine_on(ld, group, policy);
+		else if (strcmp(keys[i], "arc_trusted_sealers") == 0)
+			parse_policy_sealers(ld, group, policy);
 		else if (!key_known(keys[i], policy_keys, G_N_ELEMENTS(policy_keys), &hint))
 			problem_unknown_key(ld, group, keys[i], hint);
 	}
@@ -1047,6 +1101,7 @@ static void parse_domain_group(struct loader *ld, const char *group, const char 
 		problem(ld, group, NULL, "too many domain groups (at most %d)", CONFIG_DOMAIN_MAX);
 		return;
 	}
+	policy.arc_trusted_sealers = g_strdupv(ld->config->defaults.arc_trusted_sealers);
 	parse_policy_group(ld, group, &policy);
 	policy.domain = g_ascii_strdown(name, -1);
 	g_array_append_val(ld->domains, policy);
@@ -1272,8 +1327,12 @@ static void config_free(struct config *config)
 	g_free(config->report_org_name);
 	g_free(config->report_email);
 	g_free(config->report_sendmail);
-	for (size_t i = 0; i < config->domain_count; i++)
+	g_strfreev(config->arc_trusted_sealers);
+	g_strfreev(config->defaults.arc_trusted_sealers);
+	for (size_t i = 0; i < config->domain_count; i++) {
 		g_free(config->domains[i].domain);
+		g_strfreev(config->domains[i].arc_trusted_sealers);
+	}
 	g_free(config->domains);
 	g_free(config);
 }
@@ -1367,13 +1426,50 @@ const struct domain_policy *config_policy_for(const struct config *config, const
 	return found != NULL ? found : &config->defaults;
 }
 
+/* sealers_same - the same list (NULL is the empty list)? */
+static bool sealers_same(char *const *a, char *const *b)
+{
+	size_t i;
+
+	for (i = 0; a != NULL && b != NULL && a[i] != NULL && b[i] != NULL; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return (a == NULL || a[i] == NULL) && (b == NULL || b[i] == NULL);
+}
+
+/* sealer_in - is name (lower case) one of list? */
+static bool sealer_in(char *const *list, const char *name)
+{
+	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+bool config_arc_sealer_trusted(const struct config *config, const struct domain_policy *policy, const char *domain)
+{
+	char name[DOMAIN_NAME_MAX + 1];
+	size_t len = domain != NULL ? strlen(domain) : 0;
+
+	if (len > 0 && domain[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DOMAIN_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		name[i] = g_ascii_tolower(domain[i]);
+	name[len] = '\0';
+	return sealer_in(config->arc_trusted_sealers, name) ||
+	       (policy != NULL && sealer_in(policy->arc_trusted_sealers, name));
+}
+
 bool config_policy_same(const struct domain_policy *a, const struct domain_policy *b)
 {
 	if (a->mode != b->mode)
 		return false;
 	if (a->mode == DOMAIN_MODE_OFF)
 		return true;
-	return a->checks == b->checks && a->quarantine_on == b->quarantine_on;
+	return a->checks == b->checks && a->quarantine_on == b->quarantine_on &&
+	       sealers_same(a->arc_trusted_sealers, b->arc_trusted_sealers);
 }
 
 bool config_has_domain(const struct config *config, const char *domain)

@@ -22,10 +22,11 @@
  *
  * Empty values: listen = (nothing to listen on unless systemd passes sockets),
  * authserv_id_aliases =, trusted_networks = (trust nobody), dns_servers =
- * (use /etc/resolv.conf), checks = (no checks), dmarc_history = (no
- * history), report_email = (no reports), metrics_listen = (no metrics
- * endpoint) are meaningful; authserv_id =, mta_hostnames = and
- * report_org_name = mean "the default"; any other empty value is an error.
+ * (use /etc/resolv.conf), checks = (no checks), arc_trusted_sealers = (trust
+ * no sealer), dmarc_history = (no history), report_email = (no reports),
+ * metrics_listen = (no metrics endpoint) are meaningful; authserv_id =,
+ * mta_hostnames = and report_org_name = mean "the default"; any other empty
+ * value is an error.
  */
 #ifndef LMTPFILTER_CONFIG_H
 #define LMTPFILTER_CONFIG_H
@@ -57,6 +58,7 @@ enum check_flags {
 	CHECK_SPF = 1 << 0,
 	CHECK_DKIM = 1 << 1,
 	CHECK_DMARC = 1 << 2,
+	CHECK_ARC = 1 << 3,
 };
 
 /* Where DMARC policies and organisational domains are looked for. */
@@ -78,6 +80,9 @@ struct domain_policy {
 	unsigned checks;       /* enum check_flags */
 	unsigned quarantine_on; /* enum quarantine_flags */
 	unsigned metrics_slot; /* its counters (metrics_config); 0: those of "default" */
+	/* arc_trusted_sealers of the group (or of [defaults]), lower case,
+	 * NULL-terminated; the global list of [lmtpfilter] applies as well. */
+	char **arc_trusted_sealers;
 };
 
 /* An IPv4 or IPv6 network; IPv4 is stored as IPv4 (family AF_INET), also when
@@ -123,6 +128,7 @@ struct config {
 	char *report_sendmail;          /* command line, program first */
 	bool metrics_enabled;           /* metrics_listen set */
 	struct endpoint metrics_listen; /* GET /metrics; only when metrics_enabled */
+	char **arc_trusted_sealers;     /* lower case, NULL-terminated; every domain trusts these */
 
 	struct domain_policy defaults;
 	struct domain_policy *domains;  size_t domain_count;
@@ -153,6 +159,12 @@ const struct domain_policy *config_policy_for(const struct config *config, const
  * bytes and the same disposition (so one downstream transaction serves
  * both)? */
 bool config_policy_same(const struct domain_policy *a, const struct domain_policy *b);
+
+/* config_arc_sealer_trusted - does the policy trust the ARC sealer
+ * domain (d= of an ARC-Seal; any case, trailing dot ignored): is it in the
+ * global arc_trusted_sealers or in the policy's own list? Exact names: a
+ * trusted lists.example.org does not make its subdomains trusted. */
+bool config_arc_sealer_trusted(const struct config *config, const struct domain_policy *policy, const char *domain);
 
 /* config_has_domain - is domain (any case, trailing dot ignored) one of the
  * [domain NAME] groups? */

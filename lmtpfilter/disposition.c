@@ -82,8 +82,31 @@ static bool disposition_spf(const struct message_verdict *v, unsigned checks, un
 	return true;
 }
 
+/* disposition_arc_override - rule 1b; true when it decided. Only a chain
+ * that passes, sealed last by a trusted domain whose AAR vouches. */
+static bool disposition_arc_override(const struct message_verdict *v, unsigned checks, bool sealer_trusted,
+				     struct disposition *out)
+{
+	if (!sealer_trusted || !(checks & CHECK_ARC) || !(v->evaluated & CHECK_ARC))
+		return false;
+	if (v->dmarc.result != VERDICT_FAIL || v->dmarc.from_invalid)
+		return false;
+	if (v->arc.result != VERDICT_PASS || !v->arc_vouches || v->arc.sealer_domain[0] == '\0')
+		return false;
+	out->arc_override = true;
+	g_strlcpy(out->override_sealer, v->arc.sealer_domain, sizeof(out->override_sealer));
+	g_snprintf(out->override, sizeof(out->override), "trusted ARC sealer d=%s", v->arc.sealer_domain);
+	return true;
+}
+
 void disposition_decide(const struct message_verdict *v, unsigned checks, unsigned quarantine_on,
 			struct disposition *out_r)
+{
+	disposition_decide_arc(v, checks, quarantine_on, false, out_r);
+}
+
+void disposition_decide_arc(const struct message_verdict *v, unsigned checks, unsigned quarantine_on,
+			    bool sealer_trusted, struct disposition *out_r)
 {
 	const struct dmarc_outcome *dm = &v->dmarc;
 	bool dmarc_known = (checks & CHECK_DMARC) && (v->evaluated & CHECK_DMARC);
@@ -91,6 +114,8 @@ void disposition_decide(const struct message_verdict *v, unsigned checks, unsign
 	memset(out_r, 0, sizeof(*out_r));
 	out_r->reason = DISPOSITION_DELIVER;
 	if (dmarc_known && dm->result == VERDICT_PASS)
+		return;
+	if (dmarc_known && disposition_arc_override(v, checks, sealer_trusted, out_r))
 		return;
 	if (dmarc_known && dm->from_invalid && disposition_from_invalid(dm, v->from_names_ours, quarantine_on, out_r))
 		return;

@@ -7,6 +7,10 @@
  * match wins:
  *  1. DMARC pass: no quarantine (it wins over an SPF fail: forwarded mail
  *     keeps its aligned DKIM signature).
+ *  1b. ARC override (SPEC.md "ARC"): DMARC fails (From not broken), ARC
+ *     is in the checks and passes, its newest sealer is trusted by the
+ *     policy and that set's AAR vouches for the From domain: no
+ *     quarantine, and the disposition names the override.
  *  2. A broken From (dmarc.from_invalid): from-invalid when quarantine_on
  *     has "from" and a domain it names publishes p=quarantine|reject or is
  *     one of the configuration's domains.
@@ -29,6 +33,8 @@ struct message_verdict;
 
 /* Bytes of the details text, the comment after the reason. */
 #define DISPOSITION_DETAILS_MAX 600
+/* Bytes of the override text: sealer domain and what its AAR showed. */
+#define DISPOSITION_OVERRIDE_MAX 600
 
 enum disposition_reason {
 	DISPOSITION_DELIVER = 0,      /* no quarantine */
@@ -41,6 +47,12 @@ enum disposition_reason {
 struct disposition {
 	enum disposition_reason reason;
 	char details[DISPOSITION_DETAILS_MAX]; /* "dmarc=fail p=reject header.from=example.com"; "" for deliver */
+	/* Rule 1b: the DMARC disposition became none because a trusted ARC
+	 * sealer vouched. override names it ("trusted ARC sealer
+	 * d=lists.example.org"), override_sealer is that d=; both "" without. */
+	bool arc_override;
+	char override[DISPOSITION_OVERRIDE_MAX];
+	char override_sealer[256];
 };
 
 /* disposition_decide - the disposition of the verdict under quarantine_on
@@ -48,6 +60,11 @@ struct disposition {
  * set (enum check_flags; the domain's "checks"). */
 void disposition_decide(const struct message_verdict *v, unsigned checks, unsigned quarantine_on,
 			struct disposition *out_r);
+/* disposition_decide_arc - the same, told whether the policy trusts the
+ * newest ARC sealer of the verdict (config_arc_sealer_trusted), so that
+ * rule 1b may apply; disposition_decide is this with false. */
+void disposition_decide_arc(const struct message_verdict *v, unsigned checks, unsigned quarantine_on,
+			    bool sealer_trusted, struct disposition *out_r);
 
 /* disposition_quarantines - does it file the message into Quarantine? */
 bool disposition_quarantines(const struct disposition *d);

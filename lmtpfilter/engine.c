@@ -9,6 +9,7 @@
  * needs a restart to take effect.
  */
 #include "lmtpfilter/engine.h"
+#include "lmtpfilter/arc.h"
 #include "lmtpfilter/config.h"
 #include "lmtpfilter/dkim.h"
 #include "lmtpfilter/dmarc.h"
@@ -24,7 +25,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* engine_checkers_init - the resolver and the three checkers on it. */
+/* engine_checkers_init - the resolver and the four checkers on it. */
 static int engine_checkers_init(struct checkers *c, const struct config *config, char **error_r)
 {
 	struct dns_source dns;
@@ -41,6 +42,8 @@ static int engine_checkers_init(struct checkers *c, const struct config *config,
 		return -1;
 	dmarc_checker_set_discovery(c->dmarc, config->dmarc_discovery == CONFIG_DMARC_DISCOVERY_PSL ?
 				    DMARC_DISCOVERY_PSL : DMARC_DISCOVERY_TREEWALK);
+	if (arc_verifier_new(c->resolver, NULL, &c->arc, error_r) < 0)
+		return -1;
 	return 0;
 }
 
@@ -48,6 +51,7 @@ static void engine_checkers_deinit(struct checkers *c)
 {
 	if (c->resolver != NULL)
 		log_info("resolver dns_queries=%lu", resolver_queries_sent(c->resolver));
+	arc_verifier_free(&c->arc);
 	dmarc_checker_free(&c->dmarc);
 	dkim_verifier_free(&c->dkim);
 	spf_checker_free(&c->spf);

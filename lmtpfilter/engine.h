@@ -1,7 +1,7 @@
 /*
  * engine - the process-wide objects every session shares: the current
  * configuration (replaced on SIGHUP) and the typed set of checkers built
- * once at start (resolver, SPF, DKIM, DMARC).
+ * once at start (resolver, SPF, DKIM, DMARC, ARC).
  */
 #ifndef LMTPFILTER_ENGINE_H
 #define LMTPFILTER_ENGINE_H
@@ -15,6 +15,7 @@ struct spf_checker;
 struct dkim_verifier;
 struct dmarc_checker;
 struct history;
+struct arc_verifier;
 
 /* The checkers every transaction evaluates with; all thread-safe once built. */
 struct checkers {
@@ -22,6 +23,7 @@ struct checkers {
 	struct spf_checker *spf;
 	struct dkim_verifier *dkim;
 	struct dmarc_checker *dmarc;
+	struct arc_verifier *arc;
 };
 
 struct engine {
@@ -38,7 +40,7 @@ struct engine {
 };
 
 /* engine_init - take the configuration reference and build the checkers
- * (resolver, SPF, DKIM, DMARC) once, before any worker thread exists.
+ * (resolver, SPF, DKIM, DMARC, ARC) once, before any worker thread exists.
  * Returns 0, or -1 with *error_r; engine_deinit is due either way. */
 int engine_init(struct engine *engine, struct config *config, char **error_r);
 /* engine_open_history - open the configuration's dmarc_history, if set.

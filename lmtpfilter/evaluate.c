@@ -2,7 +2,8 @@
  * evaluate - the verdict of one message, computed once
  *
  * Owns: running the checks in their order (facts, then SPF and DKIM, then
- * DMARC on their results), each at most once per message, and the rules of
+ * DMARC on their results, ARC, then what the newest ARC set vouches
+ * for), each at most once per message, and the rules of
  * which check applies: SPF needs untrusted connection facts that are not
  * an authenticated submission; DMARC applies to everything but an
  * authenticated submission. A check that fails internally becomes
@@ -41,6 +42,8 @@ struct evaluation *evaluation_new(const struct checkers *checkers, const struct 
 
 void evaluation_free(struct evaluation **evp)
 {
+	if (*evp != NULL)
+		arc_outcome_clear(&(*evp)->v.arc);
 	g_free(*evp);
 	*evp = NULL;
 }
@@ -186,6 +189,49 @@ static void evaluate_dmarc(struct evaluation *ev)
 		g_free(from[i]);
 }
 
+static void evaluate_arc(struct evaluation *ev)
+{
+	struct arc_outcome *a = &ev->v.arc;
+	char *error = NULL;
+
+	if (ev->v.evaluated & CHECK_ARC)
+		return;
+	ev->v.evaluated |= CHECK_ARC;
+	/* On -1 the outcome is temperror: never a pass on a read failure. */
+	if (arc_verify_message(ev->checkers->arc, dkim_spool_read, ev->in.spool, spool_size(ev->in.spool), a,
+			       &error) < 0) {
+		log_warning("arc error=\"%s\"", error != NULL ? error : "?");
+		g_free(error);
+	}
+}
+
+/* evaluate_aligned - relaxed alignment: the same organisational domain. */
+static bool evaluate_aligned(void *ctx, const char *a, const char *b)
+{
+	const struct dmarc_checker *dmarc = ctx;
+	char org_a[DMARC_DOMAIN_MAX], org_b[DMARC_DOMAIN_MAX];
+
+	if (g_ascii_strcasecmp(a, b) == 0)
+		return true;
+	return dmarc_organizational_domain(dmarc, a, org_a, sizeof(org_a)) == 0 &&
+	       dmarc_organizational_domain(dmarc, b, org_b, sizeof(org_b)) == 0 && strcmp(org_a, org_b) == 0;
+}
+
+/* evaluate_arc_vouch - once ARC and DMARC both ran: does the newest AAR
+ * of a passing chain vouch for the From domain? */
+static void evaluate_arc_vouch(struct evaluation *ev)
+{
+	struct message_verdict *v = &ev->v;
+	const char *aar = v->arc.newest_aar;
+
+	if ((v->evaluated & (CHECK_ARC | CHECK_DMARC)) != (CHECK_ARC | CHECK_DMARC) || v->arc_vouches)
+		return;
+	if (v->arc.result != VERDICT_PASS || aar == NULL || v->dmarc.header_from[0] == '\0')
+		return;
+	v->arc_vouches = arc_aar_vouches(aar, strlen(aar), v->dmarc.header_from, evaluate_aligned,
+					 ev->checkers->dmarc, v->arc_vouched_by, sizeof(v->arc_vouched_by));
+}
+
 const struct message_verdict *evaluation_run(struct evaluation *ev, unsigned checks)
 {
 	if (checks & CHECK_SPF)
@@ -194,6 +240,9 @@ const struct message_verdict *evaluation_run(struct evaluation *ev, unsigned che
 		evaluate_dkim(ev);
 	if (checks & CHECK_DMARC)
 		evaluate_dmarc(ev);
+	if (checks & CHECK_ARC)
+		evaluate_arc(ev);
+	evaluate_arc_vouch(ev);
 	return &ev->v;
 }
 

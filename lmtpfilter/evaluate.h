@@ -3,7 +3,7 @@
  *
  * A struct message_verdict (not "struct verdict": the tag of the result
  * enum of verdict.h) holds everything the checks found: the connection
- * facts, SPF, each DKIM signature and DMARC. One struct evaluation per
+ * facts, SPF, each DKIM signature, DMARC and the ARC chain. One struct evaluation per
  * transaction computes it from the spooled message with the engine's
  * checkers; every recipient group that needs a check reads the same
  * result, and a check no group needs never runs.
@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lmtpfilter/arc.h"
+#include "lmtpfilter/arc_aar.h"
 #include "lmtpfilter/dkim.h"
 #include "lmtpfilter/dmarc.h"
 #include "lmtpfilter/facts.h"
@@ -36,6 +38,13 @@ struct message_verdict {
 	/* With dmarc.from_invalid: a domain the broken From names is one of
 	 * the [domain NAME] groups of the configuration. */
 	bool from_names_ours;
+	struct arc_outcome arc;           /* the chain, each set with its own result */
+	/* With ARC and DMARC evaluated: the newest set's AAR shows a DMARC
+	 * pass, or an SPF or DKIM pass aligned with the From domain
+	 * (arc_aar.h); arc_vouched_by says which. Whether its sealer is
+	 * trusted is the policy's question (disposition.c). */
+	bool arc_vouches;
+	char arc_vouched_by[ARC_AAR_WHAT_MAX];
 };
 
 /* What the transaction knows before any check: the inputs of the verdict. */

@@ -52,6 +52,7 @@ struct filter_tx {
 	unsigned logged_checks;               /* union of the evaluated groups' checks */
 	const char *actions[FILTER_GROUP_LOG_MAX];
 	const char *reasons[FILTER_GROUP_LOG_MAX];
+	const char *overrides[FILTER_GROUP_LOG_MAX];  /* ARC sealer that overrode DMARC, or NULL */
 	size_t action_count;
 	char log_fields[FILTER_LOG_FIELDS_MAX];
 	struct verdict_history_groups history_groups;
@@ -128,7 +129,11 @@ const struct message_verdict *filter_verdict(struct filter_tx *ftx, unsigned che
 
 void filter_disposition(struct filter_tx *ftx, const struct domain_policy *policy, struct disposition *out_r)
 {
-	disposition_decide(evaluation_verdict(ftx->ev), policy->checks, policy->quarantine_on, out_r);
+	const struct message_verdict *v = evaluation_verdict(ftx->ev);
+	bool trusted = (v->evaluated & CHECK_ARC) &&
+		       config_arc_sealer_trusted(ftx->config, policy, v->arc.sealer_domain);
+
+	disposition_decide_arc(v, policy->checks, policy->quarantine_on, trusted, out_r);
 }
 
 /* ---- rendering ---- */
@@ -195,13 +200,38 @@ static void render_dkim(const struct message_verdict *v, struct authres *ar)
 	}
 }
 
-static void render_dmarc(const struct message_verdict *v, struct authres *ar)
+/* render_dmarc - the dmarc entry; under an ARC override "dis=none" and
+ * the sealer in its comment. */
+static void render_dmarc(const struct message_verdict *v, const struct disposition *d, struct authres *ar)
 {
 	char comment[300];
 
-	dmarc_outcome_comment(&v->dmarc, comment, sizeof(comment));
+	if (d->arc_override) {
+		struct dmarc_outcome dm = v->dmarc;
+		char base[200];
+		g_strlcpy(dm.disposition, "none", sizeof(dm.disposition));
+		dmarc_outcome_comment(&dm, base, sizeof(base));
+		g_snprintf(comment, sizeof(comment), "%s, %s", base, d->override);
+	} else {
+		dmarc_outcome_comment(&v->dmarc, comment, sizeof(comment));
+	}
 	authres_add(ar, "dmarc", v->dmarc.result, comment[0] ? comment : NULL,
 		    "header.from", v->dmarc.header_from[0] ? v->dmarc.header_from : NULL, NULL);
+}
+
+/* render_arc - arc=RESULT, the reason in the comment when it is not a
+ * pass, header.oldest-pass with a pass, and smtp.remote-ip (RFC 8617 4.4
+ * and its IANA registration). */
+static void render_arc(const struct message_verdict *v, struct authres *ar)
+{
+	const struct arc_outcome *a = &v->arc;
+	char oldest[16] = "";
+
+	if (a->result == VERDICT_PASS)
+		g_snprintf(oldest, sizeof(oldest), "%u", a->oldest_pass);
+	authres_add(ar, "arc", a->result, a->result != VERDICT_PASS && a->result != VERDICT_NONE && a->reason[0] ?
+		    a->reason : NULL, "header.oldest-pass", oldest,
+		    "smtp.remote-ip", v->facts.client_ip[0] ? v->facts.client_ip : NULL, NULL);
 }
 
 /* filter_render_headers - our Authentication-Results, Received-SPF and
@@ -217,7 +247,9 @@ static char *filter_render_headers(const struct filter_tx *ftx, const struct mes
 	if (checks & CHECK_DKIM)
 		render_dkim(v, ar);
 	if (checks & CHECK_DMARC)
-		render_dmarc(v, ar);
+		render_dmarc(v, d, ar);
+	if (checks & CHECK_ARC)
+		render_arc(v, ar);
 	char *text = authres_render(ar);
 	authres_free(&ar);
 	char *quarantine = disposition_render(d);
@@ -268,8 +300,11 @@ static void filter_set_log_fields(struct filter_tx *ftx)
 	}
 	if (checks & CHECK_DMARC)
 		g_string_append_printf(s, " dmarc=%s", verdict_name(v->dmarc.result));
+	if (checks & CHECK_ARC)
+		g_string_append_printf(s, " arc=%s", verdict_name(v->arc.result));
 	log_join(s, "action", ftx->actions, ftx->action_count);
 	log_join(s, "reason", ftx->reasons, ftx->action_count);
+	log_join(s, "arc_override", ftx->overrides, ftx->action_count);
 	g_strlcpy(ftx->log_fields, s->str, sizeof(ftx->log_fields));
 	g_string_free(s, TRUE);
 }
@@ -284,6 +319,8 @@ static void filter_log_group(struct filter_tx *ftx, const struct domain_policy *
 	if (ftx->action_count < FILTER_GROUP_LOG_MAX) {
 		ftx->actions[ftx->action_count] = !quarantine ? "deliver" : observe ? "would-quarantine" : "quarantine";
 		ftx->reasons[ftx->action_count] = quarantine ? disposition_reason_name(d->reason) : NULL;
+		/* The sealer as the verdict holds it: it outlives the transaction's log line. */
+		ftx->overrides[ftx->action_count] = d->arc_override ? evaluation_verdict(ftx->ev)->arc.sealer_domain : NULL;
 		ftx->action_count++;
 	}
 	filter_set_log_fields(ftx);

@@ -109,7 +109,7 @@ static void assert_defaults(const struct config *c)
 	g_assert_cmpint(c->dmarc_discovery, ==, CONFIG_DMARC_DISCOVERY_TREEWALK);
 	g_assert_null(c->defaults.domain);
 	g_assert_cmpint(c->defaults.mode, ==, DOMAIN_MODE_OFF);
-	g_assert_cmpuint(c->defaults.checks, ==, CHECK_SPF | CHECK_DKIM | CHECK_DMARC);
+	g_assert_cmpuint(c->defaults.checks, ==, CHECK_SPF | CHECK_DKIM | CHECK_DMARC | CHECK_ARC);
 	g_assert_cmpuint(c->domain_count, ==, 0);
 }
 
@@ -516,11 +516,14 @@ static const struct {
 	{ "lmtpfilter", "mode", "annotate", "unknown key" },
 	{ "defaults", "mode", "reject", "must be off, observe or annotate, got \"reject\"" },
 	{ "defaults", "mode", "", "must be off, observe or annotate, got \"\"" },
-	{ "defaults", "checks", "spf;arc", "must be a list of spf, dkim, dmarc, got \"arc\"" },
+	{ "defaults", "checks", "spf;arcs", "must be a list of spf, dkim, dmarc, arc, got \"arcs\"" },
+	{ "lmtpfilter", "arc_trusted_sealers", "lists.example.org;bad name",
+	  "must be a domain name (d= of an ARC-Seal), got \"bad name\"" },
+	{ "defaults", "arc_trusted_sealers", "-x.example.org", "must be a domain name (d= of an ARC-Seal), got \"-x.example.org\"" },
 	{ "defaults", "listen", "unix:/x", "unknown key" },
 	{ "defaults", "Mode", "off", "unknown key (did you mean mode?)" },
 	{ "domain example.com", "mode", "on", "must be off, observe or annotate, got \"on\"" },
-	{ "domain example.com", "checks", "dkim;spf2", "must be a list of spf, dkim, dmarc, got \"spf2\"" },
+	{ "domain example.com", "checks", "dkim;spf2", "must be a list of spf, dkim, dmarc, arc, got \"spf2\"" },
 	{ "domain example.com", "timeout", "5", "unknown key" },
 	{ "defaults", "quarantine_on", "dmarc;arc", "must be a list of dmarc, spf, from, got \"arc\"" },
 	{ "domain example.com", "quarantine_on", "spf;dkim", "must be a list of dmarc, spf, from, got \"dkim\"" },
@@ -639,7 +642,7 @@ static void test_domain_inheritance(void)
 	c = load_ok("[domain example.com]\nmode = Annotate\n");
 	p = config_policy_for(c, "a@example.com");
 	g_assert_cmpint(p->mode, ==, DOMAIN_MODE_ANNOTATE);
-	g_assert_cmpuint(p->checks, ==, CHECK_SPF | CHECK_DKIM | CHECK_DMARC);
+	g_assert_cmpuint(p->checks, ==, CHECK_SPF | CHECK_DKIM | CHECK_DMARC | CHECK_ARC);
 	config_unref(&c);
 }
 
@@ -696,7 +699,7 @@ static void test_several_problems(void)
 		"%1$s: [lmtpfilter] colour: unknown key\n"
 		"%1$s: [defaults] mode: must be off, observe or annotate, got \"loud\"\n"
 		"%1$s: [nonsense]: unknown group (expected [lmtpfilter], [defaults] or [domain NAME])\n"
-		"%1$s: [domain example.com] checks: must be a list of spf, dkim, dmarc, got \"nope\"",
+		"%1$s: [domain example.com] checks: must be a list of spf, dkim, dmarc, arc, got \"nope\"",
 		path);
 
 	g_assert_cmpstr(error, ==, expected);
@@ -1054,6 +1057,41 @@ static void test_report_keys(void)
 	}
 }
 
+/* arc_trusted_sealers: the global list applies to every domain, a
+ * group's own list (or the one of [defaults]) is added to it. */
+static void test_arc_sealers(void)
+{
+	struct config *c = load_ok("[lmtpfilter]\narc_trusted_sealers = Lists.Example.ORG.;fwd.example.net\n"
+				   "[defaults]\narc_trusted_sealers = groups.example.com\n"
+				   "checks = spf;dkim;dmarc;ARC\n"
+				   "[domain a.example]\narc_trusted_sealers = only-a.example\n"
+				   "[domain b.example]\nmode = annotate\n");
+	const struct domain_policy *a = config_policy_for(c, "x@a.example");
+	const struct domain_policy *b = config_policy_for(c, "x@b.example");
+
+	g_assert_cmpuint(c->defaults.checks, ==, CHECK_SPF | CHECK_DKIM | CHECK_DMARC | CHECK_ARC);
+	g_assert_true(config_arc_sealer_trusted(c, a, "lists.example.org"));
+	g_assert_true(config_arc_sealer_trusted(c, a, "LISTS.example.org."));
+	g_assert_true(config_arc_sealer_trusted(c, b, "fwd.example.net"));
+	g_assert_true(config_arc_sealer_trusted(c, a, "only-a.example"));
+	g_assert_false(config_arc_sealer_trusted(c, b, "only-a.example"));
+	g_assert_false(config_arc_sealer_trusted(c, a, "groups.example.com"));   /* replaced by a's own */
+	g_assert_true(config_arc_sealer_trusted(c, b, "groups.example.com"));
+	g_assert_true(config_arc_sealer_trusted(c, &c->defaults, "groups.example.com"));
+	g_assert_false(config_arc_sealer_trusted(c, b, "sub.lists.example.org"));
+	g_assert_false(config_arc_sealer_trusted(c, b, ""));
+	g_assert_false(config_arc_sealer_trusted(c, b, NULL));
+	/* different lists, different bytes: never one downstream transaction */
+	struct domain_policy a2 = *a;
+	a2.mode = b->mode;
+	g_assert_false(config_policy_same(&a2, b));
+	config_unref(&c);
+
+	c = config_defaults();
+	g_assert_false(config_arc_sealer_trusted(c, &c->defaults, "lists.example.org"));
+	config_unref(&c);
+}
+
 int main(int argc, char **argv)
 {
 	GError *error = NULL;
@@ -1084,6 +1122,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/policy-lookup", test_policy_lookup);
 	g_test_add_func("/config/refcount", test_refcount);
 	g_test_add_func("/config/report-keys", test_report_keys);
+	g_test_add_func("/config/arc-sealers", test_arc_sealers);
 	g_test_add_func("/config/observe-and-quarantine-on", test_observe_and_quarantine_on);
 	g_test_add_func("/config/metrics-listen", test_metrics_listen);
 

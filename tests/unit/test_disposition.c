@@ -184,6 +184,66 @@ static void test_render(void)
 	g_assert_null(disposition_render(&d));
 }
 
+/* arc_set - a DMARC reject whose ARC chain passes, sealed last by
+ * lists.example.net, whose AAR vouched (as evaluate.c would set it). */
+static void arc_set(struct message_verdict *v, enum verdict arc, bool vouches)
+{
+	verdict_set(v, VERDICT_FAIL, VERDICT_FAIL, "reject", "", "reject");
+	v->evaluated |= CHECK_ARC;
+	v->arc.result = arc;
+	g_strlcpy(v->arc.sealer_domain, "lists.example.net", sizeof(v->arc.sealer_domain));
+	v->arc_vouches = vouches;
+}
+
+static const char *decide_arc(const struct message_verdict *v, unsigned checks, bool trusted, struct disposition *d)
+{
+	disposition_decide_arc(v, checks, ALL_REASONS, trusted, d);
+	return disposition_reason_name(d->reason);
+}
+
+/* Rule 1b: only a passing chain, a trusted sealer and an AAR that vouches
+ * turn a DMARC reject into a delivery, and the disposition says why. */
+static void test_arc_override(void)
+{
+	struct message_verdict v;
+	struct disposition d;
+	unsigned arc_checks = ALL_CHECKS | CHECK_ARC;
+
+	arc_set(&v, VERDICT_PASS, true);
+	g_assert_cmpstr(decide_arc(&v, arc_checks, true, &d), ==, "deliver");
+	g_assert_true(d.arc_override);
+	g_assert_cmpstr(d.override, ==, "trusted ARC sealer d=lists.example.net");
+	g_assert_cmpstr(d.override_sealer, ==, "lists.example.net");
+	/* untrusted sealer, AAR showing failure, failed or temperror chain */
+	g_assert_cmpstr(decide_arc(&v, arc_checks, false, &d), ==, "dmarc-reject");
+	g_assert_false(d.arc_override);
+	g_assert_cmpstr(d.override, ==, "");
+	arc_set(&v, VERDICT_PASS, false);
+	g_assert_cmpstr(decide_arc(&v, arc_checks, true, &d), ==, "dmarc-reject");
+	arc_set(&v, VERDICT_FAIL, true);
+	g_assert_cmpstr(decide_arc(&v, arc_checks, true, &d), ==, "dmarc-reject");
+	arc_set(&v, VERDICT_TEMPERROR, true);
+	g_assert_cmpstr(decide_arc(&v, arc_checks, true, &d), ==, "dmarc-reject");
+	arc_set(&v, VERDICT_NONE, true);
+	g_assert_cmpstr(decide_arc(&v, arc_checks, true, &d), ==, "dmarc-reject");
+	/* ARC not among the domain's checks */
+	arc_set(&v, VERDICT_PASS, true);
+	g_assert_cmpstr(decide_arc(&v, ALL_CHECKS, true, &d), ==, "dmarc-reject");
+	/* a broken From is never vouched for */
+	arc_set(&v, VERDICT_PASS, true);
+	v.dmarc.from_invalid = true;
+	g_assert_cmpstr(decide_arc(&v, arc_checks, true, &d), ==, "from-invalid");
+	/* a DMARC temperror is no fail to override (and never quarantines) */
+	arc_set(&v, VERDICT_PASS, true);
+	v.dmarc.result = VERDICT_TEMPERROR;
+	g_assert_cmpstr(decide_arc(&v, arc_checks, true, &d), ==, "deliver");
+	g_assert_false(d.arc_override);
+	/* disposition_decide never trusts a sealer */
+	arc_set(&v, VERDICT_PASS, true);
+	disposition_decide(&v, arc_checks, ALL_REASONS, &d);
+	g_assert_cmpstr(disposition_reason_name(d.reason), ==, "dmarc-reject");
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -194,5 +254,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/disposition/from-invalid", test_from_invalid);
 	g_test_add_func("/disposition/quarantine-on", test_quarantine_on_subsets);
 	g_test_add_func("/disposition/render", test_render);
+	g_test_add_func("/disposition/arc-override", test_arc_override);
 	return g_test_run();
 }
