@@ -18,7 +18,7 @@ SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "
 CONFIG_KEYS = ["listen", "listen_mode", "downstream", "authserv_id", "authserv_id_aliases", "mta_hostnames",
                "trusted_networks", "xforward", "dns_servers", "dns_timeout", "max_message_size",
                "max_connections", "max_recipients", "timeout", "data_timeout", "spool_dir", "spool_memory_limit",
-               "mode", "checks", "quarantine_on"]
+               "arc_trusted_sealers", "mode", "checks", "quarantine_on"]
 
 OURS = ("Authentication-Results: mail.example.com;\n"
         "\tspf={spf} smtp.mailfrom=owner@example.com smtp.helo=www.wormly.com;\n"
