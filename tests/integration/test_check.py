@@ -67,7 +67,10 @@ class CheckTest(harness.HarnessTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         v = json.loads(r.stdout)
         self.assertEqual(v["disposition"], {"quarantine": True, "reason": "dmarc-reject",
-                                            "details": "dmarc=fail p=reject header.from=example.org"})
+                                            "details": "dmarc=fail p=reject header.from=example.org",
+                                            "override": "", "override_sealer": ""})
+        self.assertEqual(v["arc"]["result"], "none")
+        self.assertEqual(v["arc"]["sets"], [])
         self.assertIn("\nX-Disposition-Quarantine: dmarc-reject (dmarc=fail p=reject\n"
                       "\theader.from=example.org)\n", v["headers"])
         self.assertFalse(v["dmarc"]["from_invalid"])
@@ -77,7 +80,8 @@ class CheckTest(harness.HarnessTestCase):
         r = self.check("--client-ip", "184.72.226.23", "--helo", "www.wormly.com",
                        "--mail-from", "user@example.org", "--json", self.msg)
         v = json.loads(r.stdout)
-        self.assertEqual(v["disposition"], {"quarantine": False, "reason": "deliver", "details": ""})
+        self.assertEqual(v["disposition"], {"quarantine": False, "reason": "deliver", "details": "",
+                                            "override": "", "override_sealer": ""})
         self.assertNotIn("X-Disposition-Quarantine:", v["headers"])
 
     def test_authorised_client_passes_and_dmarc_aligns_by_spf(self):
