@@ -26,6 +26,7 @@ struct evaluation {
 	const struct config *config;
 	struct evaluation_input in;
 	struct message_verdict v;
+	bool arc_vouch_done;              /* evaluate_arc_vouch looked */
 };
 
 struct evaluation *evaluation_new(const struct checkers *checkers, const struct config *config,
@@ -224,8 +225,9 @@ static void evaluate_arc_vouch(struct evaluation *ev)
 	struct message_verdict *v = &ev->v;
 	const char *aar = v->arc.newest_aar;
 
-	if ((v->evaluated & (CHECK_ARC | CHECK_DMARC)) != (CHECK_ARC | CHECK_DMARC) || v->arc_vouches)
+	if ((v->evaluated & (CHECK_ARC | CHECK_DMARC)) != (CHECK_ARC | CHECK_DMARC) || ev->arc_vouch_done)
 		return;
+	ev->arc_vouch_done = true;
 	if (v->arc.result != VERDICT_PASS || aar == NULL || v->dmarc.header_from[0] == '\0')
 		return;
 	v->arc_vouches = arc_aar_vouches(aar, strlen(aar), v->dmarc.header_from, evaluate_aligned,
