@@ -85,6 +85,8 @@ static void filter_count_results(const struct filter_tx *ftx)
 		metrics_result(METRICS_DKIM, v->dkim.sigs[i].result);
 	if (v->evaluated & CHECK_DMARC)
 		metrics_result(METRICS_DMARC, v->dmarc.result);
+	if (v->evaluated & CHECK_ARC)
+		metrics_result(METRICS_ARC, v->arc.result);
 }
 
 void filter_tx_free(struct filter_tx **ftxp)
@@ -340,8 +342,10 @@ static void filter_history_note(struct filter_tx *ftx, const struct domain_polic
 		g->observed = true;
 	else if (disposition_quarantines(d))
 		g->quarantined = true;
-	/* g->arc_sealer: the trusted ARC sealer that set the disposition to
-	 * none; left NULL (no ARC override) until the disposition says so. */
+	/* The trusted ARC sealer that set the disposition to none: the
+	 * verdict's newest sealer (it outlives d, a copy on our caller's stack). */
+	if (d->arc_override)
+		g->arc_sealer = evaluation_verdict(ftx->ev)->arc.sealer_domain;
 }
 
 void filter_tx_history(struct filter_tx *ftx)

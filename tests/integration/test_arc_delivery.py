@@ -13,11 +13,15 @@ still verifies with dkimpy."""
 import json
 import re
 import subprocess
+import tempfile
+import os
+import time
 import unittest
 
 import dkim
 
 import annotate_util as au
+import test_report
 import dkim_sign
 import harness
 
@@ -45,6 +49,9 @@ class ArcDeliveryTest(au.EnvTestCase):
 
     @classmethod
     def setUpClass(cls):
+        # The DMARC history the daemon keeps: the override is recorded.
+        cls.history_dir = tempfile.mkdtemp(prefix="arc-history")
+        cls.FILTER_CONFIG = dict(cls.FILTER_CONFIG, dmarc_history=cls.history_dir)
         cls.author_key = dkim_sign.rsa_key(1024)
         cls.keys = {d: dkim_sign.rsa_key(1024) for d in (LIST[1], UNTRUSTED[1], FORWARDER[1], SLOW[1])}
         cls.txt = {"rsa._domainkey.example.org": cls.author_key.txt}
@@ -137,6 +144,13 @@ class ArcDeliveryTest(au.EnvTestCase):
         self.assertIn(" arc=pass", line)
         self.assertIn(" arc_override=lists.example.net", line)
         self.assertIn(" action=deliver", line)
+        # The aggregate-report history names the sealer as the override.
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        records, _ = test_report.dump(os.path.join(self.history_dir, day + ".dmh"))
+        ours = [r for r in records if r.get("from") == "example.org"
+                and r.get("override") == "trusted_forwarder"]
+        self.assertTrue(ours, records)
+        self.assertEqual(ours[-1].get("comment"), "lists.example.net", ours[-1])
 
     def test_same_list_mail_without_arc_is_quarantined(self):
         # The control: the same bytes without the seal.

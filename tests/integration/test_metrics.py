@@ -56,6 +56,7 @@ MIX_RESULTS = {                     # the two-group spoof counts once
     ("spf", "pass"): 4, ("spf", "fail"): 3,
     ("dkim", "none"): 7,
     ("dmarc", "none"): 4, ("dmarc", "fail"): 2, ("dmarc", "temperror"): 1,
+    ("arc", "none"): 7,              # arc is in the default checks: none of them is sealed
 }
 MIX_TRANSACTIONS = 8
 
