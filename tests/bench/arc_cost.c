@@ -20,23 +20,7 @@
 
 #include "lmtpfilter/arc.h"
 #include "lmtpfilter/dkim_keycache.h"
-
-struct memmsg {
-	const char *data;
-	size_t size;
-};
-
-static ssize_t mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
-{
-	const struct memmsg *m = ctx;
-
-	if (offset >= m->size)
-		return 0;
-	if (len > m->size - offset)
-		len = m->size - offset;
-	memcpy(buf, m->data + offset, len);
-	return (ssize_t)len;
-}
+#include "tests/tools/memory_message.h"
 
 static double cpu_seconds(void)
 {
@@ -50,7 +34,7 @@ static double cpu_seconds(void)
 static int bench_one(struct arc_verifier *v, const char *path, long count)
 {
 	struct arc_outcome *out = g_new0(struct arc_outcome, 1);
-	struct memmsg m;
+	struct memory_message m;
 	gchar *data = NULL;
 	gsize size = 0;
 	char *error = NULL;
@@ -66,7 +50,7 @@ static int bench_one(struct arc_verifier *v, const char *path, long count)
 		if (n == 1)
 			t0 = cpu_seconds();
 		arc_outcome_clear(out);
-		if (arc_verify_message(v, mem_read, &m, m.size, out, &error) < 0) {
+		if (arc_verify_message(v, memory_message_read, &m, m.size, out, &error) < 0) {
 			fprintf(stderr, "arc_cost: %s: %s\n", path, error);
 			return -1;
 		}

@@ -18,23 +18,7 @@
 #include <glib.h>
 
 #include "lmtpfilter/dkim.h"
-
-struct memmsg {
-	const char *data;
-	size_t size;
-};
-
-static ssize_t mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
-{
-	const struct memmsg *m = ctx;
-
-	if (offset >= m->size)
-		return 0;
-	if (len > m->size - offset)
-		len = m->size - offset;
-	memcpy(buf, m->data + offset, len);
-	return (ssize_t)len;
-}
+#include "tests/tools/memory_message.h"
 
 static double cpu_seconds(void)
 {
@@ -61,7 +45,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 3; i < argc; i++) {
-		struct memmsg m;
+		struct memory_message m;
 		struct dkim_outcome out;
 		gchar *data = NULL;
 		gsize size = 0;
@@ -77,7 +61,7 @@ int main(int argc, char **argv)
 		for (long n = 0; n < count; n++) {
 			if (n == 1)
 				t0 = cpu_seconds();
-			if (dkim_verify_message(v, mem_read, &m, m.size, &out, &error) < 0) {
+			if (dkim_verify_message(v, memory_message_read, &m, m.size, &out, &error) < 0) {
 				fprintf(stderr, "dkim_cost: %s: %s\n", argv[i], error);
 				return 1;
 			}

@@ -6,29 +6,13 @@
  */
 #include "lmtpfilter/arc.h"
 #include "lmtpfilter/arc_fields.h"
+#include "tests/tools/memory_message.h"
 
 #include <glib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-struct memmsg {
-	const char *data;
-	size_t size;
-};
-
-static ssize_t mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
-{
-	const struct memmsg *m = ctx;
-
-	if (offset >= m->size)
-		return 0;
-	if (len > m->size - offset)
-		len = m->size - offset;
-	memcpy(buf, m->data + offset, len);
-	return (ssize_t)len;
-}
 
 /* check_tags - every tag lies inside the parsed value. */
 static void check_tags(const struct arc_tag_list *list, const char *value, size_t len)
@@ -100,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct arc_chain *chain = g_new0(struct arc_chain, 1);
 	struct arc_outcome *out = g_new0(struct arc_outcome, 1);
 	struct header_block *block = NULL;
-	struct memmsg m = { s, size };
+	struct memory_message m = { s, size };
 	char reason[ARC_REASON_MAX];
 	unsigned i;
 	char *err = NULL;
@@ -116,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		header_block_free(&block);
 	}
-	if (arc_verify_message(fuzz_verifier(), mem_read, &m, size, out, &err) < 0 ||
+	if (arc_verify_message(fuzz_verifier(), memory_message_read, &m, size, out, &err) < 0 ||
 	    out->result == VERDICT_PASS || (out->result == VERDICT_FAIL && out->reason[0] == '\0'))
 		__builtin_trap();
 	arc_outcome_clear(out);

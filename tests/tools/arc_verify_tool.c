@@ -18,26 +18,10 @@
 
 #include "lmtpfilter/arc.h"
 #include "lmtpfilter/resolver.h"
+#include "tests/tools/memory_message.h"
 
 /* Key lookup deadline when none is given. */
 #define ARC_TOOL_TIMEOUT_MS 2000
-
-struct memmsg {
-	const char *data;
-	size_t size;
-};
-
-static ssize_t mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
-{
-	const struct memmsg *m = ctx;
-
-	if (offset >= m->size)
-		return 0;
-	if (len > m->size - offset)
-		len = m->size - offset;
-	memcpy(buf, m->data + offset, len);
-	return (ssize_t)len;
-}
 
 static int tool_verifier(int argc, char **argv, struct resolver **resolver_r,
 			 struct arc_verifier **v_r, char **error_r)
@@ -65,7 +49,7 @@ int main(int argc, char **argv)
 	struct resolver *resolver = NULL;
 	struct arc_verifier *v = NULL;
 	struct arc_outcome *out = g_new0(struct arc_outcome, 1);
-	struct memmsg m;
+	struct memory_message m;
 	GString *json = g_string_new(NULL);
 	gchar *data = NULL;
 	gsize size = 0;
@@ -83,7 +67,7 @@ int main(int argc, char **argv)
 	}
 	m.data = data;
 	m.size = size;
-	if (arc_verify_message(v, mem_read, &m, m.size, out, &error) < 0) {
+	if (arc_verify_message(v, memory_message_read, &m, m.size, out, &error) < 0) {
 		fprintf(stderr, "arc_verify_tool: %s\n", error);
 		rc = 1;
 	}

@@ -7,6 +7,7 @@
 #include "lmtpfilter/arc.h"
 #include "lmtpfilter/arc_fields.h"
 #include "lmtpfilter/dkim_body.h"
+#include "tests/tools/memory_message.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -288,23 +289,6 @@ static void test_canon_simple(void)
 
 /* ---- the verifier on bad input ------------------------------------------ */
 
-struct memmsg {
-	const char *data;
-	size_t size;
-};
-
-static ssize_t mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
-{
-	const struct memmsg *m = ctx;
-
-	if (offset >= m->size)
-		return 0;
-	if (len > m->size - offset)
-		len = m->size - offset;
-	memcpy(buf, m->data + offset, len);
-	return (ssize_t)len;
-}
-
 static struct arc_verifier *key_file_verifier(char **path_r)
 {
 	struct arc_verifier_options opts = { 0 };
@@ -326,11 +310,11 @@ static void verify_text(struct arc_verifier *v, const char *text, size_t len,
 			enum verdict want, const char *reason)
 {
 	struct arc_outcome *out = g_new0(struct arc_outcome, 1);
-	struct memmsg m = { text, len };
+	struct memory_message m = { text, len };
 	GString *json = g_string_new(NULL);
 	char *error = NULL;
 
-	g_assert_cmpint(arc_verify_message(v, mem_read, &m, len, out, &error), ==, 0);
+	g_assert_cmpint(arc_verify_message(v, memory_message_read, &m, len, out, &error), ==, 0);
 	arc_outcome_json(out, json);
 	g_test_message("%s", json->str);
 	g_assert_cmpstr(verdict_name(out->result), ==, verdict_name(want));
@@ -431,10 +415,10 @@ static void test_newest_aar_and_sealer(void)
 	struct arc_verifier *v = key_file_verifier(&path);
 	struct arc_outcome *out = g_new0(struct arc_outcome, 1);
 	GString *s = chain_text(2);
-	struct memmsg m = { s->str, s->len };
+	struct memory_message m = { s->str, s->len };
 	char *error = NULL;
 
-	g_assert_cmpint(arc_verify_message(v, mem_read, &m, s->len, out, &error), ==, 0);
+	g_assert_cmpint(arc_verify_message(v, memory_message_read, &m, s->len, out, &error), ==, 0);
 	g_assert_cmpuint(out->set_count, ==, 2);
 	g_assert_cmpstr(out->sealer_domain, ==, "example.net");
 	g_assert_cmpstr(out->newest_aar, ==, " i=2; mx.example.net; spf=pass");
