@@ -43,7 +43,8 @@ MESSAGES = [
     ("03-newsletter.eml", "bounces@news.example.net", "owner@example.com", "198.51.100.20",
      "out.news.example.net", "a newsletter, DKIM-signed just now with a key published in the demo's DNS"),
     ("04-other-domain.eml", "someone@example.org", "bob@example.net", "184.72.226.23", "www.wormly.com",
-     "a message for example.net, a domain that has not opted in (mode = off)"),
+     "a message for example.net, a domain in mode = observe: delivered as sent,\n"
+     "   and the log line says what annotate would do (action=would-quarantine)"),
 ]
 
 
