@@ -8,28 +8,41 @@ address, Postfix hands it to lmtpfilter with XFORWARD. Where that is not
 possible the messages are handed to lmtpfilter directly, the way Postfix
 does it (LMTP with XFORWARD), and the demo says so.
 
-It prints where each message landed and its Authentication-Results, then
-stops everything it started and removes its temporary directory, also on
+It prints where each message landed and its Authentication-Results (a
+mailing-list message rescued by the list's ARC seal among them), then the
+DMARC history the deliveries left and the aggregate report lmtpfilter
+report makes of it (re-dated to yesterday: only a finished UTC day is
+reported), then stops everything it started and removes its temporary directory, also on
 errors and Ctrl-C.
 
 Usage: samples/demo.py [PATH_TO_LMTPFILTER_BINARY]   (samples/demo builds it)"""
+import datetime
+import glob
+import gzip
 import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import dkim       # noqa: E402  (dkimpy, Debian python3-dkim)
 import dkim_sign  # noqa: E402
 import harness    # noqa: E402
 
 SERVER_ADDRESS = "203.0.113.1"     # Postfix's smtpd, in its own network namespace
 DELIVERY_TIMEOUT = 30.0            # seconds from "queued" to delivered
 DOMAINS = ("example.com", "example.net")
+LIST = ("lists.example.net", "lists.example.net", "arc1")   # its authserv-id, ARC d= and s=
+LIST_AR = (b"spf=pass smtp.mailfrom=carol@club.example.org; "
+           b"dkim=pass header.d=club.example.org header.s=mail; dmarc=pass header.from=club.example.org")
+REPORT_EMAIL = "dmarc-reports@example.com"
 USERS = ("owner@example.com", "bob@example.net")
 
 # Each sample message: envelope sender, recipient, the client that hands it
@@ -45,10 +58,13 @@ MESSAGES = [
     ("04-other-domain.eml", "someone@example.org", "bob@example.net", "184.72.226.23", "www.wormly.com",
      "a message for example.net, a domain in mode = observe: delivered as sent,\n"
      "   and the log line says what annotate would do (action=would-quarantine)"),
+    ("05-list.eml", "team-bounces@lists.example.net", "owner@example.com", "198.51.100.30", "lists.example.net",
+     "a mailing-list message: the author's DKIM signature broken by the list's subject tag\n"
+     "   and footer, the list's ARC seal (sealer in arc_trusted_sealers) vouches for it"),
 ]
 
 
-def zone(news_key_txt):
+def zone(news_key_txt, author_key_txt, list_key_txt):
     def txt(name, value):
         parts = " ".join('"%s"' % value[i:i + 200] for i in range(0, len(value), 200))
         return "local-data: '%s TXT %s'" % (name, parts)
@@ -65,6 +81,13 @@ def zone(news_key_txt):
         txt("_dmarc.news.example.net.", "v=DMARC1; p=none"),
         'local-zone: "example.org." static',
         txt("example.org.", "v=spf1 -all"),
+        'local-zone: "club.example.org." static',
+        txt("club.example.org.", "v=spf1 ip4:192.0.2.30 -all"),
+        txt("mail._domainkey.club.example.org.", author_key_txt),
+        txt("_dmarc.club.example.org.", "v=DMARC1; p=reject"),
+        'local-zone: "lists.example.net." static',
+        txt("lists.example.net.", "v=spf1 ip4:198.51.100.30 -all"),
+        txt("arc1._domainkey.lists.example.net.", list_key_txt),
     ]
 
 
@@ -72,31 +95,50 @@ ZONE_SUMMARY = """\
   example.com          SPF v=spf1 ip4:192.0.2.0/24 ~all, DMARC p=reject
   partner.example.org  SPF v=spf1 ip4:192.0.2.10 -all, DMARC p=quarantine
   news.example.net     SPF v=spf1 ip4:198.51.100.20 -all, DMARC p=none, DKIM key news._domainkey
-  example.org          SPF v=spf1 -all"""
+  example.org          SPF v=spf1 -all
+  club.example.org     SPF v=spf1 ip4:192.0.2.30 -all, DMARC p=reject, DKIM key mail._domainkey
+  lists.example.net    SPF v=spf1 ip4:198.51.100.30 -all, ARC key arc1._domainkey (a mailing list)"""
 
 
 def sample_config(path, **replace):
-    """The sample configuration with the demo's paths and servers."""
+    """The sample configuration with the demo's paths and servers: keys of
+    its [lmtpfilter] group replaced, the other groups as they are."""
     with open(os.path.join(HERE, "lmtpfilter.conf")) as f:
         text = f.read()
+    head, sep, rest = text.partition("\n[defaults]")
     for key, value in replace.items():
-        text, n = re.subn(r"(?m)^%s[ \t]*=.*$" % key, "%s = %s" % (key, value), text)
+        head, n = re.subn(r"(?m)^%s[ \t]*=.*$" % key, "%s = %s" % (key, value), head)
         if n != 1:
-            raise RuntimeError("samples/lmtpfilter.conf has no single %s line" % key)
+            raise RuntimeError("samples/lmtpfilter.conf has no single %s line in [lmtpfilter]" % key)
     with open(path, "w") as f:
-        f.write(text)
+        f.write(head + sep + rest)
 
 
-def without_received(msg):
-    """The message without its leading Received lines: the samples carry the
-    one Postfix would have written; a real Postfix writes its own."""
+def split_received(msg):
+    """(leading Received lines, the rest): the samples carry the one Postfix
+    would have written; a real Postfix writes its own."""
     lines = msg.split(b"\r\n")
     i = 0
     while i < len(lines) and lines[i].lower().startswith(b"received:"):
         i += 1
         while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
             i += 1
-    return b"\r\n".join(lines[i:])
+    return b"".join(l + b"\r\n" for l in lines[:i]), b"\r\n".join(lines[i:])
+
+
+def through_list(msg, author_key, list_key):
+    """05-list.eml as the list sends it on: signed by its author, the
+    subject tagged and a footer added (the author's signature no longer
+    verifies), then sealed by the list with ARC over the results it saw."""
+    msg = dkim_sign.sign(msg, author_key, "club.example.org", "mail")
+    msg = msg.replace(b"\r\nSubject: ", b"\r\nSubject: [team] ", 1)
+    msg += b"--\r\nteam mailing list, https://lists.example.net/team\r\n"
+    srv_id, domain, selector = LIST
+    msg = b"Authentication-Results: " + srv_id.encode() + b"; " + LIST_AR + b"\r\n" + msg
+    sets = dkim.arc_sign(msg, selector.encode(), domain.encode(), list_key.private, srv_id.encode())
+    if len(sets) != 3:
+        raise RuntimeError("dkimpy made no ARC set")
+    return b"".join(sets) + msg
 
 
 def headers_of(stored):
@@ -112,6 +154,15 @@ def headers_of(stored):
     if cur is not None:
         fields.append(cur)
     return fields
+
+
+def why_list(place, ar):
+    """One line on why the list's message landed where it did."""
+    if place.endswith("/INBOX") and "arc=pass" in ar and "trusted ARC sealer d=%s" % LIST[1] in ar:
+        return ("why: the list broke the author's signature and relays with its own envelope, so DMARC\n"
+                "   fails; the ARC chain passes, its newest seal is by %s (in arc_trusted_sealers)\n"
+                "   whose ARC-Authentication-Results saw dmarc=pass: delivered, dis=none." % LIST[1])
+    return "unexpected: the ARC chain of a trusted sealer did not rescue it (see above)"
 
 
 def message_id(msg):
@@ -175,16 +226,22 @@ class Demo:
     def run(self):
         t0 = time.monotonic()
         key = dkim_sign.rsa_key(2048)
-        dns = self.start(harness.Unbound(self.tmp, zone(key.txt)))
+        author_key = dkim_sign.rsa_key(2048)
+        list_key = dkim_sign.rsa_key(2048)
+        dns = self.start(harness.Unbound(self.tmp, zone(key.txt, author_key.txt, list_key.txt)))
         self.dovecot = self.start(harness.Dovecot(
             self.tmp, users=USERS, sieve_before=os.path.join(HERE, "sieve", "quarantine.sieve")))
         self.filter = harness.Lmtpfilter(self.tmp, self.dovecot.address)
+        self.history = os.path.join(self.tmp, "dmarc-history")
+        os.makedirs(self.history)
         # The sample configuration; only paths and servers change. The socket
         # is 0666 because the demo's Postfix runs as user postfix and the
         # socket lives in a private temporary directory.
         sample_config(self.filter.config_path, listen=self.filter.address,
                       listen_mode="0666", downstream=self.dovecot.address,
-                      dns_servers=dns.server, spool_dir=self.filter.dir, dns_timeout=3)
+                      dns_servers=dns.server, spool_dir=self.filter.dir, dns_timeout=3,
+                      arc_trusted_sealers=LIST[1], dmarc_history=self.history,
+                      report_email=REPORT_EMAIL)
         self.start(self.filter)
         why_not = self.start_postfix()
 
@@ -193,7 +250,9 @@ class Demo:
         print(ZONE_SUMMARY)
         print("  Dovecot   LMTP, sieve_before = samples/sieve/quarantine.sieve")
         print("  lmtpfilter  samples/lmtpfilter.conf: authserv_id mail.example.com,"
-              " example.com opted in (annotate), everything else off")
+              " example.com opted in (annotate), everything else off;")
+        print("            and arc_trusted_sealers = %s, dmarc_history = %s, report_email = %s"
+              % (LIST[1], self.history, REPORT_EMAIL))
         if self.postfix:
             print("  Postfix   private instance on %s:25 in its own network namespace,"
                   " virtual_transport = lmtp:unix:(lmtpfilter's socket),"
@@ -208,10 +267,13 @@ class Demo:
         for name, sender, rcpt, ip, helo, what in MESSAGES:
             with open(os.path.join(HERE, "messages", name), "rb") as f:
                 msg = harness.crlf(f.read().decode())
-            if self.postfix:
-                msg = without_received(msg)
+            received, msg = split_received(msg)
             if "newsletter" in name:
                 msg = dkim_sign.sign(msg, key, "news.example.net", "news")
+            if "list" in name:
+                msg = through_list(msg, author_key, list_key)
+            if not self.postfix:
+                msg = received + msg
             print("== %s: %s" % (name, what))
             print("   MAIL FROM:<%s> RCPT TO:<%s>, client %s, HELO %s" % (sender, rcpt, ip, helo))
             if self.postfix:
@@ -230,13 +292,78 @@ class Demo:
                     print("   " + ar[0].replace("\n", "\n   "))
                 else:
                     print("   (no Authentication-Results: delivered unchanged)")
+                if "list" in name:
+                    print("   " + why_list(place, ar[0] if ar else ""))
             print()
 
         print("lmtpfilter's transaction log:")
         for line in self.filter.log_lines("ident="):
             print("  " + line)
+        self.show_report()
         print("\nDemo finished in %.1f s; stopping everything it started." % (time.monotonic() - t0))
         return 0
+
+    def lmtpfilter(self, *args):
+        return subprocess.run([os.environ["LMTPFILTER_BIN"], "-c", self.filter.config_path] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+
+    def show_report(self):
+        """The DMARC history the deliveries left, and the aggregate report
+        lmtpfilter report makes of it."""
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        print("\nDMARC history (dmarc_history = %s):" % self.history)
+        for path in sorted(glob.glob(os.path.join(self.history, "*"))):
+            print("  %s, %d bytes" % (os.path.basename(path), os.path.getsize(path)))
+        r = self.lmtpfilter("report", "--period", today.isoformat(), "--out", self.tmp)
+        print("  lmtpfilter report --period %s (today) says: %s"
+              % (today, (r.stdout.strip().splitlines() or ["(nothing)"])[-1]))
+        tool = os.path.join(os.path.dirname(os.path.dirname(os.environ["LMTPFILTER_BIN"])),
+                            "tests", "history_tool")
+        day_file = os.path.join(self.history, today.isoformat() + ".dmh")
+        if not os.access(tool, os.X_OK) or not os.path.exists(day_file):
+            print("  The report of today is made once the UTC day is over (%s 00:00 UTC;"
+                  " systemd/lmtpfilter-report.timer runs it daily at 00:15)."
+                  % (today + datetime.timedelta(days=1)))
+            return
+        dump = subprocess.run([tool, "--dump", day_file], stdout=subprocess.PIPE, text=True, check=True)
+        records = dump.stdout.splitlines()[:-1]
+        print("  %s (%s):" % (os.path.basename(day_file), dump.stdout.splitlines()[-1]))
+        for line in records:
+            fields = dict(t.split("=", 1) for t in line.split(" "))
+            print("    from=%s ip=%s p=%s disp=%s override=%s%s" % (
+                fields.get("from"), fields.get("ip"), fields.get("p"), fields.get("disp"),
+                fields.get("override"),
+                " comment=" + urllib.parse.unquote(fields["comment"]) if fields.get("comment", "-") != "-" else ""))
+        # The same records, same second of the day, as yesterday's: a
+        # finished day, so it can be reported now.
+        yesterday = today - datetime.timedelta(days=1)
+        start = int(datetime.datetime.combine(yesterday, datetime.time(),
+                                              datetime.timezone.utc).timestamp())
+        moved = []
+        for line in records:
+            moved.append(" ".join("time=%d" % (start + int(t[5:]) % 86400) if t.startswith("time=") else t
+                                  for t in line.split(" ")))
+        finished = os.path.join(self.tmp, "history-yesterday")
+        out = os.path.join(self.tmp, "reports")
+        os.makedirs(finished)
+        os.makedirs(out)
+        subprocess.run([tool, finished], input="\n".join(moved) + "\n", stdout=subprocess.PIPE,
+                       text=True, check=True)
+        print("\nThe same records re-dated to %s (a finished UTC day) in %s;" % (yesterday, finished))
+        print("lmtpfilter -c CONF report --period %s --history %s --out %s:" % (yesterday, finished, out))
+        r = self.lmtpfilter("report", "--period", yesterday.isoformat(), "--history", finished, "--out", out)
+        for line in r.stdout.strip().splitlines():
+            if ": wrote " not in line:
+                print("  " + line)
+        if r.returncode != 0:
+            raise RuntimeError("lmtpfilter report exited with %d" % r.returncode)
+        club = glob.glob(os.path.join(out, "*!club.example.org!*.xml.gz"))
+        print("\nFrom the report for club.example.org (gunzipped), the list's message:")
+        lines = gzip.open(club[0]).read().decode().splitlines()
+        start = [i for i, l in enumerate(lines) if "<policy_published>" in l][0]
+        end = [i for i, l in enumerate(lines) if "</row>" in l][0]
+        for line in lines[start:end + 1]:
+            print("  " + line)
 
     def send_smtp(self, sender, rcpt, msg, ip, helo):
         r = harness.swaks("%s:25" % SERVER_ADDRESS, sender, [rcpt], msg, helo,
