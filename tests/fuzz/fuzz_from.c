@@ -12,13 +12,19 @@
  * take, more DNS lookups per message than a broken From may cost.
  */
 #include "lmtpfilter/dmarc.h"
+#include "lmtpfilter/dmarc_discovery.h"
 
 #include <glib.h>
 #include <stdint.h>
 #include <string.h>
 
 #define FUZZ_FROM_FIELDS 16     /* what filter.c hands over at most */
-#define FUZZ_QUERIES_MAX 16     /* two lookups for each of dmarc.c's 8 From domains */
+/* Lookups one evaluation may make (this zone caches nothing, the resolver
+ * would): for each of dmarc.c's From domains one discovery, and one
+ * organisational-domain walk for the SPF domain and each of the two DKIM
+ * domains, each at most DMARC_DISCOVERY_STEPS_MAX queries (RFC 9989 tree
+ * walk with its existence query). */
+#define FUZZ_QUERIES_MAX (DMARC_AUTHOR_DOMAINS_MAX * (1 + 1 + 2) * DMARC_DISCOVERY_STEPS_MAX)
 #define FUZZ_RRTYPE_TXT 16
 
 struct fuzz_rr {
