@@ -161,7 +161,8 @@ static const char *aar_prop(const struct aar_result *r, const char *key)
 
 /* aar_domain_aligned - is the domain of an address or name (the text after
  * its last '@') aligned with from_domain? */
-static bool aar_domain_aligned(const char *value, const char *from_domain, arc_aar_aligned_fn *aligned, void *ctx)
+static bool aar_domain_aligned(const char *method, const char *value, const char *from_domain,
+			       arc_aar_aligned_fn *aligned, void *ctx)
 {
 	const char *at = value != NULL ? strrchr(value, '@') : NULL;
 	const char *d = at != NULL ? at + 1 : value;
@@ -175,7 +176,7 @@ static bool aar_domain_aligned(const char *value, const char *from_domain, arc_a
 	for (size_t i = 0; i < len; i++)
 		domain[i] = g_ascii_tolower(d[i]);
 	domain[len] = '\0';
-	return aligned(ctx, domain, from_domain);
+	return aligned(ctx, method, domain, from_domain);
 }
 
 /* aar_result_vouches - does this one result vouch? Then what_r says it. */
@@ -186,14 +187,14 @@ static bool aar_result_vouches(const struct aar_result *r, const char *from_doma
 		return false;
 	if (g_ascii_strcasecmp(r->method, "dmarc") == 0) {
 		const char *hf = aar_prop(r, "header.from");
-		if (hf != NULL && g_ascii_strcasecmp(hf, from_domain) != 0)
-			return false;    /* a pass for some other author domain */
+		if (hf == NULL || g_ascii_strcasecmp(hf, from_domain) != 0)
+			return false;    /* a pass for another author domain, or for none named */
 		snprintf(what_r, what_size, "dmarc=pass");
 		return true;
 	}
 	if (g_ascii_strcasecmp(r->method, "spf") == 0) {
 		const char *mf = aar_prop(r, "smtp.mailfrom");
-		if (!aar_domain_aligned(mf, from_domain, aligned, ctx))
+		if (!aar_domain_aligned("spf", mf, from_domain, aligned, ctx))
 			return false;
 		snprintf(what_r, what_size, "spf=pass smtp.mailfrom=%s", mf);
 		return true;
@@ -205,7 +206,7 @@ static bool aar_result_vouches(const struct aar_result *r, const char *from_doma
 			d = aar_prop(r, "header.i");
 			key = "header.i";
 		}
-		if (!aar_domain_aligned(d, from_domain, aligned, ctx))
+		if (!aar_domain_aligned("dkim", d, from_domain, aligned, ctx))
 			return false;
 		snprintf(what_r, what_size, "dkim=pass %s=%s", key, d);
 		return true;

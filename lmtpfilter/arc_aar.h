@@ -24,11 +24,14 @@
 /* Bytes of the text naming what vouched ("dkim=pass header.d=example.org"). */
 #define ARC_AAR_WHAT_MAX 300
 
-/* Are domains a and b (lower case) aligned (relaxed)? */
-typedef bool arc_aar_aligned_fn(void *ctx, const char *a, const char *b);
+/* Is domain a (lower case), the identifier of an "spf" or "dkim" pass
+ * (method), aligned with the From domain b as the From domain's DMARC
+ * policy asks (aspf= or adkim=: strict or relaxed)? */
+typedef bool arc_aar_aligned_fn(void *ctx, const char *method, const char *a, const char *b);
 
 /* arc_aar_vouches - does the AAR value (raw, folding kept, len bytes) show
- * a DMARC pass for from_domain, or an SPF or DKIM pass aligned with it?
+ * a DMARC pass for from_domain (its header.from naming it: a pass for no
+ * named author vouches for nobody), or an SPF or DKIM pass aligned with it?
  * On true, what_r names the result ("dmarc=pass", "spf=pass
  * smtp.mailfrom=a@example.org", "dkim=pass header.d=example.org"). False
  * for anything it cannot read, an empty from_domain, or an AAR over

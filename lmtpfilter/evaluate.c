@@ -206,14 +206,20 @@ static void evaluate_arc(struct evaluation *ev)
 	}
 }
 
-/* evaluate_aligned - relaxed alignment: the same organisational domain. */
-static bool evaluate_aligned(void *ctx, const char *a, const char *b)
+/* evaluate_aligned - an AAR's SPF or DKIM identifier aligned with the From
+ * domain as the From domain's policy asks: the same name under aspf=s /
+ * adkim=s, else the same organisational domain. */
+static bool evaluate_aligned(void *ctx, const char *method, const char *a, const char *b)
 {
-	const struct dmarc_checker *dmarc = ctx;
+	const struct evaluation *ev = ctx;
+	const struct dmarc_checker *dmarc = ev->checkers->dmarc;
+	char mode = strcmp(method, "spf") == 0 ? ev->v.dmarc.aspf : ev->v.dmarc.adkim;
 	char org_a[DMARC_DOMAIN_MAX], org_b[DMARC_DOMAIN_MAX];
 
 	if (g_ascii_strcasecmp(a, b) == 0)
 		return true;
+	if (mode == 's')
+		return false;
 	return dmarc_organizational_domain(dmarc, a, org_a, sizeof(org_a)) == 0 &&
 	       dmarc_organizational_domain(dmarc, b, org_b, sizeof(org_b)) == 0 && strcmp(org_a, org_b) == 0;
 }
@@ -231,7 +237,7 @@ static void evaluate_arc_vouch(struct evaluation *ev)
 	if (v->arc.result != VERDICT_PASS || aar == NULL || v->dmarc.header_from[0] == '\0')
 		return;
 	v->arc_vouches = arc_aar_vouches(aar, strlen(aar), v->dmarc.header_from, evaluate_aligned,
-					 ev->checkers->dmarc, v->arc_vouched_by, sizeof(v->arc_vouched_by));
+					 ev, v->arc_vouched_by, sizeof(v->arc_vouched_by));
 }
 
 const struct message_verdict *evaluation_run(struct evaluation *ev, unsigned checks)

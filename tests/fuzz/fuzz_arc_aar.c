@@ -13,7 +13,7 @@
 #define CHECK(cond) do { if (!(cond)) __builtin_trap(); } while (0)
 
 /* aligned - the same last two labels, as a small stand-in for the PSL. */
-static bool aligned(void *ctx, const char *a, const char *b)
+static bool aligned(void *ctx, const char *method, const char *a, const char *b)
 {
 	(void)ctx;
 	const char *da = strrchr(a, '.'), *db = strrchr(b, '.');

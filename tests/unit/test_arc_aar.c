@@ -18,10 +18,28 @@ static const char *org(const char *d)
 	return d;
 }
 
-static bool aligned(void *ctx, const char *a, const char *b)
+static const char *last_method;
+
+static bool aligned(void *ctx, const char *method, const char *a, const char *b)
 {
 	(*(int *)ctx)++;
+	last_method = method;
 	return strcmp(org(a), org(b)) == 0;
+}
+
+/* The callback learns which identifier it judges, so that aspf=s and
+ * adkim=s of the From domain can be applied to each. */
+static void test_method_passed(void)
+{
+	char what[ARC_AAR_WHAT_MAX];
+	int calls = 0;
+	const char *spf = "i=1; l.example.net; spf=pass smtp.mailfrom=a@mail.example.com";
+	const char *dkim = "i=1; l.example.net; dkim=pass header.d=mail.example.com";
+
+	g_assert_true(arc_aar_vouches(spf, strlen(spf), "example.com", aligned, &calls, what, sizeof(what)));
+	g_assert_cmpstr(last_method, ==, "spf");
+	g_assert_true(arc_aar_vouches(dkim, strlen(dkim), "example.com", aligned, &calls, what, sizeof(what)));
+	g_assert_cmpstr(last_method, ==, "dkim");
 }
 
 static const struct {
@@ -30,7 +48,8 @@ static const struct {
 	const char *what;       /* NULL: vouches for nothing */
 } cases[] = {
 	{ "i=1; lists.example.net; dmarc=pass header.from=example.com", "example.com", "dmarc=pass" },
-	{ "i=1; lists.example.net; dmarc=pass", "example.com", "dmarc=pass" },
+	/* A DMARC pass that names no author vouches for nobody. */
+	{ "i=1; lists.example.net; dmarc=pass", "example.com", NULL },
 	{ "i=2; lists.example.net; dmarc=pass header.from=other.org", "example.com", NULL },
 	{ "i=1; lists.example.net; dmarc=fail header.from=example.com", "example.com", NULL },
 	{ "i=1; lists.example.net;\r\n\tspf=pass smtp.mailfrom=bounce@mail.example.com;\r\n\tdkim=fail header.d=example.com",
@@ -48,14 +67,15 @@ static const struct {
 	{ "i=1; lists.example.net; dmarc=fail (nested (comment; dmarc=pass)) header.from=example.com", "example.com",
 	  NULL },
 	{ "i=1; lists.example.net; dkim=fail reason=\"x; dmarc=pass\"", "example.com", NULL },
-	{ "i=1; \"odd;id\"; dmarc=pass", "example.com", "dmarc=pass" },
+	{ "i=1; \"odd;id\"; dmarc=pass header.from=example.com", "example.com", "dmarc=pass" },
 	{ "i=1; lists.example.net; none", "example.com", NULL },
 	{ "i=1; lists.example.net; dmarc=passed", "example.com", NULL },
 	{ "i=1", "example.com", NULL },
 	{ "", "example.com", NULL },
 	{ "i=1; lists.example.net; dmarc=pass", "", NULL },
-	{ "i=1; lists.example.net; spf=fail smtp.mailfrom=a@example.com; dmarc=pass", "example.com", "dmarc=pass" },
-	{ "i=1; lists.example.net; dmarc=pass (unclosed", "example.com", "dmarc=pass" },
+	{ "i=1; lists.example.net; spf=fail smtp.mailfrom=a@example.com; dmarc=pass header.from=example.com",
+	  "example.com", "dmarc=pass" },
+	{ "i=1; lists.example.net; dmarc=pass header.from=example.com (unclosed", "example.com", "dmarc=pass" },
 	{ "i=1; lists.example.net; dkim=pass header.d=", "example.com", NULL },
 	{ "i=1; lists.example.net; dkim=pass header.d=@", "example.com", NULL },
 };
@@ -106,6 +126,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/arc_aar/table", test_table);
+	g_test_add_func("/arc_aar/method-passed", test_method_passed);
 	g_test_add_func("/arc_aar/too-long", test_too_long);
 	g_test_add_func("/arc_aar/many-results", test_many_results);
 	return g_test_run();
