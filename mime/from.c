@@ -89,13 +89,43 @@ static const char *from_comment_end(const char *p)
 	return NULL;
 }
 
-/* from_comments_close - whether a comment GMime may start at any '('
- * closes: after a domain literal GMime 3.2 leaks the parsed address (up
- * to the whole field) when the comment that follows never closes.
- * Linear: every '(' inside a comment that closes closes as well. */
+/* from_quote_end - past the quoted string opening at p (a backslash takes
+ * the next byte), or NULL if it never closes. */
+static const char *from_quote_end(const char *p)
+{
+	for (p++; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* from_comments_close - whether every comment GMime may start closes:
+ * after a domain literal GMime 3.2 leaks the parsed address (up to the
+ * whole field) when the comment that follows never closes. A '(' inside a
+ * quoted string that closes ("Sales (EU" <a@example.com>) starts no
+ * comment; past a quote that never closes, every '(' counts, as GMime's
+ * lenient mode may read one there. Linear: every '(' inside a comment that
+ * closes closes as well. */
 static bool from_comments_close(const char *value)
 {
-	for (const char *p = strchr(value, '('); p != NULL; p = strchr(p, '(')) {
+	const char *p = value;
+
+	while ((p = strpbrk(p, "\"(")) != NULL) {
+		if (*p == '"') {
+			const char *end = from_quote_end(p);
+			if (end == NULL) {
+				p++;
+				break;
+			}
+			p = end;
+		} else if ((p = from_comment_end(p)) == NULL) {
+			return false;
+		}
+	}
+	for (p = p != NULL ? strchr(p, '(') : NULL; p != NULL; p = strchr(p, '(')) {
 		if ((p = from_comment_end(p)) == NULL)
 			return false;
 	}

@@ -27,6 +27,11 @@ static const struct from_case cases[] = {
 	{ "o: i: j: a@deeper.example;;;", "nested groups in From", { NULL } },
 	{ "a@first.example, nobody", "From address without a domain", { "first.example" } },
 	{ "x@lit.example (never closed", "From field with an unclosed comment", { NULL } },
+	/* A parenthesis inside a closed quoted string is no comment. */
+	{ "\"Sales (EU\" <sales@eu.example>", NULL, { "eu.example" } },
+	{ "\"a\\\" (b\" <q@esc.example>", NULL, { "esc.example" } },
+	{ "\"closed\" x@[192.0.2.1] (never closed", "From field with an unclosed comment", { NULL } },
+	{ "\"never closed (x@lit.example", "From field with an unclosed comment", { NULL } },
 	{ "a:b:c:d:e:f:g:h:i:j:k:l:m:n:o:p:q:r:s:t:u:v:w:x:y:z:1:2:3:4:5:6:7:8 x@c.example",
 	  "From field with over 32 colons", { NULL } },
 	{ "", "unparsable From field", { NULL } },
