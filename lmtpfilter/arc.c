@@ -443,6 +443,29 @@ static bool arc_ams_body_ok(struct arc_message *m, const struct arc_tag_list *ta
 	return ok;
 }
 
+/* arc_h_names_from - does h= list From? RFC 6376 5.4, which RFC 8617
+ * 4.1.2 takes over for the AMS: From MUST be signed; an AMS that leaves
+ * it out would let anyone replay a sealed message under any author. */
+static bool arc_h_names_from(const struct arc_tag *h)
+{
+	size_t pos = 0;
+
+	while (h != NULL && pos < h->value_len) {
+		size_t start = pos, end;
+
+		while (pos < h->value_len && h->value[pos] != ':')
+			pos++;
+		end = pos++;
+		while (start < end && g_ascii_isspace(h->value[start]))
+			start++;
+		while (end > start && g_ascii_isspace(h->value[end - 1]))
+			end--;
+		if (end - start == 4 && g_ascii_strncasecmp(h->value + start, "From", 4) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* arc_ams_verify - the AMS of instance i. */
 static enum verdict arc_ams_verify(struct arc_message *m, unsigned i, char *reason, size_t rsize)
 {
@@ -458,6 +481,10 @@ static enum verdict arc_ams_verify(struct arc_message *m, unsigned i, char *reas
 	}
 	if (arc_tag_find(&set->ams, "l") != NULL) {
 		snprintf(reason, rsize, "l= not accepted");
+		return VERDICT_PERMERROR;
+	}
+	if (!arc_h_names_from(arc_tag_find(&set->ams, "h"))) {
+		snprintf(reason, rsize, "h= does not sign From");
 		return VERDICT_PERMERROR;
 	}
 	if (!arc_ams_body_ok(m, &set->ams, body_canon)) {

@@ -387,6 +387,7 @@ static void test_verify_key_trouble(void)
 		{ "c=relaxed/relaxed", "c=relaxed/odd", "unknown c=" },
 		{ "c=relaxed/relaxed", "c=relaxed/relaxed; l=3", "l= not accepted" },
 		{ "h=from:subject", "h=from:arc-seal", "h= names ARC-Seal" },
+		{ "h=from:subject", "h=date:subject", "h= does not sign From" },
 	};
 	char *path = NULL;
 	struct arc_verifier *v = key_file_verifier(&path);
