@@ -393,33 +393,48 @@ static bool arc_name_matches(const struct raw_header *h, const char *name, size_
 	return h->name_len == len && g_ascii_strncasecmp(h->name, name, len) == 0;
 }
 
+/* arc_h_next - the next name of h= from pos on (blanks trimmed) into
+ * name_r and len_r; false at the end. */
+static bool arc_h_next(const struct arc_tag *h, size_t *pos, const char **name_r, size_t *len_r)
+{
+	size_t start = *pos, end;
+
+	if (h == NULL || *pos >= h->value_len)
+		return false;
+	while (*pos < h->value_len && h->value[*pos] != ':')
+		(*pos)++;
+	end = (*pos)++;
+	while (start < end && g_ascii_isspace(h->value[start]))
+		start++;
+	while (end > start && g_ascii_isspace(h->value[end - 1]))
+		end--;
+	*name_r = h->value + start;
+	*len_r = end - start;
+	return true;
+}
+
+static bool arc_h_name_is(const char *name, size_t len, const char *want)
+{
+	return len == strlen(want) && g_ascii_strncasecmp(name, want, len) == 0;
+}
+
 /* arc_ams_headers - the fields h= names, bottom-up per name as RFC 6376
  * 5.4.2 says, canonicalised into data. -1 if h= names an ARC-Seal. */
 static int arc_ams_headers(const struct header_block *block, const struct arc_tag *h,
 			   bool relaxed, GString *data)
 {
 	gboolean *used = g_new0(gboolean, block->count + 1);
-	size_t pos = 0;
+	size_t pos = 0, len;
+	const char *name;
 	int rc = 0;
 
-	while (pos < h->value_len && rc == 0) {
-		size_t start = pos, end;
-
-		while (pos < h->value_len && h->value[pos] != ':')
-			pos++;
-		end = pos++;
-		while (start < end && g_ascii_isspace(h->value[start]))
-			start++;
-		while (end > start && g_ascii_isspace(h->value[end - 1]))
-			end--;
-		if (end - start == strlen("ARC-Seal") &&
-		    g_ascii_strncasecmp(h->value + start, "ARC-Seal", end - start) == 0) {
+	while (rc == 0 && arc_h_next(h, &pos, &name, &len)) {
+		if (arc_h_name_is(name, len, "ARC-Seal")) {
 			rc = -1;
 			break;
 		}
 		for (size_t n = block->count; n-- > 0;) {
-			if (!used[n] && arc_name_matches(&block->headers[n], h->value + start,
-							 end - start)) {
+			if (!used[n] && arc_name_matches(&block->headers[n], name, len)) {
 				used[n] = TRUE;
 				arc_put_field(data, &block->headers[n], relaxed, NULL, false);
 				break;
@@ -448,21 +463,12 @@ static bool arc_ams_body_ok(struct arc_message *m, const struct arc_tag_list *ta
  * it out would let anyone replay a sealed message under any author. */
 static bool arc_h_names_from(const struct arc_tag *h)
 {
-	size_t pos = 0;
+	size_t pos = 0, len;
+	const char *name;
 
-	while (h != NULL && pos < h->value_len) {
-		size_t start = pos, end;
-
-		while (pos < h->value_len && h->value[pos] != ':')
-			pos++;
-		end = pos++;
-		while (start < end && g_ascii_isspace(h->value[start]))
-			start++;
-		while (end > start && g_ascii_isspace(h->value[end - 1]))
-			end--;
-		if (end - start == 4 && g_ascii_strncasecmp(h->value + start, "From", 4) == 0)
+	while (arc_h_next(h, &pos, &name, &len))
+		if (arc_h_name_is(name, len, "From"))
 			return true;
-	}
 	return false;
 }
 
