@@ -145,6 +145,19 @@ def group_alive(pgid):
     return False
 
 
+FOLD_WIDTH = 76            # header lines folded before this column
+
+
+def folded(words):
+    """words joined by spaces, folded before FOLD_WIDTH (LF; crlf() later)."""
+    lines = [""]
+    for w in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(w) > FOLD_WIDTH:
+            lines.append("")
+        lines[-1] += (" " if lines[-1] else "") + w
+    return "\n ".join(lines)
+
+
 def crlf(text):
     """Text with any line ending turned into CRLF, as bytes."""
     if isinstance(text, str):

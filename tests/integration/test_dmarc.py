@@ -17,17 +17,7 @@ SPF_RANGE = "v=spf1 ip4:192.0.2.0/24 -all"
 SLOW_DMARC = "_dmarc.slow.example.org"  # never answered
 SPOOF_SAMPLE = os.path.join(au.SAMPLES, "messages", "01-spoof.eml")
 SPOOF_ENVELOPE = "bounce@www.wormly.com"  # no SPF record: spf=none
-FOLD_WIDTH = 76
 
-
-def folded(words):
-    """words joined by spaces, folded (CRLF added later) before FOLD_WIDTH."""
-    lines = [""]
-    for w in words:
-        if lines[-1] and len(lines[-1]) + 1 + len(w) > FOLD_WIDTH:
-            lines.append("")
-        lines[-1] += (" " if lines[-1] else "") + w
-    return "\n ".join(lines)
 
 
 class DmarcTest(au.EnvTestCase):
@@ -198,7 +188,7 @@ class DmarcTest(au.EnvTestCase):
         # An outside server whose envelope has no SPF record (spf=none, so
         # only DMARC can file it) spoofs example.com (p=reject) with a From
         # field that is broken in each of these ways.
-        long_name = folded(["Chief Executive"] * 1100)
+        long_name = harness.folded(["Chief Executive"] * 1100)
         variants = {
             "two identical From fields":
                 "From: CEO <ceo@example.com>\nFrom: CEO <ceo@example.com>\n",
@@ -206,7 +196,7 @@ class DmarcTest(au.EnvTestCase):
             "second address in another domain":
                 "From: CEO <ceo@example.com>, helper@outside.example\n",
             "65 addresses":
-                "From: %s\n" % folded(["ceo%d@example.com," % i for i in range(64)]
+                "From: %s\n" % harness.folded(["ceo%d@example.com," % i for i in range(64)]
                                       + ["ceo64@example.com"]),
             "address without a domain": "From: ceo@example.com, ceo\n",
         }

@@ -31,7 +31,6 @@ ZONE = [
     "local-data: '_dmarc.example.com. TXT \"v=DMARC1; p=reject\"'",
 ]
 NESTED_GROUPS = 3000                # levels that overflowed a session's stack in GMime
-FOLD_WIDTH = 76
 
 
 def message(sender, recipient, subject, extra_headers=""):
@@ -41,15 +40,6 @@ def message(sender, recipient, subject, extra_headers=""):
                         "Hello.\n" % (extra_headers, sender, recipient, subject,
                                       subject.replace(" ", "-")))
 
-
-def folded(words):
-    """words joined by spaces, folded before FOLD_WIDTH (LF; crlf() later)."""
-    lines = [""]
-    for w in words:
-        if lines[-1] and len(lines[-1]) + 1 + len(w) > FOLD_WIDTH:
-            lines.append("")
-        lines[-1] += (" " if lines[-1] else "") + w
-    return "\n ".join(lines)
 
 
 def header_fields(stored):
@@ -235,7 +225,7 @@ class PostfixEndToEndTest(harness.HarnessTestCase):
         # recur on every queue run. It must be evaluated (an invalid From
         # naming a p=reject domain), filed once, and the daemon keep running.
         pid = self.filter.pid()
-        from_value = folded(["g:"] * NESTED_GROUPS + ["ceo@example.com"]
+        from_value = harness.folded(["g:"] * NESTED_GROUPS + ["ceo@example.com"]
                             + [";" * 60] * (NESTED_GROUPS // 60))
         self.assertGreater(len(from_value), 9000)
         msg = harness.crlf("From: %s\nTo: <owner@example.com>\nSubject: nested\n"
