@@ -1,5 +1,5 @@
 /*
- * dkim - DKIM verification with libopendkim, key lookups through our resolver
+ * dkim - DKIM verification with libopendkim, key lookups through a dns_source
  *
  * Owns: the process's two DKIM_LIB handles (options fixed at creation, then
  * shared read-only by every thread; see struct dkim_verifier) and, per
@@ -8,10 +8,13 @@
  * Speed: parsed keys are kept across messages (dkim_keycache.c), and clean
  * CRLF messages skip libopendkim's CRLF repair and its body code
  * (dkim_body.c); tests/bench/dkim-cost measures what each message costs.
- * Key lookups: libopendkim's DNS hooks call resolver_query (blocking, with
- * the resolver's own deadline) and hand back its wire-format reply; a
- * timeout or SERVFAIL becomes DKIM_DNS_ERROR, i.e. temperror. The library's
- * built-in resolver (one res_state for all threads) is never used.
+ * Key lookups: libopendkim's DNS hooks ask the verifier's struct dns_source
+ * (a copy of the caller's: in the daemon the shared resolver, blocking with
+ * its own deadline; in tests and fuzz targets an in-memory zone) and hand
+ * back its wire-format reply, or one built from the parsed answer when the
+ * source gave no packet; a DNS_TEMPFAIL answer (timeout, SERVFAIL) becomes
+ * DKIM_DNS_ERROR, i.e. temperror. The library's built-in resolver (one
+ * res_state for all threads) is never used.
  * Results follow RFC 8601: pass, fail (bad signature or body hash), policy
  * (RSA key under DKIM_RSA_MIN_BITS, rsa-sha1), temperror (key lookup
  * failed), permerror (no key, revoked key, syntax, …), neutral (not
@@ -31,7 +34,7 @@
 
 #include "lmtpfilter/dkim_body.h"
 #include "lmtpfilter/dkim_keycache.h"
-#include "lmtpfilter/resolver.h"
+#include "lmtpfilter/dns_source.h"
 #include "lmtpfilter/spool.h"
 
 /* libopendkim's reply buffer is 8192 bytes; we never write more. */
@@ -58,7 +61,7 @@
 struct dkim_verifier {
 	DKIM_LIB *crlf;
 	DKIM_LIB *fixcrlf;
-	struct resolver *resolver;
+	struct dns_source dns;  /* all zero in key-file mode */
 	bool fast_body;         /* body hashes by dkim_body.c (struct dkim_fast_body) */
 };
 
@@ -99,7 +102,7 @@ static size_t dkim_dns_put_name(const char *name, unsigned char *p, size_t room)
 }
 
 /* dkim_dns_synthesise - a reply packet built from the parsed answer, for a
- * resolver that gave no packet. Returns its length, or 0 if it won't fit. */
+ * source that gave no packet. Returns its length, or 0 if it won't fit. */
 static size_t dkim_dns_synthesise(const struct dns_answer *answer, const char *name,
 				  int type, unsigned char *buf, size_t buflen)
 {
@@ -138,21 +141,23 @@ static size_t dkim_dns_synthesise(const struct dns_answer *answer, const char *n
 	return pos;
 }
 
+/* dkim_dns_start - libopendkim's query_start hook: ask the source (service
+ * is the verifier's struct dns_source) and keep the reply for waitreply. */
 static int dkim_dns_start(void *service, int type, unsigned char *query,
 			  unsigned char *buf, size_t buflen, void **qh)
 {
-	struct resolver *resolver = service;
+	const struct dns_source *source = service;
 	struct dns_answer *answer = NULL;
 	struct dkim_dns_query *q;
 
-	if (resolver == NULL || query == NULL || buf == NULL)
+	if (source == NULL || source->query == NULL || query == NULL || buf == NULL)
 		return -1;
 	if (buflen > DKIM_DNS_REPLY_MAX)
 		buflen = DKIM_DNS_REPLY_MAX;
 
 	q = g_new0(struct dkim_dns_query, 1);
 	q->status = DKIM_DNS_ERROR;
-	if (resolver_query(resolver, (const char *)query, type, &answer) == 0 &&
+	if (source->query(source->ctx, (const char *)query, type, &answer) == 0 &&
 	    answer != NULL && answer->status != DNS_TEMPFAIL) {
 		if (answer->packet != NULL && answer->packet_len >= DKIM_DNS_HEADER_LEN) {
 			if (answer->packet_len <= buflen) {
@@ -165,8 +170,7 @@ static int dkim_dns_start(void *service, int type, unsigned char *query,
 		if (q->len > 0)
 			q->status = DKIM_DNS_SUCCESS;
 	}
-	if (answer != NULL)
-		dns_answer_free(&answer);
+	source->free_answer(source->ctx, &answer);
 	*qh = q;
 	return 0;
 }
@@ -213,7 +217,7 @@ static int dkim_set_option(DKIM_LIB *lib, int option, void *value, size_t len,
 	return 0;
 }
 
-static int dkim_configure(DKIM_LIB *lib, struct resolver *resolver, unsigned int flags,
+static int dkim_configure(DKIM_LIB *lib, struct dns_source *dns, unsigned int flags,
 			  const struct dkim_verifier_options *opts, char **error_r)
 {
 	uint64_t fixed_time = opts != NULL ? opts->fixed_time : 0;
@@ -245,29 +249,31 @@ static int dkim_configure(DKIM_LIB *lib, struct resolver *resolver, unsigned int
 		return -1;
 	}
 
-	/* Our resolver, never the library's own. */
+	/* Our DNS source, never the library's own resolver. */
 	dkim_dns_set_init(lib, NULL);
 	dkim_dns_set_close(lib, NULL);
-	dkim_dns_set_query_service(lib, resolver);
+	dkim_dns_set_query_service(lib, dns);
 	dkim_dns_set_query_start(lib, dkim_dns_start);
 	dkim_dns_set_query_waitreply(lib, dkim_dns_waitreply);
 	dkim_dns_set_query_cancel(lib, dkim_dns_cancel);
 	return 0;
 }
 
-int dkim_verifier_new(struct resolver *resolver, const struct dkim_verifier_options *opts,
+int dkim_verifier_new(const struct dns_source *dns, const struct dkim_verifier_options *opts,
 		      struct dkim_verifier **v_r, char **error_r)
 {
+	bool usable = dns != NULL && dns->query != NULL && dns->free_answer != NULL;
 	struct dkim_verifier *v;
 
 	*v_r = NULL;
-	if (resolver == NULL && (opts == NULL || opts->key_file == NULL)) {
-		*error_r = g_strdup("DKIM needs a resolver or a key file");
+	if (!usable && (opts == NULL || opts->key_file == NULL)) {
+		*error_r = g_strdup("DKIM needs a DNS source or a key file");
 		return -1;
 	}
 	dkim_keycache_init();
 	v = g_new0(struct dkim_verifier, 1);
-	v->resolver = resolver;
+	if (usable)
+		v->dns = *dns;
 	v->fast_body = opts == NULL || !opts->library_body;
 	v->crlf = dkim_init(NULL, NULL);
 	v->fixcrlf = dkim_init(NULL, NULL);
@@ -276,8 +282,8 @@ int dkim_verifier_new(struct resolver *resolver, const struct dkim_verifier_opti
 		dkim_verifier_free(&v);
 		return -1;
 	}
-	if (dkim_configure(v->crlf, resolver, 0, opts, error_r) < 0 ||
-	    dkim_configure(v->fixcrlf, resolver, DKIM_LIBFLAGS_FIXCRLF, opts, error_r) < 0) {
+	if (dkim_configure(v->crlf, &v->dns, 0, opts, error_r) < 0 ||
+	    dkim_configure(v->fixcrlf, &v->dns, DKIM_LIBFLAGS_FIXCRLF, opts, error_r) < 0) {
 		dkim_verifier_free(&v);
 		return -1;
 	}

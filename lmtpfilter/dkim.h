@@ -1,6 +1,6 @@
 /*
  * dkim - DKIM verification (RFC 6376, RFC 8463) with libopendkim, key
- * lookups through our resolver
+ * lookups through a struct dns_source
  *
  * One verifier per process, created before worker threads start; then
  * dkim_verify_message may run in any number of threads at once. The message is
@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lmtpfilter/dns_source.h"
 #include "mime/verdict.h"
 
-struct resolver;
 struct spool;
 
 /* Signatures verified per message; the rest are ignored and counted. */
@@ -46,7 +46,7 @@ struct dkim_outcome {
 
 struct dkim_verifier_options {
 	/* Keys from this file ("selector._domainkey.domain TXT-VALUE" per
-	 * line) instead of DNS; for tests. NULL: use the resolver. */
+	 * line) instead of DNS; for tests. NULL: use the DNS source. */
 	const char *key_file;
 	/* Verify as if it were this time (seconds since the epoch); 0: now. */
 	uint64_t fixed_time;
@@ -61,10 +61,11 @@ struct dkim_verifier;
  * the end, -1 on error. */
 typedef ssize_t (*dkim_read_fn)(void *ctx, uint64_t offset, void *buf, size_t len);
 
-/* dkim_verifier_new - set up libopendkim. Key lookups go through resolver
- * (which must outlive the verifier), or come from opts->key_file; one of
- * the two is required. opts may be NULL. 0, or -1 with *error_r. */
-int dkim_verifier_new(struct resolver *resolver, const struct dkim_verifier_options *opts,
+/* dkim_verifier_new - set up libopendkim. Key lookups go through dns (*dns
+ * is copied; what its ctx points to must outlive the verifier), or come
+ * from opts->key_file; one of the two is required, dns may be NULL with a
+ * key file. opts may be NULL. 0, or -1 with *error_r (g_malloc'd). */
+int dkim_verifier_new(const struct dns_source *dns, const struct dkim_verifier_options *opts,
 		      struct dkim_verifier **v_r, char **error_r);
 /* dkim_verifier_free - release it and set *v to NULL; NULL is fine. */
 void dkim_verifier_free(struct dkim_verifier **v);

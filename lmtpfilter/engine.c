@@ -36,7 +36,7 @@ static int engine_checkers_init(struct checkers *c, const struct config *config,
 	dns_source_for_resolver(c->resolver, &dns);
 	if (spf_checker_new(&dns, config->authserv_id, &c->spf, error_r) < 0)
 		return -1;
-	if (dkim_verifier_new(c->resolver, NULL, &c->dkim, error_r) < 0)
+	if (dkim_verifier_new(&dns, NULL, &c->dkim, error_r) < 0)
 		return -1;
 	if (dmarc_checker_new(&dns, &c->dmarc, error_r) < 0)
 		return -1;

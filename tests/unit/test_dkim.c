@@ -4,8 +4,10 @@
  * Messages in tests/unit/data/dkim/ were signed by dkimpy (make_fixtures.py
  * there regenerates them). The first group reads keys from keys.txt with
  * libopendkim's file method and a fixed clock; the second serves the same
- * keys from a real unbound on a free loopback port through our resolver,
- * plus a server that refuses and one that never answers (temperror).
+ * keys from an in-memory zone (zone_fixture.c: answers without a packet,
+ * so dkim.c builds the reply itself); the third from a real unbound on a
+ * free loopback port through our resolver, plus a server that refuses and
+ * one that never answers (temperror).
  * Expected header.b= values are read from each message's own DKIM-Signature
  * fields, so the assertions hold for any regenerated fixture set.
  */
@@ -19,6 +21,7 @@
 #include "lmtpfilter/dkim_keycache.h"
 #include "lmtpfilter/resolver.h"
 #include "unbound_fixture.h"
+#include "zone_fixture.h"
 
 /* make_fixtures.py signs with t=1700000000. */
 #define SIGN_TIME 1700000000u
@@ -631,12 +634,12 @@ static void test_needs_keys(void)
 	dkim_verifier_free(&v);
 }
 
-/* ---- through our resolver and a real unbound ----------------------------- */
+/* ---- keys from DNS ------------------------------------------------------ */
 
-/* zone_from_keys - local-data lines for the records of keys.txt, TXT
- * strings split at 255 characters; example.net is left out (refused: a
- * refuse zone still answers its own local-data). */
-static void zone_from_keys(GString *conf)
+typedef void key_fn(const char *name, const char *value, void *ctx);
+
+/* keys_each - call fn for every "NAME VALUE" line of keys.txt. */
+static void keys_each(key_fn *fn, void *ctx)
 {
 	char *path = g_build_filename(data_dir, "keys.txt", NULL);
 	char *text, **lines;
@@ -645,34 +648,95 @@ static void zone_from_keys(GString *conf)
 	lines = g_strsplit(text, "\n", -1);
 	for (char **l = lines; *l != NULL; l++) {
 		char *space = strchr(*l, ' ');
-		const char *value;
-		size_t len;
 
 		if (**l == '\0' || **l == '#' || space == NULL)
 			continue;
 		*space = '\0';
-		if (g_str_has_suffix(*l, ".example.net"))
-			continue;
-		value = space + 1;
-		len = strlen(value);
-		g_string_append_printf(conf, "  local-data: '%s. 60 IN TXT", *l);
-		for (size_t off = 0; off < len; off += TXT_STRING_MAX)
-			g_string_append_printf(conf, " \"%.*s\"", (int)MIN(TXT_STRING_MAX, len - off),
-					       value + off);
-		if (len == 0)
-			g_string_append(conf, " \"\"");
-		g_string_append(conf, "'\n");
+		fn(*l, space + 1, ctx);
 	}
 	g_strfreev(lines);
 	g_free(text);
 	g_free(path);
 }
 
+/* ---- through an in-memory zone ------------------------------------------ */
+
+/* zone_key - a key as a TXT record; every lookup under example.net fails. */
+static void zone_key(const char *name, const char *value, void *ctx)
+{
+	struct test_zone *zone = ctx;
+
+	if (g_str_has_suffix(name, ".example.net"))
+		test_zone_add_tempfail(zone, name);
+	else
+		test_zone_add(zone, name, TEST_ZONE_TXT, value);
+}
+
+/* The same results as through the resolver, from answers that carry no
+ * packet; one TXT lookup per signature. */
+static void test_zone(void)
+{
+	struct test_zone *zone = test_zone_new();
+	struct dkim_verifier_options opts = { .fixed_time = VERIFY_TIME };
+	struct dkim_verifier *v = NULL;
+	struct dns_source dns;
+	struct dkim_outcome out;
+	char *error = NULL;
+	GBytes *msg;
+
+	keys_each(zone_key, zone);
+	test_zone_source(zone, &dns);
+	if (dkim_verifier_new(&dns, &opts, &v, &error) < 0)
+		g_error("dkim_verifier_new: %s", error);
+
+	check_one(v, "rsa_relaxed.eml", VERDICT_PASS, "example.org", "rsa", "rsa-sha256",
+		  "2048-bit key");
+	g_assert_cmpuint(test_zone_asked_count(zone), ==, 1);
+	g_assert_cmpstr(test_zone_asked(zone, 0), ==, "TXT rsa._domainkey.example.org");
+	check_one(v, "ed25519.eml", VERDICT_PASS, "example.org", "ed", "ed25519-sha256", NULL);
+	check_one(v, "nokey.eml", VERDICT_PERMERROR, "example.org", "nokey", "rsa-sha256", NULL);
+	check_one(v, "revoked.eml", VERDICT_PERMERROR, "example.org", "revoked", "rsa-sha256",
+		  NULL);
+	check_one(v, "weak.eml", VERDICT_POLICY, "example.org", "weak", "rsa-sha256",
+		  "512-bit key, under 1024 bits");
+
+	msg = verify_file(v, "two_sigs.eml", &out);
+	g_assert_cmpuint(out.count, ==, 2);
+	assert_sig(&out, 0, msg, VERDICT_TEMPERROR, "example.net", "net", "rsa-sha256");
+	g_assert_cmpstr(out.sigs[0].reason, ==, "key lookup failed");
+	assert_sig(&out, 1, msg, VERDICT_PASS, "example.org", "rsa", "rsa-sha256");
+	g_bytes_unref(msg);
+
+	dkim_verifier_free(&v);
+	test_zone_free(&zone);
+}
+
+/* ---- through our resolver and a real unbound ----------------------------- */
+
+/* unbound_key - a local-data line for a key, TXT strings split at 255
+ * characters; example.net is left out (refused: a refuse zone still
+ * answers its own local-data). */
+static void unbound_key(const char *name, const char *value, void *ctx)
+{
+	GString *conf = ctx;
+	size_t len = strlen(value);
+
+	if (g_str_has_suffix(name, ".example.net"))
+		return;
+	g_string_append_printf(conf, "  local-data: '%s. 60 IN TXT", name);
+	for (size_t off = 0; off < len; off += TXT_STRING_MAX)
+		g_string_append_printf(conf, " \"%.*s\"", (int)MIN(TXT_STRING_MAX, len - off),
+				       value + off);
+	if (len == 0)
+		g_string_append(conf, " \"\"");
+	g_string_append(conf, "'\n");
+}
+
 static void unbound_start(struct test_unbound *u)
 {
 	GString *zone = g_string_new("  local-zone: \"example.net.\" refuse\n");
 
-	zone_from_keys(zone);
+	keys_each(unbound_key, zone);
 	test_unbound_start(u, zone->str);
 	g_string_free(zone, TRUE);
 }
@@ -683,11 +747,13 @@ static struct dkim_verifier *dns_verifier(int port, unsigned timeout_ms, struct 
 	char *servers[] = { server };
 	struct dkim_verifier_options opts = { .fixed_time = VERIFY_TIME };
 	struct dkim_verifier *v = NULL;
+	struct dns_source dns;
 	char *error = NULL;
 
 	if (resolver_new(servers, 1, timeout_ms, r_r, &error) < 0)
 		g_error("resolver_new: %s", error);
-	if (dkim_verifier_new(*r_r, &opts, &v, &error) < 0)
+	dns_source_for_resolver(*r_r, &dns);
+	if (dkim_verifier_new(&dns, &opts, &v, &error) < 0)
 		g_error("dkim_verifier_new: %s", error);
 	g_free(server);
 	return v;
@@ -799,6 +865,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/dkim/garbage", test_garbage);
 	g_test_add_func("/dkim/read-error", test_read_error);
 	g_test_add_func("/dkim/needs-keys", test_needs_keys);
+	g_test_add_func("/dkim/zone", test_zone);
 	g_test_add_func("/dkim/dns", test_dns);
 	g_test_add_func("/dkim/dns-timeout", test_dns_timeout);
 	rc = g_test_run();
