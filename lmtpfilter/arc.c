@@ -200,7 +200,7 @@ static EVP_PKEY *arc_key_parse(const char *txt, bool ed25519, char *reason, size
 {
 	struct arc_tag_list tags;
 	const struct arc_tag *k, *p, *ver, *h;
-	const char *error = NULL;
+	char *error = NULL;
 	EVP_PKEY *pkey;
 	guchar *der;
 	gsize len = 0;
@@ -208,6 +208,7 @@ static EVP_PKEY *arc_key_parse(const char *txt, bool ed25519, char *reason, size
 
 	if (arc_tag_list_parse(txt, strlen(txt), &tags, &error) < 0) {
 		snprintf(reason, rsize, "key record: %s", error);
+		g_free(error);
 		return NULL;
 	}
 	ver = arc_tag_find(&tags, "v");
@@ -740,7 +741,7 @@ int arc_verify_message(struct arc_verifier *v, arc_read_fn read, void *ctx, uint
 	struct arc_message m = { .v = v };
 	struct header_block *block = NULL;
 	GByteArray *buf = g_byte_array_new();
-	const char *perror = NULL;
+	g_autofree char *perror = NULL;
 	int rc;
 
 	arc_outcome_init(out_r);

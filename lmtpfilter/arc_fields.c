@@ -51,17 +51,17 @@ static size_t arc_tag_name_end(const char *s, size_t len, size_t pos)
 }
 
 /* arc_tag_add - store one parsed tag; -1 on a duplicate or too many. */
-static int arc_tag_add(struct arc_tag_list *list, const struct arc_tag *tag, const char **error_r)
+static int arc_tag_add(struct arc_tag_list *list, const struct arc_tag *tag, char **error_r)
 {
 	for (size_t i = 0; i < list->count; i++) {
 		if (list->tags[i].name_len == tag->name_len &&
 		    memcmp(list->tags[i].name, tag->name, tag->name_len) == 0) {
-			*error_r = "duplicate tag";
+			*error_r = g_strdup("duplicate tag");
 			return -1;
 		}
 	}
 	if (list->count >= ARC_TAGS_MAX) {
-		*error_r = "too many tags";
+		*error_r = g_strdup("too many tags");
 		return -1;
 	}
 	list->tags[list->count++] = *tag;
@@ -69,7 +69,7 @@ static int arc_tag_add(struct arc_tag_list *list, const struct arc_tag *tag, con
 }
 
 int arc_tag_list_parse(const char *value, size_t len, struct arc_tag_list *list_r,
-		       const char **error_r)
+		       char **error_r)
 {
 	size_t pos = 0;
 
@@ -83,14 +83,14 @@ int arc_tag_list_parse(const char *value, size_t len, struct arc_tag_list *list_
 			return 0;
 		end = arc_tag_name_end(value, len, pos);
 		if (end == pos) {
-			*error_r = "bad tag name";
+			*error_r = g_strdup("bad tag name");
 			return -1;
 		}
 		tag.name = value + pos;
 		tag.name_len = end - pos;
 		pos = arc_skip_wsp(value, len, end);
 		if (pos >= len || value[pos] != '=') {
-			*error_r = "tag without '='";
+			*error_r = g_strdup("tag without '='");
 			return -1;
 		}
 		tag.span_start = ++pos;
@@ -151,40 +151,40 @@ void arc_tag_copy(const struct arc_tag *tag, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
-int arc_instance_parse(const char *s, size_t len, unsigned *i_r, const char **error_r)
+int arc_instance_parse(const char *s, size_t len, unsigned *i_r, char **error_r)
 {
 	unsigned v = 0;
 
 	if (len == 0 || len > ARC_INSTANCE_DIGITS_MAX) {
-		*error_r = len == 0 ? "empty instance" : "instance out of range";
+		*error_r = g_strdup(len == 0 ? "empty instance" : "instance out of range");
 		return -1;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if (!arc_is_digit(s[i])) {
-			*error_r = "instance not a number";
+			*error_r = g_strdup("instance not a number");
 			return -1;
 		}
 		v = v * 10 + (unsigned)(s[i] - '0');
 	}
 	if (v == 0 || v > ARC_SETS_MAX) {
-		*error_r = v == 0 ? "instance 0" : "instance above 50 (more than 50 ARC sets)";
+		*error_r = g_strdup(v == 0 ? "instance 0" : "instance above 50 (more than 50 ARC sets)");
 		return -1;
 	}
 	*i_r = v;
 	return 0;
 }
 
-int arc_aar_instance(const char *value, size_t len, unsigned *i_r, const char **error_r)
+int arc_aar_instance(const char *value, size_t len, unsigned *i_r, char **error_r)
 {
 	size_t pos = arc_skip_wsp(value, len, 0), start;
 
 	if (pos >= len || (value[pos] != 'i' && value[pos] != 'I')) {
-		*error_r = "no leading i=";
+		*error_r = g_strdup("no leading i=");
 		return -1;
 	}
 	pos = arc_skip_wsp(value, len, pos + 1);
 	if (pos >= len || value[pos] != '=') {
-		*error_r = "no leading i=";
+		*error_r = g_strdup("no leading i=");
 		return -1;
 	}
 	pos = arc_skip_wsp(value, len, pos + 1);
@@ -195,7 +195,7 @@ int arc_aar_instance(const char *value, size_t len, unsigned *i_r, const char **
 		return -1;
 	pos = arc_skip_wsp(value, len, pos);
 	if (pos >= len || value[pos] != ';') {
-		*error_r = "no ';' after i=";
+		*error_r = g_strdup("no ';' after i=");
 		return -1;
 	}
 	return 0;
@@ -218,7 +218,7 @@ static const char *const arc_field_names[ARC_FIELD_KINDS] = {
 
 /* arc_field_instance - the instance of one ARC field; AMS and AS tags into *tags_r. */
 static int arc_field_instance(const struct raw_header *h, int kind, struct arc_tag_list *tags_r,
-			      unsigned *i_r, const char **error_r)
+			      unsigned *i_r, char **error_r)
 {
 	const struct arc_tag *i;
 
@@ -228,7 +228,7 @@ static int arc_field_instance(const struct raw_header *h, int kind, struct arc_t
 		return -1;
 	i = arc_tag_find(tags_r, "i");
 	if (i == NULL) {
-		*error_r = "no i= tag";
+		*error_r = g_strdup("no i= tag");
 		return -1;
 	}
 	return arc_instance_parse(i->value, i->value_len, i_r, error_r);
@@ -240,7 +240,7 @@ static int arc_chain_add(struct arc_chain *chain, const struct raw_header *h, in
 {
 	struct arc_tag_list tags;
 	struct arc_chain_set *set;
-	const char *error = NULL;
+	char *error = NULL;
 	unsigned i = 0;
 
 	if (h->value_len > ARC_FIELD_MAX) {
@@ -251,6 +251,7 @@ static int arc_chain_add(struct arc_chain *chain, const struct raw_header *h, in
 	tags.count = 0;
 	if (arc_field_instance(h, kind, &tags, &i, &error) < 0) {
 		snprintf(reason, reason_size, "%s: %s", arc_field_names[kind], error);
+		g_free(error);
 		return -1;
 	}
 	set = &chain->sets[i - 1];

@@ -46,10 +46,10 @@ struct arc_tag_list {
 };
 
 /* arc_tag_list_parse - parse a DKIM tag-list (value, len bytes, folding
- * allowed). 0, or -1 with a static *error_r (syntax, duplicate tag, more
- * than ARC_TAGS_MAX tags). */
+ * allowed). 0, or -1 with *error_r (g_malloc'd: syntax, duplicate tag,
+ * more than ARC_TAGS_MAX tags). */
 int arc_tag_list_parse(const char *value, size_t len, struct arc_tag_list *list_r,
-		       const char **error_r);
+		       char **error_r);
 /* arc_tag_find - the tag called name (case-sensitive, as RFC 6376), or NULL. */
 const struct arc_tag *arc_tag_find(const struct arc_tag_list *list, const char *name);
 /* arc_tag_is - the tag's value equals s (case-insensitive). */
@@ -60,11 +60,11 @@ char *arc_tag_compact(const struct arc_tag *tag);
 /* arc_tag_copy - the value into buf (size bytes, NUL-terminated, cut). */
 void arc_tag_copy(const struct arc_tag *tag, char *buf, size_t size);
 /* arc_instance_parse - i= as 1..ARC_SETS_MAX into *i_r; 0, or -1 with
- * *error_r (not a number, 0, above ARC_SETS_MAX). */
-int arc_instance_parse(const char *s, size_t len, unsigned *i_r, const char **error_r);
+ * *error_r (g_malloc'd: not a number, 0, above ARC_SETS_MAX). */
+int arc_instance_parse(const char *s, size_t len, unsigned *i_r, char **error_r);
 /* arc_aar_instance - the instance of an ARC-Authentication-Results value
- * ("i=N; authserv-id; ..."); 0, or -1 with *error_r. */
-int arc_aar_instance(const char *value, size_t len, unsigned *i_r, const char **error_r);
+ * ("i=N; authserv-id; ..."); 0, or -1 with *error_r (g_malloc'd). */
+int arc_aar_instance(const char *value, size_t len, unsigned *i_r, char **error_r);
 
 enum arc_field_kind {
 	ARC_FIELD_AAR = 0,   /* ARC-Authentication-Results */

@@ -43,7 +43,7 @@ struct check_options {
 
 /* Read fd into the spool, turning bare LF into CRLF; *had_crlf_r tells
  * whether the input used CRLF (for printing it back the same way). */
-static int check_read(int fd, struct spool *spool, bool *had_crlf_r, const char **error_r)
+static int check_read(int fd, struct spool *spool, bool *had_crlf_r, char **error_r)
 {
 	char buf[CHECK_READ_CHUNK];
 	struct spool_text text = { 0 };
@@ -54,7 +54,7 @@ static int check_read(int fd, struct spool *spool, bool *had_crlf_r, const char 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			*error_r = g_strerror(errno);
+			*error_r = g_strdup(g_strerror(errno));
 			return -1;
 		}
 		if (n == 0)
@@ -80,7 +80,6 @@ static char *check_header_text(struct filter_tx *ftx, const struct message_view 
 {
 	uint64_t end = filter_header_length(ftx);
 	GString *out = g_string_new(NULL);
-	const char *error;
 
 	for (size_t i = 0; i < view->count; i++) {
 		const struct view_segment *seg = &view->segs[i];
@@ -92,6 +91,7 @@ static char *check_header_text(struct filter_tx *ftx, const struct message_view 
 			continue;
 		uint64_t len = MIN(seg->length, end - seg->offset);
 		char *buf = g_malloc(len + 1);
+		g_autofree char *error = NULL;
 		ssize_t n = spool_read(spool, seg->offset, buf, len, &error);
 		if (n > 0)
 			check_print(out, buf, (size_t)n, crlf);
@@ -103,7 +103,8 @@ static char *check_header_text(struct filter_tx *ftx, const struct message_view 
 /* The envelope sender when not given: the Return-Path of a stored message. */
 static char *check_return_path(struct spool *spool)
 {
-	const char *block, *error;
+	const char *block;
+	g_autofree char *error = NULL;
 	size_t len;
 	int complete;
 	struct header_block *hb = NULL;
@@ -338,7 +339,7 @@ static int check_run(struct engine *engine, struct config *config, struct check_
 {
 	const char *path = o->args != NULL && o->args[0] != NULL ? o->args[0] : "-";
 	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	bool crlf;
 
 	if (fd == -1) {

@@ -171,14 +171,14 @@ static void endpoint_clear(struct endpoint *ep)
 	memset(ep, 0, sizeof(*ep));
 }
 
-static int endpoint_parse_unix(const char *path, struct endpoint *ep_r, const char **error_r)
+static int endpoint_parse_unix(const char *path, struct endpoint *ep_r, char **error_r)
 {
 	if (path[0] != '/') {
-		*error_r = "unix socket path must be absolute";
+		*error_r = g_strdup("unix socket path must be absolute");
 		return -1;
 	}
 	if (strlen(path) > UNIX_PATH_MAX) {
-		*error_r = "unix socket path is too long";
+		*error_r = g_strdup("unix socket path is too long");
 		return -1;
 	}
 	ep_r->is_unix = true;
@@ -189,7 +189,7 @@ static int endpoint_parse_unix(const char *path, struct endpoint *ep_r, const ch
 /* endpoint_split_inet - "HOST:PORT" or "[IPv6]:PORT" into host and port
  * (pointers into a modified copy held by *copy_r). */
 static int endpoint_split_inet(const char *text, char **copy_r, char **host_r, char **port_r,
-			       const char **error_r)
+			       char **error_r)
 {
 	char *copy = g_strdup(text), *colon;
 
@@ -197,39 +197,39 @@ static int endpoint_split_inet(const char *text, char **copy_r, char **host_r, c
 	if (copy[0] == '[') {
 		char *close = strchr(copy, ']');
 		if (close == NULL || close[1] != ':') {
-			*error_r = "expected inet:[IPv6]:PORT";
+			*error_r = g_strdup("expected inet:[IPv6]:PORT");
 			return -1;
 		}
 		*close = '\0';
 		*host_r = copy + 1;
 		*port_r = close + 2;
 		if (!ip_literal_family(*host_r, &(int){ 0 }) || strchr(*host_r, ':') == NULL) {
-			*error_r = "invalid IPv6 address in brackets";
+			*error_r = g_strdup("invalid IPv6 address in brackets");
 			return -1;
 		}
 		return 0;
 	}
 	colon = strrchr(copy, ':');
 	if (colon == NULL) {
-		*error_r = "missing :PORT";
+		*error_r = g_strdup("missing :PORT");
 		return -1;
 	}
 	*colon = '\0';
 	*host_r = copy;
 	*port_r = colon + 1;
 	if (strchr(copy, ':') != NULL) {
-		*error_r = "an IPv6 address must be in brackets, as inet:[::1]:PORT";
+		*error_r = g_strdup("an IPv6 address must be in brackets, as inet:[::1]:PORT");
 		return -1;
 	}
 	int family;
 	if (!ip_literal_family(copy, &family) && !domain_name_valid(copy)) {
-		*error_r = "invalid host: expected an IP address or a host name";
+		*error_r = g_strdup("invalid host: expected an IP address or a host name");
 		return -1;
 	}
 	return 0;
 }
 
-static int endpoint_parse_inet(const char *text, struct endpoint *ep_r, const char **error_r)
+static int endpoint_parse_inet(const char *text, struct endpoint *ep_r, char **error_r)
 {
 	char *copy, *host, *port;
 
@@ -238,7 +238,7 @@ static int endpoint_parse_inet(const char *text, struct endpoint *ep_r, const ch
 		return -1;
 	}
 	if (!port_parse(port)) {
-		*error_r = "port must be a number between 1 and 65535";
+		*error_r = g_strdup("port must be a number between 1 and 65535");
 		g_free(copy);
 		return -1;
 	}
@@ -250,14 +250,14 @@ static int endpoint_parse_inet(const char *text, struct endpoint *ep_r, const ch
 }
 
 /* endpoint_parse - "unix:PATH" or "inet:HOST:PORT" (see struct endpoint). */
-static int endpoint_parse(const char *text, struct endpoint *ep_r, const char **error_r)
+static int endpoint_parse(const char *text, struct endpoint *ep_r, char **error_r)
 {
 	memset(ep_r, 0, sizeof(*ep_r));
 	if (g_str_has_prefix(text, "unix:"))
 		return endpoint_parse_unix(text + strlen("unix:"), ep_r, error_r);
 	if (g_str_has_prefix(text, "inet:"))
 		return endpoint_parse_inet(text + strlen("inet:"), ep_r, error_r);
-	*error_r = "must be unix:PATH or inet:HOST:PORT";
+	*error_r = g_strdup("must be unix:PATH or inet:HOST:PORT");
 	return -1;
 }
 
@@ -511,7 +511,8 @@ static void parse_listen(struct loader *ld, const char *key)
 		return;
 	eps = g_new0(struct endpoint, n + 1);
 	for (size_t i = 0; i < n; i++) {
-		const char *error;
+		g_autofree char *error = NULL;
+
 		if (endpoint_parse(items[i], &eps[good], &error) < 0)
 			problem_value(ld, GROUP_MAIN, key, error, items[i]);
 		else
@@ -549,7 +550,7 @@ static void parse_downstream(struct loader *ld, const char *key)
 {
 	char *value = value_get(ld, GROUP_MAIN, key);
 	struct endpoint ep;
-	const char *error;
+	g_autofree char *error = NULL;
 
 	if (value == NULL)
 		return;
@@ -567,7 +568,7 @@ static void parse_metrics_listen(struct loader *ld, const char *key)
 {
 	char *value = value_get(ld, GROUP_MAIN, key);
 	struct endpoint ep;
-	const char *error;
+	g_autofree char *error = NULL;
 
 	if (value == NULL)
 		return;
@@ -1206,7 +1207,7 @@ static void parse_groups(struct loader *ld)
 /* -------------------------------------------------------- file reading */
 
 /* file_read - the whole file, at most CONFIG_FILE_MAX_BYTES. */
-static int file_read(const char *file, char **text_r, const char **error_r)
+static int file_read(const char *file, char **text_r, char **error_r)
 {
 	GString *text = g_string_new(NULL);
 	char buf[8192];
@@ -1214,7 +1215,7 @@ static int file_read(const char *file, char **text_r, const char **error_r)
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 
 	if (fd == -1) {
-		*error_r = g_strerror(errno);
+		*error_r = g_strdup(g_strerror(errno));
 		g_string_free(text, TRUE);
 		return -1;
 	}
@@ -1222,7 +1223,7 @@ static int file_read(const char *file, char **text_r, const char **error_r)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 || text->len + (size_t)r > CONFIG_FILE_MAX_BYTES) {
-			*error_r = r < 0 ? g_strerror(errno) : "file is too large";
+			*error_r = g_strdup(r < 0 ? g_strerror(errno) : "file is too large");
 			close(fd);
 			g_string_free(text, TRUE);
 			return -1;
@@ -1231,7 +1232,7 @@ static int file_read(const char *file, char **text_r, const char **error_r)
 	}
 	close(fd);
 	if (memchr(text->str, '\0', text->len) != NULL) {
-		*error_r = "file contains a NUL byte";
+		*error_r = g_strdup("file contains a NUL byte");
 		g_string_free(text, TRUE);
 		return -1;
 	}
@@ -1273,13 +1274,15 @@ struct config *config_defaults(void)
 {
 	static const char *const trusted[] = CONFIG_DEFAULT_TRUSTED_NETWORKS;
 	struct config *config = g_new0(struct config, 1);
-	const char *error;
+	char *error = NULL;
 
 	config->listen = g_new0(struct endpoint, 2);
 	if (endpoint_parse(CONFIG_DEFAULT_LISTEN, &config->listen[0], &error) == 0)
 		config->listen_count = 1;
+	g_clear_pointer(&error, g_free);
 	config->listen_mode = CONFIG_DEFAULT_LISTEN_MODE;
 	(void)endpoint_parse(CONFIG_DEFAULT_DOWNSTREAM, &config->downstream, &error);
+	g_clear_pointer(&error, g_free);
 	config->authserv_id = g_strdup(g_get_host_name());
 	config->authserv_id_aliases = g_new0(char *, 1);
 	config->mta_hostnames = g_new0(char *, 2);
@@ -1371,7 +1374,7 @@ static int keyfile_load(struct loader *ld, char *text, char **error_r)
 int config_load(const char *file, struct config **config_r, char **error_r)
 {
 	struct loader ld = { .file = file, .max_message_size_ok = true };
-	const char *read_error;
+	g_autofree char *read_error = NULL;
 	char *text;
 	int ret = -1;
 

@@ -752,7 +752,10 @@ int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, u
 
 ssize_t dkim_spool_read(void *spool, uint64_t offset, void *buf, size_t len)
 {
-	const char *error = NULL;
+	char *error = NULL;
+	ssize_t n = spool_read(spool, offset, buf, len, &error);
 
-	return spool_read(spool, offset, buf, len, &error);
+	/* the caller reports a failed read on its own */
+	g_free(error);
+	return n;
 }

@@ -179,7 +179,7 @@ static int downstream_command(struct downstream *ds, const char *what, const cha
 int downstream_connect(struct downstream *ds, const struct endpoint *ep, const char *lhlo_name,
 		       int timeout_ms, struct lmtp_reply *reply_r)
 {
-	const char *error;
+	g_autofree char *error = NULL;
 	char line[600];
 
 	netio_close(&ds->io);
@@ -303,7 +303,7 @@ static int downstream_write_view(struct downstream *ds, const char *what, const 
 	char *buf = NULL;
 	bool bol = true;
 	enum netio_status st = NETIO_OK;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 
 	*last_r = '\n';
 	for (size_t i = 0; i < view->count && st == NETIO_OK; i++) {
@@ -356,7 +356,7 @@ static int downstream_end_view(struct downstream *ds, const char *what, char las
 }
 
 /* The view's last byte, '\n' for an empty view; -1 on a spool failure. */
-static int view_last_byte(const struct message_view *view, const struct spool *spool, const char **error_r)
+static int view_last_byte(const struct message_view *view, const struct spool *spool, char **error_r)
 {
 	for (size_t i = view->count; i-- > 0;) {
 		const struct view_segment *seg = &view->segs[i];
@@ -368,7 +368,7 @@ static int view_last_byte(const struct message_view *view, const struct spool *s
 		ssize_t n = spool_read(spool, seg->offset + seg->length - 1, &c, 1, error_r);
 		if (n != 1) {
 			if (n == 0)
-				*error_r = "spool truncated";
+				*error_r = g_strdup("spool truncated");
 			return -1;
 		}
 		return (unsigned char)c;
@@ -390,7 +390,7 @@ static int downstream_send_view(struct downstream *ds, const struct message_view
  * same final line end that DATA would add, so both carry identical bytes. */
 static int downstream_send_chunk(struct downstream *ds, const struct message_view *view, const struct spool *spool)
 {
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	int last = view_last_byte(view, spool, &error);
 	char written;
 

@@ -102,7 +102,9 @@ void filter_tx_free(struct filter_tx **ftxp)
 	*ftxp = NULL;
 }
 
-static int filter_header(struct filter_tx *ftx, const char **error_r)
+/* filter_header - read and parse the header block, once; 0, or -1 with
+ * *error_r (g_malloc'd) the first time, untouched on a repeated call. */
+static int filter_header(struct filter_tx *ftx, char **error_r)
 {
 	int complete;
 
@@ -117,7 +119,7 @@ static int filter_header(struct filter_tx *ftx, const char **error_r)
 
 const struct message_verdict *filter_verdict(struct filter_tx *ftx, unsigned checks)
 {
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 
 	if (ftx->ev == NULL) {
 		if (filter_header(ftx, &error) < 0)
@@ -380,7 +382,7 @@ static int filter_annotate(struct filter_tx *ftx, const struct domain_policy *po
 {
 	const struct config *config = ftx->config;
 	uint64_t size = spool_size(ftx->facts.spool);
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	struct normalize_edit *edits = NULL;
 	size_t edit_count = 0;
 	struct disposition d;
@@ -447,6 +449,7 @@ const char *filter_log_fields(struct filter_tx *ftx)
 
 size_t filter_header_length(struct filter_tx *ftx)
 {
-	const char *error;
+	g_autofree char *error = NULL;
+
 	return filter_header(ftx, &error) == 0 ? ftx->header_len : 0;
 }

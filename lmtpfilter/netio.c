@@ -13,6 +13,7 @@
 #include "lmtpfilter/config.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -335,18 +336,18 @@ static int connect_wait(int fd, const struct sockaddr *sa, socklen_t len, int ti
 	return 0;
 }
 
-int netio_connect(const struct endpoint *ep, int timeout_ms, const char **error_r)
+int netio_connect(const struct endpoint *ep, int timeout_ms, char **error_r)
 {
 	if (ep->is_unix) {
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
 		if (strlen(ep->path) >= sizeof(sun.sun_path)) {
-			*error_r = "socket path too long";
+			*error_r = g_strdup("socket path too long");
 			return -1;
 		}
 		strcpy(sun.sun_path, ep->path);
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd == -1 || connect_wait(fd, (struct sockaddr *)&sun, sizeof(sun), timeout_ms) < 0) {
-			*error_r = strerror(errno);
+			*error_r = g_strdup(g_strerror(errno));
 			if (fd != -1)
 				close(fd);
 			return -1;
@@ -356,21 +357,23 @@ int netio_connect(const struct endpoint *ep, int timeout_ms, const char **error_
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res, *ai;
 	int gai = getaddrinfo(ep->host, ep->port, &hints, &res);
 	if (gai != 0) {
-		*error_r = gai_strerror(gai);
+		*error_r = g_strdup(gai_strerror(gai));
 		return -1;
 	}
-	int fd = -1;
-	*error_r = "no address";
+	int fd = -1, last_errno = 0;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd == -1)
 			continue;
 		if (connect_wait(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms) == 0)
 			break;
-		*error_r = strerror(errno);
+		last_errno = errno;
 		close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(res);
+	/* the text is made only on failure: the last connect's reason */
+	if (fd == -1)
+		*error_r = last_errno != 0 ? g_strdup(g_strerror(last_errno)) : g_strdup("no address");
 	return fd;
 }

@@ -83,8 +83,8 @@ const char *netio_status_text(enum netio_status status);
 long long netio_now_ms(void);
 
 /* Connect to "unix:PATH" or "inet:HOST:PORT" (see config endpoints) with a
- * deadline; returns the fd or -1 with *error_r. */
+ * deadline; returns the fd or -1 with *error_r (g_malloc'd). */
 struct endpoint;
-int netio_connect(const struct endpoint *ep, int timeout_ms, const char **error_r);
+int netio_connect(const struct endpoint *ep, int timeout_ms, char **error_r);
 
 #endif

@@ -307,7 +307,7 @@ static void data_spool_failed(struct session *s, const char *error)
 static void data_store(struct session *s, const char *p, size_t len, uint64_t *size, struct spool_text *text)
 {
 	uint64_t max = s->config->max_message_size;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	size_t stored;
 
 	/* Never fewer bytes stored than read: too big already? */
@@ -397,7 +397,7 @@ static int session_prepare(void *ctx, const struct domain_policy *policy, struct
 static void cmd_data(struct session *s, const struct lmtp_command *cmd)
 {
 	struct transaction *tx = &s->tx;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	char timeout_text[128];
 
 	if (!tx->active) {

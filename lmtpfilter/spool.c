@@ -40,8 +40,6 @@ struct spool {
 
 	char *header;         /* spool_header_block's copy for file spools */
 	size_t header_size;
-
-	char error[256];      /* the last error with its cause, for *error_r */
 };
 
 struct spool *spool_new(const char *dir, size_t memory_limit)
@@ -76,7 +74,7 @@ void spool_free(struct spool **spoolp)
 	*spoolp = NULL;
 }
 
-static int spool_open_file(struct spool *spool, const char **error_r)
+static int spool_open_file(struct spool *spool, char **error_r)
 {
 	int fd = open(spool->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 
@@ -89,15 +87,14 @@ static int spool_open_file(struct spool *spool, const char **error_r)
 	}
 	if (fd == -1) {
 		/* EMFILE, ENOSPC and EACCES need different fixes: say which. */
-		snprintf(spool->error, sizeof(spool->error), "cannot create spool file in %s: %s",
-			 spool->dir, g_strerror(errno));
-		*error_r = spool->error;
+		*error_r = g_strdup_printf("cannot create spool file in %s: %s", spool->dir,
+					   g_strerror(errno));
 		return -1;
 	}
 	spool->fd = fd;
 	spool->wbuf = malloc(SPOOL_WRITE_BUFFER);
 	if (spool->wbuf == NULL) {
-		*error_r = "out of memory";
+		*error_r = g_strdup("out of memory");
 		return -1;
 	}
 	spool->wbuf_len = 0;
@@ -105,15 +102,15 @@ static int spool_open_file(struct spool *spool, const char **error_r)
 	return 0;
 }
 
-static int spool_write_all(struct spool *spool, const char *data, size_t len, const char **error_r)
+static int spool_write_all(struct spool *spool, const char *data, size_t len, char **error_r)
 {
 	while (len > 0) {
 		ssize_t n = pwrite(spool->fd, data, len, (off_t)spool->file_len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			snprintf(spool->error, sizeof(spool->error), "spool write error: %s", g_strerror(errno));
-			*error_r = errno == ENOSPC ? "spool disk full" : spool->error;
+			*error_r = errno == ENOSPC ? g_strdup("spool disk full")
+				: g_strdup_printf("spool write error: %s", g_strerror(errno));
 			return -1;
 		}
 		data += n;
@@ -123,7 +120,7 @@ static int spool_write_all(struct spool *spool, const char *data, size_t len, co
 	return 0;
 }
 
-static int spool_flush(struct spool *spool, const char **error_r)
+static int spool_flush(struct spool *spool, char **error_r)
 {
 	if (spool->wbuf_len == 0)
 		return 0;
@@ -136,13 +133,13 @@ static int spool_flush(struct spool *spool, const char **error_r)
 static bool spool_in_file(const struct spool *spool);
 
 /* Move from memory to the file once the limit is passed. */
-static int spool_spill(struct spool *spool, const char **error_r)
+static int spool_spill(struct spool *spool, char **error_r)
 {
 	if (spool->fd == -1) {
 		if (spool_open_file(spool, error_r) < 0)
 			return -1;
 	} else if (ftruncate(spool->fd, 0) < 0) {
-		*error_r = "spool truncate error";
+		*error_r = g_strdup("spool truncate error");
 		return -1;
 	}
 	spool->file_len = 0;
@@ -159,7 +156,7 @@ static bool spool_in_file(const struct spool *spool)
 	return spool->in_file;
 }
 
-int spool_append(struct spool *spool, const void *data, size_t len, const char **error_r)
+int spool_append(struct spool *spool, const void *data, size_t len, char **error_r)
 {
 	/* Nothing to add; the buffer may not exist yet (memcpy to NULL). */
 	if (len == 0)
@@ -173,7 +170,7 @@ int spool_append(struct spool *spool, const void *data, size_t len, const char *
 				size = spool->memory_limit;
 			char *mem = realloc(spool->mem, size);
 			if (mem == NULL) {
-				*error_r = "out of memory";
+				*error_r = g_strdup("out of memory");
 				return -1;
 			}
 			spool->mem = mem;
@@ -197,7 +194,7 @@ int spool_append(struct spool *spool, const void *data, size_t len, const char *
 }
 
 int spool_append_text(struct spool *spool, const char *data, size_t len, struct spool_text *text,
-		      size_t *stored_r, const char **error_r)
+		      size_t *stored_r, char **error_r)
 {
 	size_t start = 0, stored = 0;
 
@@ -230,7 +227,7 @@ int spool_append_text(struct spool *spool, const char *data, size_t len, struct 
 	return 0;
 }
 
-int spool_finish(struct spool *spool, const char **error_r)
+int spool_finish(struct spool *spool, char **error_r)
 {
 	return spool_in_file(spool) ? spool_flush(spool, error_r) : 0;
 }
@@ -242,7 +239,7 @@ uint64_t spool_size(const struct spool *spool)
 	return spool->mem_len;
 }
 
-ssize_t spool_read(const struct spool *spool, uint64_t offset, void *buf, size_t len, const char **error_r)
+ssize_t spool_read(const struct spool *spool, uint64_t offset, void *buf, size_t len, char **error_r)
 {
 	if (!spool_in_file(spool)) {
 		if (offset >= spool->mem_len)
@@ -269,7 +266,7 @@ ssize_t spool_read(const struct spool *spool, uint64_t offset, void *buf, size_t
 		if (n >= 0)
 			return n;
 		if (errno != EINTR) {
-			*error_r = "spool read error";
+			*error_r = g_strdup("spool read error");
 			return -1;
 		}
 	}
@@ -335,7 +332,7 @@ static size_t header_end(const char *buf, size_t len, size_t from)
 
 /* header_copy - read the file spool's first bytes into spool->header until
  * the empty line or want bytes; *have_r bytes read, *end_r as header_end */
-static int header_copy(struct spool *spool, size_t want, size_t *have_r, size_t *end_r, const char **error_r)
+static int header_copy(struct spool *spool, size_t want, size_t *have_r, size_t *end_r, char **error_r)
 {
 	size_t have = 0, end = 0;
 
@@ -356,7 +353,7 @@ static int header_copy(struct spool *spool, size_t want, size_t *have_r, size_t 
 	return 0;
 }
 
-int spool_header_block(struct spool *spool, const char **block_r, size_t *len_r, int *complete_r, const char **error_r)
+int spool_header_block(struct spool *spool, const char **block_r, size_t *len_r, int *complete_r, char **error_r)
 {
 	if (!spool_in_file(spool)) {
 		size_t end = header_end(spool->mem, spool->mem_len, 0);
@@ -372,7 +369,7 @@ int spool_header_block(struct spool *spool, const char **block_r, size_t *len_r,
 	if (spool->header == NULL) {
 		spool->header = malloc(want ? want : 1);
 		if (spool->header == NULL) {
-			*error_r = "out of memory";
+			*error_r = g_strdup("out of memory");
 			return -1;
 		}
 	}

@@ -86,7 +86,7 @@ static void field_extend(struct raw_header *h, const char *buf, const struct lin
 	h->length = line->end - h->offset;
 }
 
-int header_block_parse(const char *buf, size_t len, struct header_block **block_r, const char **error_r)
+int header_block_parse(const char *buf, size_t len, struct header_block **block_r, char **error_r)
 {
 	struct header_block *block = g_new0(struct header_block, 1);
 	enum line_state state = STATE_NONE;

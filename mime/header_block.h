@@ -39,9 +39,10 @@ struct header_block {
  * skipped_lines; the block goes on after it, as GMime's and Dovecot's
  * parsers do, so a field after a junk line is still found. NUL and 8-bit
  * bytes are kept as they are. The returned fields point into buf, which
- * must outlive the block. Never fails on odd input (0 always; the error
- * out-parameter exists for API uniformity). */
-int header_block_parse(const char *buf, size_t len, struct header_block **block_r, const char **error_r);
+ * must outlive the block. Never fails on odd input (0 always, *error_r
+ * never set; the out-parameter, g_malloc'd like every error_r, exists for
+ * API uniformity). */
+int header_block_parse(const char *buf, size_t len, struct header_block **block_r, char **error_r);
 void header_block_free(struct header_block **block);
 
 /* header_name_is - the field is called name (ASCII case-insensitive). */

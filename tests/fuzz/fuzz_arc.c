@@ -79,7 +79,8 @@ static struct arc_verifier *fuzz_verifier(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *s = (const char *)data, *error = NULL;
+	const char *s = (const char *)data;
+	char *error = NULL;
 	struct arc_tag_list *list = g_new0(struct arc_tag_list, 1);
 	struct arc_chain *chain = g_new0(struct arc_chain, 1);
 	struct arc_outcome *out = g_new0(struct arc_outcome, 1);
@@ -91,8 +92,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (arc_tag_list_parse(s, size, list, &error) == 0)
 		check_tags(list, s, size);
+	else if (error == NULL)
+		__builtin_trap();
+	g_clear_pointer(&error, g_free);
 	if (arc_aar_instance(s, size, &i, &error) == 0 && (i == 0 || i > ARC_SETS_MAX))
 		__builtin_trap();
+	g_clear_pointer(&error, g_free);
 	if (header_block_parse(s, size, &block, &error) == 0) {
 		if (arc_chain_collect(block, chain, reason, sizeof(reason)) == 0)
 			check_chain(chain);

@@ -43,7 +43,7 @@ static size_t parse_back(const char *field, const char *name, const char *authse
 {
 	struct header_block *block = NULL;
 	struct normalize_edit *edits = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	size_t count = 0;
 
 	CHECK(header_block_parse(field, strlen(field), &block, &error) == 0);

@@ -102,7 +102,8 @@ static void check_spool(const uint8_t *d, size_t len, size_t body_offset, size_t
 			size_t limit)
 {
 	struct spool *spool = spool_new(g_get_tmp_dir(), limit);
-	const char *error = NULL, *block;
+	const char *block;
+	g_autofree char *error = NULL;
 	size_t got, whole = pad / 64 * 64, want = pad + body_offset;
 	int complete;
 
@@ -131,7 +132,7 @@ static void check_spool(const uint8_t *d, size_t len, size_t body_offset, size_t
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	bool found;
 
 	CHECK(header_block_parse((const char *)data, size, &block, &error) == 0);

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct header_block *block = NULL;
 	struct normalize_edit *edits = NULL;
 	size_t count = 0, last = 0;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 
 	header_block_parse((const char *)data, size, &block, &error);
 	normalize_find(block, "mail.example.com", aliases, 1, &edits, &count);

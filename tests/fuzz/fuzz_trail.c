@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char *ours[] = { "mail.example.com", "mx2.example.com" };
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	struct conn_facts facts;
 	struct received_hop hop;
 	char *value;

@@ -43,7 +43,7 @@ static void test_tag_list(void)
 	for (size_t i = 0; i < G_N_ELEMENTS(tag_cases); i++) {
 		const struct tag_case *c = &tag_cases[i];
 		struct arc_tag_list list;
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 		int rc = arc_tag_list_parse(c->input, strlen(c->input), &list, &error);
 
 		g_test_message("%s", c->label);
@@ -67,7 +67,7 @@ static void test_tag_list_too_many(void)
 {
 	GString *s = g_string_new(NULL);
 	struct arc_tag_list list;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 
 	for (int i = 0; i <= ARC_TAGS_MAX; i++)
 		g_string_append_printf(s, "t%d=x;", i);
@@ -80,7 +80,7 @@ static void test_b_span(void)
 {
 	const char *v = "i=1; b=ab\r\n cd ; bh=xyz";
 	struct arc_tag_list list;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	const struct arc_tag *b;
 	GString *out = g_string_new(NULL);
 
@@ -107,7 +107,7 @@ static void test_instances(void)
 	};
 
 	for (size_t n = 0; n < G_N_ELEMENTS(cases); n++) {
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 		unsigned i = 0;
 
 		g_test_message("i=%s", cases[n].in);
@@ -119,7 +119,7 @@ static void test_instances(void)
 			g_assert_nonnull(error);
 	}
 	for (size_t n = 0; n < G_N_ELEMENTS(aar); n++) {
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 		unsigned i = 0;
 
 		g_test_message("aar %s", aar[n].in);
@@ -200,7 +200,7 @@ static void check_chain(const char *text, size_t len, int want_rc, const char *w
 	struct header_block *block = NULL;
 	struct arc_chain *chain = g_new0(struct arc_chain, 1);
 	char reason[ARC_REASON_MAX];
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	int rc;
 
 	g_assert_cmpint(header_block_parse(text, len, &block, &error), ==, 0);

@@ -401,7 +401,7 @@ static void test_rendered_id_reads_back_as_ours(void)
 		struct header_block *block = NULL;
 		struct normalize_edit *edits = NULL;
 		size_t count = 0;
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 		char *field;
 
 		authres_add(ar, "spf", VERDICT_PASS, "a (comment)", "smtp.mailfrom", "u@example.org", NULL);

@@ -69,7 +69,7 @@ static void check_case(const struct block_case *c)
 {
 	size_t len = c->input_len != 0 ? c->input_len : strlen(c->input);
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	size_t n = 0;
 
 	g_test_message("case: %s", c->label);
@@ -108,7 +108,7 @@ static void test_fields_tile_block(void)
 {
 	const char *in = "Received: from a\r\n\tby b; x\r\nSubject: s\r\nTo: t\r\n\r\nbody";
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	size_t pos = 0;
 
 	header_block_parse(in, strlen(in), &block, &error);
@@ -124,7 +124,7 @@ static void test_name_is(void)
 {
 	const char *in = "authentication-RESULTS \t: x\nAuthentication-Results-X: y\nReceived: z\n\n";
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 
 	header_block_parse(in, strlen(in), &block, &error);
 	g_assert_cmpuint(block->count, ==, 3);
@@ -168,7 +168,7 @@ static void test_name_reads_as(void)
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		struct header_block *block = NULL;
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 
 		header_block_parse(cases[i].field, cases[i].len, &block, &error);
 		g_assert_cmpuint(block->count, ==, 1);
@@ -197,7 +197,7 @@ static void test_leading_continuation(void)
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		struct header_block *block = NULL;
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 
 		header_block_parse(cases[i].in, strlen(cases[i].in), &block, &error);
 		if (block->leading_continuation != cases[i].leading)
@@ -211,7 +211,7 @@ static void test_unfold(void)
 {
 	const char *in = "X: a\r\n b\n\tc\r\n  d\0e\n\n";
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	char *v;
 
 	header_block_parse(in, 20, &block, &error);
@@ -227,7 +227,7 @@ static void test_many_fields(void)
 {
 	GString *s = g_string_new("");
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	size_t forged = 0;
 	gint64 t0, t1, t2, t3;
 
@@ -277,7 +277,7 @@ static void test_agrees_with_gmime(void)
 		GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
 		GMimeHeaderList *list = g_mime_object_get_header_list(GMIME_OBJECT(msg));
 		struct header_block *block = NULL;
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 
 		header_block_parse(inputs[i], strlen(inputs[i]), &block, &error);
 		g_assert_cmpint(g_mime_header_list_get_count(list), ==, (int)block->count);

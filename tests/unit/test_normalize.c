@@ -23,7 +23,7 @@ static char *normalized_len(const char *in, size_t in_len, size_t *out_len_r)
 	struct header_block *block = NULL;
 	struct normalize_edit *edits = NULL;
 	size_t count = 99;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	GString *out = g_string_new(NULL);
 	size_t pos = 0, len = in_len != 0 ? in_len : strlen(in);
 
@@ -336,7 +336,7 @@ static void test_no_aliases(void)
 	struct header_block *block = NULL;
 	struct normalize_edit *edits = NULL;
 	size_t count = 0;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 
 	g_assert_cmpint(header_block_parse(in, strlen(in), &block, &error), ==, 0);
 	g_assert_cmpint(normalize_find(block, "mail.example.com", NULL, 0, &edits, &count), ==, 1);

@@ -499,7 +499,7 @@ static int deliver(struct downstream *ds, struct lmtp_reply *replies, size_t cou
 	static const char message[] = "Subject: x\r\n\r\nhello\r\n";
 	struct spool *spool = spool_new(g_get_tmp_dir(), 1 << 20);
 	struct message_view view;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	int ret;
 
 	g_assert_cmpint(spool_finish(spool, &error), ==, 0);

@@ -14,7 +14,7 @@ static void fill(char *buf, size_t len, unsigned seed)
 static void check_content(struct spool *spool, const char *expect, size_t len)
 {
 	char *got = g_malloc(len + 1);
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	size_t have = 0;
 	/* Odd read sizes cross the memory / file / write-buffer boundaries. */
 	while (have < len) {
@@ -30,7 +30,7 @@ static void check_content(struct spool *spool, const char *expect, size_t len)
 static void test_memory_only(void)
 {
 	struct spool *spool = spool_new(g_get_tmp_dir(), 1000);
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	char data[900];
 
 	fill(data, sizeof(data), 1);
@@ -48,7 +48,7 @@ static void test_memory_only(void)
 static void test_spills_to_file(void)
 {
 	struct spool *spool = spool_new(g_get_tmp_dir(), 1000);
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	size_t len = 300000;
 	char *data = g_malloc(len);
 
@@ -76,7 +76,8 @@ static void test_spills_to_file(void)
 static void test_header_block(void)
 {
 	const char *msg = "From: a@b\r\nSubject: x\r\n\r\nbody\r\n";
-	const char *error = NULL, *block;
+	const char *block;
+	g_autofree char *error = NULL;
 	size_t len;
 	int complete;
 
@@ -96,7 +97,8 @@ static void test_header_block_without_body(void)
 {
 	const char *msg = "From: a@b\r\nSubject: x\r\n";
 	struct spool *spool = spool_new(g_get_tmp_dir(), 0);
-	const char *error = NULL, *block;
+	const char *block;
+	g_autofree char *error = NULL;
 	size_t len;
 	int complete;
 
@@ -111,7 +113,8 @@ static void test_header_block_without_body(void)
 static void test_header_block_too_large(void)
 {
 	struct spool *spool = spool_new(g_get_tmp_dir(), 1024);
-	const char *error = NULL, *block;
+	const char *block;
+	g_autofree char *error = NULL;
 	size_t len;
 	int complete;
 	char line[] = "X-Filler: 0123456789012345678901234567890123456789012345678901234567890123456789\r\n";
@@ -167,7 +170,8 @@ static void check_header_block(const GString *msg, size_t header_len, const char
 {
 	for (size_t limit = 1024; limit != 0; limit = limit == 1024 ? 16u * 1024 * 1024 : 0) {
 		struct spool *spool = spool_new(g_get_tmp_dir(), limit);
-		const char *error = NULL, *block;
+		const char *block;
+		g_autofree char *error = NULL;
 		size_t len;
 		int complete;
 
@@ -245,7 +249,8 @@ static void test_header_block_of_empty_message(void)
 {
 	for (size_t limit = 0; limit <= 1024; limit += 1024) {
 		struct spool *spool = spool_new(g_get_tmp_dir(), limit);
-		const char *error = NULL, *block = NULL;
+		const char *block = NULL;
+		g_autofree char *error = NULL;
 		size_t len = 99;
 		int complete = 0;
 
@@ -264,7 +269,7 @@ static void test_empty_appends(void)
 {
 	for (size_t limit = 0; limit <= 1024; limit += 1024) {
 		struct spool *spool = spool_new(g_get_tmp_dir(), limit);
-		const char *error = NULL;
+		g_autofree char *error = NULL;
 
 		g_assert_cmpint(spool_append(spool, "", 0, &error), ==, 0);
 		g_assert_cmpint(spool_append(spool, "\r\nbody", 6, &error), ==, 0);
@@ -279,7 +284,7 @@ static void test_empty_appends(void)
 static void test_bad_dir(void)
 {
 	struct spool *spool = spool_new("/nonexistent/dir", 10);
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 
 	g_assert_cmpint(spool_append(spool, "0123456789", 10, &error), ==, 0);
 	g_assert_cmpint(spool_append(spool, "x", 1, &error), ==, -1);
@@ -314,7 +319,7 @@ static void test_append_text(void)
 		for (size_t split = 0; split <= len; split++) {
 			struct spool *spool = spool_new("/tmp", 1 << 20);
 			struct spool_text text = { 0 };
-			const char *error = NULL;
+			g_autofree char *error = NULL;
 			size_t total = 0, stored;
 			size_t step = split == 0 ? MAX(len, 1) : split;
 

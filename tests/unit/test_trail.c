@@ -147,7 +147,7 @@ static char *ours[] = { "mail.example.com", "MX2.Example.COM." };
 static void facts_of(const char *headers, struct conn_facts *f)
 {
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 
 	g_assert_cmpint(header_block_parse(headers, strlen(headers), &block, &error), ==, 0);
 	g_assert_cmpint(trail_facts(block, ours, G_N_ELEMENTS(ours), trusted_prefixes, (void *)trusted_nets, f), ==, 0);
@@ -315,7 +315,7 @@ static void test_thousand_hops_bounded(void)
 {
 	GString *s = g_string_new("");
 	struct header_block *block = NULL;
-	const char *error = NULL;
+	g_autofree char *error = NULL;
 	struct conn_facts f;
 
 	for (int i = 0; i < 1000; i++)
