@@ -74,8 +74,9 @@ void dkim_verifier_free(struct dkim_verifier **v);
  * the raw message as received (CRLF; bare LF is tolerated), read through
  * read(ctx, …) in DKIM_CHUNK_SIZE pieces up to size bytes. Fills *out_r:
  * count == 0 means unsigned (dkim=none). A DNS failure is a per-signature
- * temperror, not an error of the call. Returns -1 with *error_r only when
- * the message could not be read or the library failed; *out_r is then
+ * temperror, not an error of the call. Returns -1 with *error_r
+ * (g_malloc'd) only when the message could not be read or the library
+ * failed; *out_r is then
  * empty and the caller should report temperror. */
 int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, uint64_t size,
 			struct dkim_outcome *out_r, char **error_r);

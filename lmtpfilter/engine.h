@@ -41,10 +41,11 @@ struct engine {
 
 /* engine_init - take the configuration reference and build the checkers
  * (resolver, SPF, DKIM, DMARC, ARC) once, before any worker thread exists.
- * Returns 0, or -1 with *error_r; engine_deinit is due either way. */
+ * Returns 0, or -1 with *error_r (g_malloc'd); engine_deinit is due
+ * either way. */
 int engine_init(struct engine *engine, struct config *config, char **error_r);
 /* engine_open_history - open the configuration's dmarc_history, if set.
- * Returns 0, or -1 with *error_r. */
+ * Returns 0, or -1 with *error_r (g_malloc'd). */
 int engine_open_history(struct engine *engine, char **error_r);
 /* engine_deinit - free the checkers and drop the configuration. */
 void engine_deinit(struct engine *engine);

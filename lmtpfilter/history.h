@@ -150,8 +150,8 @@ typedef void history_record_cb(const struct history_record *record, void *contex
 
 /* history_read_file - stream every record of one file to cb, skipping and
  * counting torn or corrupt ones; memory use is bounded whatever the file
- * size. 0, or -1 with *error_r if the file cannot be read (a missing file is
- * an error too). */
+ * size. 0, or -1 with *error_r (g_malloc'd) if the file cannot be read (a
+ * missing file is an error too). */
 int history_read_file(const char *path, history_record_cb *cb, void *context,
 		      struct history_read_stats *stats, char **error_r);
 

@@ -50,7 +50,8 @@ struct dns_answer {
 	void *priv;
 };
 
-/* servers: "IP" or "IP@PORT", NULL/0 = /etc/resolv.conf. timeout_ms > 0. */
+/* resolver_new - servers: "IP" or "IP@PORT", NULL/0 = /etc/resolv.conf.
+ * timeout_ms > 0. 0, or -1 with *error_r (g_malloc'd). */
 int resolver_new(char *const *servers, size_t server_count, unsigned timeout_ms,
 		 struct resolver **resolver_r, char **error_r);
 void resolver_free(struct resolver **resolver);
