@@ -674,9 +674,7 @@ static void arc_evaluate(struct arc_message *m, struct arc_outcome *out)
 	out->oldest_pass = oldest;
 }
 
-/* arc_outcome_init - an empty outcome (none); sets are cleared as they are
- * filled, not all ARC_SETS_MAX up front. */
-static void arc_outcome_init(struct arc_outcome *out)
+void arc_outcome_init(struct arc_outcome *out)
 {
 	out->result = VERDICT_NONE;
 	out->oldest_pass = 0;

@@ -82,6 +82,10 @@ void arc_verifier_free(struct arc_verifier **v);
  * temperror. */
 int arc_verify_message(struct arc_verifier *v, arc_read_fn read, void *ctx, uint64_t size,
 		       struct arc_outcome *out_r, char **error_r);
+/* arc_outcome_init - an empty outcome (none, no sets) without clearing the
+ * ARC_SETS_MAX set results: only sets[0 .. set_count) are ever read, and
+ * arc_verify_message clears each as it fills it. */
+void arc_outcome_init(struct arc_outcome *out);
 /* arc_outcome_clear - free what the outcome holds (newest_aar). */
 void arc_outcome_clear(struct arc_outcome *out);
 /* arc_outcome_json - append the outcome as one JSON object to json:

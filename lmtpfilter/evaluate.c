@@ -17,6 +17,7 @@
 #include "mime/header_block.h"
 
 #include <glib.h>
+#include <stddef.h>
 #include <string.h>
 
 #define EVALUATE_FROM_MAX 16        /* From values handed to DMARC; more are joined into the last */
@@ -29,10 +30,26 @@ struct evaluation {
 	bool arc_vouch_done;              /* evaluate_arc_vouch looked */
 };
 
+/* evaluation_alloc - a zeroed evaluation but for the ARC outcome, which
+ * arc_outcome_init makes empty: its ARC_SETS_MAX set results are over half
+ * of the structure, and clearing them for every message (most have no ARC
+ * set) cost 3.5 % of the instructions of a whole evaluation. */
+static struct evaluation *evaluation_alloc(void)
+{
+	struct evaluation *ev = g_new(struct evaluation, 1);
+	char *bytes = (char *)ev;
+	size_t arc_at = offsetof(struct evaluation, v.arc), arc_end = arc_at + sizeof(ev->v.arc);
+
+	memset(bytes, 0, arc_at);
+	memset(bytes + arc_end, 0, sizeof(*ev) - arc_end);
+	arc_outcome_init(&ev->v.arc);
+	return ev;
+}
+
 struct evaluation *evaluation_new(const struct checkers *checkers, const struct config *config,
 				  const struct evaluation_input *in)
 {
-	struct evaluation *ev = g_new0(struct evaluation, 1);
+	struct evaluation *ev = evaluation_alloc();
 
 	ev->checkers = checkers;
 	ev->config = config;
