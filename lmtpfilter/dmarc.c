@@ -643,7 +643,9 @@ static void dmarc_evaluate(struct dmarc_checker *c, const struct dmarc_input *in
 			     dmarc_applies_name(d->applies), dmarc_request_name(d->published));
 }
 
-/* dmarc_evaluate_domain - the whole evaluation for one From domain. */
+/* dmarc_evaluate_domain - the whole evaluation for one From domain, into
+ * an outcome the caller cleared (all zero but result and header_from): it
+ * is some 20 KB, and dmarc_check has just cleared it once. */
 static void dmarc_evaluate_domain(struct dmarc_checker *c, const struct dmarc_input *in,
 				  const char *domain, struct dmarc_outcome *out)
 {
@@ -651,7 +653,6 @@ static void dmarc_evaluate_domain(struct dmarc_checker *c, const struct dmarc_in
 	struct dns_source dns;
 	struct dmarc_discovery *d = g_new0(struct dmarc_discovery, 1);
 
-	memset(out, 0, sizeof(*out));
 	out->result = VERDICT_PERMERROR;
 	out->mode = c->mode;
 	out->pct = -1;
@@ -792,13 +793,14 @@ static void dmarc_evaluate_authors(struct dmarc_checker *c, const struct dmarc_i
 				   const struct dmarc_authors *a, struct dmarc_outcome *out)
 {
 	struct dmarc_tally *t = g_new0(struct dmarc_tally, 1);
-	struct dmarc_outcome *one = g_new0(struct dmarc_outcome, 1);
+	struct dmarc_outcome *one = g_new(struct dmarc_outcome, 1);   /* cleared per domain */
 	/* On the heap, like the outcomes: a worker's stack is small. */
 	struct dmarc_author_outcome *authors = g_new0(struct dmarc_author_outcome, DMARC_AUTHOR_DOMAINS_MAX);
 	char problem[DMARC_REASON_MAX];
 
 	dmarc_copy(problem, sizeof(problem), out->reason);
 	for (size_t i = 0; i < a->count; i++) {
+		memset(one, 0, sizeof(*one));
 		dmarc_evaluate_domain(c, in, a->domain[i], one);
 		dmarc_tally_add(t, one);
 		dmarc_outcome_author(one, &authors[i]);
@@ -829,6 +831,7 @@ int dmarc_check(struct dmarc_checker *c, const struct dmarc_input *in,
 		if (in->from_values[i] != NULL)
 			dmarc_authors_scan(authors, in->from_values[i]);
 	if (dmarc_from_domain(in, authors, out_r) == 0) {
+		/* out_r is still clear but for result and header_from. */
 		dmarc_copy(from, sizeof(from), out_r->header_from);
 		dmarc_evaluate_domain(c, in, from, out_r);
 	} else {
