@@ -574,34 +574,42 @@ static int arc_read_header(arc_read_fn read, void *ctx, uint64_t size, GByteArra
 	return rc;
 }
 
-/* arc_body_feed - body bytes into every hash wanted, bare LF made CRLF. */
-static void arc_body_feed(struct arc_body *body, const unsigned char *data, size_t len,
-			  unsigned char *out, size_t out_size, unsigned char *last)
+/* arc_body_update - one piece of the body into every hash wanted. */
+static void arc_body_update(struct arc_body *body, const unsigned char *data, size_t len)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] == '\n' && *last != '\r')
-			out[n++] = '\r';
-		out[n++] = data[i];
-		*last = data[i];
-		if (n >= out_size - 2) {
-			for (int c = 0; c < 2; c++)
-				if (body->hash[c] != NULL)
-					dkim_body_hash_update(body->hash[c], out, n);
-			n = 0;
-		}
-	}
 	for (int c = 0; c < 2; c++)
-		if (body->hash[c] != NULL)
-			dkim_body_hash_update(body->hash[c], out, n);
+		if (body->hash[c] != NULL && len > 0)
+			dkim_body_hash_update(body->hash[c], data, len);
+}
+
+/* arc_body_feed - body bytes into every hash wanted, bare LF made CRLF:
+ * the bytes go to the hashes in place, a CR added before each LF that does
+ * not follow one (*last is the byte before data, and becomes its last). */
+static void arc_body_feed(struct arc_body *body, const unsigned char *data, size_t len,
+			  unsigned char *last)
+{
+	size_t start = 0, at = 0;
+	const unsigned char *lf;
+
+	while (at < len && (lf = memchr(data + at, '\n', len - at)) != NULL) {
+		at = (size_t)(lf - data);
+		if ((at > 0 ? data[at - 1] : *last) != '\r') {
+			arc_body_update(body, data + start, at - start);
+			arc_body_update(body, (const unsigned char *)"\r", 1);
+			start = at;
+		}
+		at++;
+	}
+	arc_body_update(body, data + start, len - start);
+	if (len > 0)
+		*last = data[len - 1];
 }
 
 /* arc_body_hash - stream the body from offset into the hashes the AMSes need. */
 static int arc_body_hash(struct arc_message *m, arc_read_fn read, void *ctx, uint64_t offset,
 			 uint64_t size)
 {
-	unsigned char *chunk = g_malloc(ARC_CHUNK_SIZE), *out = g_malloc(2 * ARC_CHUNK_SIZE);
+	unsigned char *chunk = g_malloc(ARC_CHUNK_SIZE);
 	unsigned char last = 0;
 	int rc = 0;
 
@@ -620,10 +628,9 @@ static int arc_body_hash(struct arc_message *m, arc_read_fn read, void *ctx, uin
 			rc = n < 0 ? -1 : 0;
 			break;
 		}
-		arc_body_feed(&m->body, chunk, (size_t)n, out, 2 * ARC_CHUNK_SIZE, &last);
+		arc_body_feed(&m->body, chunk, (size_t)n, &last);
 		offset += (uint64_t)n;
 	}
-	g_free(out);
 	g_free(chunk);
 	return rc;
 }

@@ -188,6 +188,36 @@ class ArcOracleTest(unittest.TestCase):
         got = self.assertSame(msg, "fail")
         self.assertIn("body hash", got["reason"])
 
+    def test_bare_lf_body_across_read_chunks(self):
+        """A body sealed with CRLF line ends verifies with its line ends
+        bare LF (the verifier adds the CR, as the daemon's spool does), also
+        where a CRLF or a bare LF meets the boundary of the verifier's
+        64 KiB reads, and a changed byte still fails. dkimpy seals
+        relaxed/relaxed only, under which a doubled CR would not show; a
+        lost or moved byte does."""
+        chunk = 65536
+
+        def filler(n):
+            out, i = b"", 0
+            while len(out) < n - 100:
+                out += b"line %05d %s\n" % (i, b"bare" if i % 2 else b"crlf\r")
+                i += 1
+            return out + b"y" * (n - len(out))
+
+        body_lf = filler(chunk - 1) + b"\r"                 # CR ends read 1 ...
+        body_lf += b"\n" + filler(chunk - 1)                 # ... its LF begins read 2
+        body_lf += b"\nbare LF began read 3\nend\r\n"        # after a 'y'
+        self.assertEqual(body_lf[chunk - 1:chunk + 1], b"\r\n")
+        self.assertEqual(body_lf[2 * chunk - 1:2 * chunk + 1], b"y\n")
+        body_crlf = re.sub(rb"(?<!\r)\n", b"\r\n", body_lf)
+        sealed = self.seal(self.seal(message(body=body_crlf), HOP1), HOP2, "pass")
+        self.assertSame(sealed, "pass")
+        head = sealed[:sealed.index(b"\r\n\r\n") + 4]
+        got = self.ours(head + body_lf)
+        self.assertEqual(got["result"], "pass", got)
+        got = self.ours(head + body_lf.replace(b"read 3", b"read 4"))
+        self.assertEqual(got["result"], "fail", got)
+
     def test_tampered_seal_signature(self):
         msg = self.chain(2)
         m = re.search(rb"ARC-Seal: i=2;.*?\bb=([A-Za-z0-9+/]{10})", msg, re.S)
