@@ -370,28 +370,46 @@ int arc_chain_collect(const struct header_block *block, struct arc_chain *chain_
 	return arc_chain_check(chain_r, reason, reason_size);
 }
 
-/* arc_canon_relaxed_value - the value's bytes outside [skip_start, skip_end), relaxed. */
+/* arc_canon_special - whitespace or a line end: what relaxed rewrites. */
+static bool arc_canon_special(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* arc_canon_relaxed_value - the value's bytes outside [skip_start, skip_end),
+ * relaxed; the runs between whitespace and line ends are appended whole. */
 static void arc_canon_relaxed_value(GString *out, const char *value, size_t value_len,
 				    size_t skip_start, size_t skip_end)
 {
 	bool pending_space = false, started = false;
+	size_t i = 0;
 
-	for (size_t i = 0; i < value_len; i++) {
+	while (i < value_len) {
 		char c = value[i];
 
-		if (i >= skip_start && i < skip_end)
-			continue;
-		if (c == '\r' || c == '\n')
-			continue;       /* unfold */
-		if (c == ' ' || c == '\t') {
-			pending_space = started;
+		if (i >= skip_start && i < skip_end) {
+			i = skip_end;
 			continue;
 		}
+		if (c == '\r' || c == '\n') {
+			i++;            /* unfold */
+			continue;
+		}
+		if (c == ' ' || c == '\t') {
+			pending_space = started;
+			i++;
+			continue;
+		}
+		size_t stop = i < skip_start && skip_start < value_len ? skip_start : value_len, run = i + 1;
+
+		while (run < stop && !arc_canon_special(value[run]))
+			run++;
 		if (pending_space)
 			g_string_append_c(out, ' ');
 		pending_space = false;
 		started = true;
-		g_string_append_c(out, c);
+		g_string_append_len(out, value + i, (gssize)(run - i));
+		i = run;
 	}
 }
 

@@ -274,6 +274,31 @@ static void test_canon_relaxed(void)
 	}
 }
 
+/* The value bytes in [skip_start, skip_end) left out, wherever they fall:
+ * inside a run of text, over whitespace, up to the end. */
+static void test_canon_relaxed_skip(void)
+{
+	static const struct { const char *value; size_t skip_start, skip_end; const char *want; } cases[] = {
+		{ " i=1; b=abc\r\n def; d=x", 8, 17, "x:i=1; b=; d=x" },
+		{ "abcdef", 2, 4, "x:abef" },
+		{ "a  b  c", 1, 4, "x:a c" },
+		{ "a b", 1, 2, "x:ab" },
+		{ "abc def", 4, 7, "x:abc" },
+		{ "abc def", 0, 4, "x:def" },
+		{ "ab", 0, 2, "x:" },
+		{ "ab  cd", 5, 5, "x:ab cd" },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		GString *out = g_string_new(NULL);
+
+		arc_canon_relaxed(out, "X", 1, cases[i].value, strlen(cases[i].value), cases[i].skip_start,
+				  cases[i].skip_end, false);
+		g_assert_cmpstr(out->str, ==, cases[i].want);
+		g_string_free(out, TRUE);
+	}
+}
+
 static void test_canon_simple(void)
 {
 	const char *field = "Subject :  Hi\n\tthere ";
@@ -444,6 +469,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/arc/chain_structure", test_chain_structure);
 	g_test_add_func("/arc/huge_field", test_huge_field);
 	g_test_add_func("/arc/canon_relaxed", test_canon_relaxed);
+	g_test_add_func("/arc/canon_relaxed_skip", test_canon_relaxed_skip);
 	g_test_add_func("/arc/canon_simple", test_canon_simple);
 	g_test_add_func("/arc/verify_bad_input", test_verify_bad_input);
 	g_test_add_func("/arc/verify_key_trouble", test_verify_key_trouble);
