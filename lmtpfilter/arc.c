@@ -41,9 +41,11 @@ struct arc_verifier {
 	GHashTable *keys;         /* key_file: lower-case name -> TXT value */
 };
 
-/* The body hashes one message needs, by canonicalisation. */
+/* The body hashes one message needs, by canonicalisation: made here, or
+ * taken from another verifier's (known). */
 struct arc_body {
 	struct dkim_body_hash *hash[2];   /* [DKIM_BODY_SIMPLE], [DKIM_BODY_RELAXED] */
+	const char *known[2];             /* base64, or NULL */
 };
 
 /* One message being verified. */
@@ -52,6 +54,7 @@ struct arc_message {
 	const struct header_block *block;
 	struct arc_chain *chain;
 	struct arc_body body;
+	const struct dkim_body_digests *known; /* another verifier's body hashes, or NULL */
 };
 
 /* ---- verifier ----------------------------------------------------------- */
@@ -450,8 +453,8 @@ static int arc_ams_headers(const struct header_block *block, const struct arc_ta
 static bool arc_ams_body_ok(struct arc_message *m, const struct arc_tag_list *tags,
 			    enum dkim_body_canon canon)
 {
-	const char *have = m->body.hash[canon] != NULL ?
-			   dkim_body_hash_base64(m->body.hash[canon]) : NULL;
+	const char *have = m->body.known[canon] != NULL ? m->body.known[canon] :
+			   m->body.hash[canon] != NULL ? dkim_body_hash_base64(m->body.hash[canon]) : NULL;
 	char *want = arc_tag_compact(arc_tag_find(tags, "bh"));
 	bool ok = have != NULL && strcmp(have, want) == 0;
 
@@ -609,18 +612,26 @@ static void arc_body_feed(struct arc_body *body, const unsigned char *data, size
 static int arc_body_hash(struct arc_message *m, arc_read_fn read, void *ctx, uint64_t offset,
 			 uint64_t size)
 {
-	unsigned char *chunk = g_malloc(ARC_CHUNK_SIZE);
+	unsigned char *chunk;
 	unsigned char last = 0;
+	bool hashing = false;
 	int rc = 0;
 
 	for (unsigned i = 1; i <= m->chain->count; i++) {
 		enum dkim_body_canon canon;
 		bool relaxed;
 
-		if (arc_ams_canon(&m->chain->sets[i - 1].ams, &relaxed, &canon) == 0 &&
-		    m->body.hash[canon] == NULL)
-			m->body.hash[canon] = dkim_body_hash_new(canon, false);
+		if (arc_ams_canon(&m->chain->sets[i - 1].ams, &relaxed, &canon) < 0 ||
+		    m->body.hash[canon] != NULL || m->body.known[canon] != NULL)
+			continue;
+		if (m->known != NULL && m->known->offset == offset && m->known->sha256[canon][0] != '\0')
+			m->body.known[canon] = m->known->sha256[canon];
+		else
+			hashing = (m->body.hash[canon] = dkim_body_hash_new(canon, false)) != NULL || hashing;
 	}
+	if (!hashing)
+		return 0;
+	chunk = g_malloc(ARC_CHUNK_SIZE);
 	while (offset < size) {
 		ssize_t n = read(ctx, offset, chunk, ARC_CHUNK_SIZE);
 
@@ -743,7 +754,14 @@ static int arc_verify_chain(struct arc_message *m, arc_read_fn read, void *ctx, 
 int arc_verify_message(struct arc_verifier *v, arc_read_fn read, void *ctx, uint64_t size,
 		       struct arc_outcome *out_r, char **error_r)
 {
-	struct arc_message m = { .v = v };
+	return arc_verify_message_reusing(v, read, ctx, size, NULL, out_r, error_r);
+}
+
+int arc_verify_message_reusing(struct arc_verifier *v, arc_read_fn read, void *ctx, uint64_t size,
+			       const struct dkim_body_digests *known, struct arc_outcome *out_r,
+			       char **error_r)
+{
+	struct arc_message m = { .v = v, .known = known };
 	struct header_block *block = NULL;
 	GByteArray *buf = g_byte_array_new();
 	g_autofree char *perror = NULL;

@@ -18,6 +18,7 @@
 #include <glib.h>
 
 #include "lmtpfilter/arc_fields.h"
+#include "lmtpfilter/dkim_body.h"
 #include "mime/verdict.h"
 
 struct resolver;
@@ -82,6 +83,13 @@ void arc_verifier_free(struct arc_verifier **v);
  * temperror. */
 int arc_verify_message(struct arc_verifier *v, arc_read_fn read, void *ctx, uint64_t size,
 		       struct arc_outcome *out_r, char **error_r);
+/* arc_verify_message_reusing - the same, with the body hashes another
+ * verifier made of this message (dkim.c's, in struct dkim_outcome) taken
+ * instead of hashing the body again where they are of the body the AMSes
+ * sign (the same offset and canonicalisation); known may be NULL. */
+int arc_verify_message_reusing(struct arc_verifier *v, arc_read_fn read, void *ctx, uint64_t size,
+			       const struct dkim_body_digests *known, struct arc_outcome *out_r,
+			       char **error_r);
 /* arc_outcome_init - an empty outcome (none, no sets) without clearing the
  * ARC_SETS_MAX set results: only sets[0 .. set_count) are ever read, and
  * arc_verify_message clears each as it fills it. */

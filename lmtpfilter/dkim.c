@@ -564,6 +564,9 @@ struct dkim_feed {
 	bool in_header;           /* the blank line after the header not seen yet */
 	unsigned char prev[3];    /* the three bytes before the current piece */
 	struct dkim_fast_body fb;
+	uint64_t fed;             /* bytes handed to dkim_feed_piece so far */
+	uint64_t body_offset;     /* where the body began, once !in_header */
+	bool ended_crlf;          /* the message's last bytes were CRLF */
 };
 
 /* dkim_header_end - offset in buf just past the LF of the blank line that
@@ -606,6 +609,7 @@ static DKIM_STAT dkim_feed_piece(struct dkim_feed *f, const unsigned char *buf, 
 
 	if (len == 0)
 		return DKIM_STAT_OK;
+	f->fed += len;
 	if (!f->in_header)
 		goto body;
 	if (!f->check_crlf || !f->fast_body || (end = dkim_header_end(f, buf, len)) < 0)
@@ -613,6 +617,7 @@ static DKIM_STAT dkim_feed_piece(struct dkim_feed *f, const unsigned char *buf, 
 	/* Through the blank line: libopendkim parses the signatures (eoh). */
 	status = dkim_chunk(f->dkim, (unsigned char *)buf, (size_t)end);
 	f->in_header = false;
+	f->body_offset = f->fed - len + (uint64_t)end;
 	if (status != DKIM_STAT_OK)
 		return status;
 	dkim_fast_body_setup(f->dkim, &f->fb);
@@ -683,6 +688,7 @@ static enum dkim_feed_result dkim_feed(struct dkim_feed *f, dkim_read_fn read, v
 		status = dkim_feed_piece(f, buf, held_crs);
 	}
 	g_free(buf);
+	f->ended_crlf = offset > 0 && last == '\n';  /* in the clean pass, after a CR */
 	if (status == DKIM_STAT_OK && last == '\r')
 		status = dkim_feed_piece(f, (const unsigned char *)"\n", 1);
 	else if (status == DKIM_STAT_OK && offset > 0 && last != '\n')
@@ -696,6 +702,21 @@ static enum dkim_feed_result dkim_feed(struct dkim_feed *f, dkim_read_fn read, v
 	}
 	*status_r = status;
 	return DKIM_FEED_DONE;
+}
+
+/* dkim_digests_keep - our sha256 body hashes into out, when they are of
+ * the body as struct dkim_body_digests defines it. */
+static void dkim_digests_keep(const struct dkim_feed *f, struct dkim_outcome *out)
+{
+	if (!f->check_crlf || !f->fb.active || !f->ended_crlf || f->in_header)
+		return;
+	out->digests.offset = f->body_offset;
+	for (int c = 0; c < 2; c++) {
+		const char *b64 = f->fb.hash[c][0] != NULL ? dkim_body_hash_base64(f->fb.hash[c][0]) : NULL;
+
+		if (b64 != NULL)
+			g_strlcpy(out->digests.sha256[c], b64, sizeof(out->digests.sha256[c]));
+	}
 }
 
 int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, uint64_t size,
@@ -716,6 +737,8 @@ int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, u
 		f.prev[0] = 0;
 		f.prev[1] = '\r';          /* as if after a CRLF: a leading CRLF */
 		f.prev[2] = '\n';          /* is an empty header */
+		f.fed = 0;
+		f.ended_crlf = false;
 		f.dkim = dkim_verify(pass == 0 ? v->crlf : v->fixcrlf,
 				     (const unsigned char *)"lmtpfilter", NULL, &status);
 		if (f.dkim == NULL) {
@@ -730,6 +753,7 @@ int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, u
 		return -1;
 	}
 	dkim_collect(f.dkim, &f.fb, out_r);
+	dkim_digests_keep(&f, out_r);
 	dkim_fast_body_clear(&f.fb);
 	if (out_r->count == 0 && out_r->ignored == 0 && status != DKIM_STAT_OK &&
 	    status != DKIM_STAT_NOSIG) {

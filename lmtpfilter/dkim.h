@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lmtpfilter/dkim_body.h"
 #include "lmtpfilter/dns_source.h"
 #include "mime/verdict.h"
 
@@ -42,6 +43,9 @@ struct dkim_outcome {
 	struct dkim_sig_result sigs[DKIM_SIGNATURES_MAX]; /* in header order */
 	size_t count;         /* 0: unsigned, dkim=none */
 	size_t ignored;       /* signatures past DKIM_SIGNATURES_MAX */
+	/* The body hashes dkim_body.c made for the signatures, when the
+	 * message was clean CRLF and ended in CRLF, for arc.c to reuse. */
+	struct dkim_body_digests digests;
 };
 
 struct dkim_verifier_options {

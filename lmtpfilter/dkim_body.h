@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* dkim_body_crlf_clean - true if, in buf, every LF follows a CR and every
  * CR is followed by a LF, i.e. the input this file expects. *last is the
@@ -52,5 +53,18 @@ void dkim_body_hash_update(struct dkim_body_hash *h, const unsigned char *data, 
  * carries it); the same string on later calls. NULL if OpenSSL failed. */
 const char *dkim_body_hash_base64(struct dkim_body_hash *h);
 void dkim_body_hash_free(struct dkim_body_hash **h);
+
+/* A sha256 body hash in base64 (44 characters) with its NUL. */
+#define DKIM_BODY_SHA256_BASE64_MAX 45
+
+/* The sha256 body hashes one verifier made of a message, for another
+ * verifier of the same message to reuse instead of hashing the body again
+ * (dkim.c makes them, arc.c reads them). They are those of the bytes from
+ * offset to the end of the message, which had CRLF line ends only and
+ * ended in CRLF: the body as every verifier here canonicalises it. */
+struct dkim_body_digests {
+	uint64_t offset;
+	char sha256[2][DKIM_BODY_SHA256_BASE64_MAX]; /* [enum dkim_body_canon], "" if not made */
+};
 
 #endif

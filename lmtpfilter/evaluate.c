@@ -216,8 +216,11 @@ static void evaluate_arc(struct evaluation *ev)
 		return;
 	ev->v.evaluated |= CHECK_ARC;
 	/* On -1 the outcome is temperror: never a pass on a read failure. */
-	if (arc_verify_message(ev->checkers->arc, dkim_spool_read, ev->in.spool, spool_size(ev->in.spool), a,
-			       &error) < 0) {
+	/* The DKIM body hashes, when DKIM ran first, spare hashing the body again. */
+	const struct dkim_body_digests *known = (ev->v.evaluated & CHECK_DKIM) ? &ev->v.dkim.digests : NULL;
+
+	if (arc_verify_message_reusing(ev->checkers->arc, dkim_spool_read, ev->in.spool, spool_size(ev->in.spool),
+				       known, a, &error) < 0) {
 		log_warning("arc error=\"%s\"", error != NULL ? error : "?");
 		g_free(error);
 	}

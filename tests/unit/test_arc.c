@@ -400,6 +400,60 @@ static GString *chain_with_body_hash(unsigned n)
 	return s;
 }
 
+/* reused_reason - the chain's reason when verified with known as the
+ * body hashes of another verifier (g_free). */
+static char *reused_reason(struct arc_verifier *v, const GString *msg, const struct dkim_body_digests *known)
+{
+	struct arc_outcome *out = g_new0(struct arc_outcome, 1);
+	struct memory_message m = { msg->str, msg->len };
+	char *error = NULL, *reason;
+
+	g_assert_cmpint(arc_verify_message_reusing(v, memory_message_read, &m, msg->len, known, out, &error), ==, 0);
+	g_assert_cmpstr(verdict_name(out->result), ==, "fail");
+	reason = g_strdup(out->reason);
+	arc_outcome_clear(out);
+	g_free(out);
+	return reason;
+}
+
+/* The body hash DKIM made is taken in place of hashing the body again, but
+ * only where it is of the body the AMS signs (the same offset and
+ * canonicalisation). The AMS's bh= is "aGFzaA==", no body's hash: taken
+ * from known, the body check passes and the chain fails further on. */
+static void test_verify_reuses_body_hash(void)
+{
+	GString *msg = chain_text(1);
+	char *keys = NULL, *reason;
+	struct arc_verifier *v = key_file_verifier(&keys);
+	struct dkim_body_digests known = { 0 };
+
+	known.offset = (uint64_t)(strstr(msg->str, "\r\n\r\n") - msg->str) + 4;
+	g_strlcpy(known.sha256[DKIM_BODY_RELAXED], "aGFzaA==", sizeof(known.sha256[0]));
+	reason = reused_reason(v, msg, &known);
+	g_assert_null(strstr(reason, "body hash"));
+	g_free(reason);
+
+	known.offset++;                              /* of another body: not taken */
+	reason = reused_reason(v, msg, &known);
+	g_assert_nonnull(strstr(reason, "body hash mismatch"));
+	g_free(reason);
+
+	known.offset--;                              /* another canonicalisation */
+	g_strlcpy(known.sha256[DKIM_BODY_SIMPLE], known.sha256[DKIM_BODY_RELAXED], sizeof(known.sha256[0]));
+	known.sha256[DKIM_BODY_RELAXED][0] = '\0';
+	reason = reused_reason(v, msg, &known);
+	g_assert_nonnull(strstr(reason, "body hash mismatch"));
+	g_free(reason);
+
+	reason = reused_reason(v, msg, NULL);
+	g_assert_nonnull(strstr(reason, "body hash mismatch"));
+	g_free(reason);
+	arc_verifier_free(&v);
+	g_unlink(keys);
+	g_free(keys);
+	g_string_free(msg, TRUE);
+}
+
 static void test_verify_key_trouble(void)
 {
 	static const struct { const char *from, *to, *reason; } cases[] = {
@@ -473,6 +527,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/arc/canon_simple", test_canon_simple);
 	g_test_add_func("/arc/verify_bad_input", test_verify_bad_input);
 	g_test_add_func("/arc/verify_key_trouble", test_verify_key_trouble);
+	g_test_add_func("/arc/verify_reuses_body_hash", test_verify_reuses_body_hash);
 	g_test_add_func("/arc/newest_aar_and_sealer", test_newest_aar_and_sealer);
 	return g_test_run();
 }

@@ -313,6 +313,68 @@ static void test_unsigned(void)
 	g_bytes_unref(msg);
 }
 
+/* bh_of - the bh= of the message's (first) DKIM-Signature, unfolded (g_free). */
+static char *bh_of(const char *data, size_t len)
+{
+	char *text = g_strndup(data, len), *bh;
+	GRegex *re = g_regex_new("[;\\s]bh=([^;]*)", G_REGEX_CASELESS, 0, NULL);
+	GMatchInfo *match = NULL;
+	GString *out = g_string_new(NULL);
+
+	g_assert_true(g_regex_match(re, text, 0, &match));
+	bh = g_match_info_fetch(match, 1);
+	for (const char *p = bh; *p != '\0'; p++)
+		if (!g_ascii_isspace(*p))
+			g_string_append_c(out, *p);
+	g_free(bh);
+	g_match_info_free(match);
+	g_regex_unref(re);
+	g_free(text);
+	return g_string_free(out, FALSE);
+}
+
+/* The body hashes kept for ARC (struct dkim_body_digests): the signature's
+ * own bh= under its canonicalisation, at the body's offset; none when the
+ * body was not the clean CRLF body ending in CRLF they must be of. */
+static void test_body_digests(void)
+{
+	static const struct { const char *file; int canon; } cases[] = {
+		{ "rsa_relaxed.eml", DKIM_BODY_RELAXED },
+		{ "rsa_simple.eml", DKIM_BODY_SIMPLE },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		GBytes *msg = load(cases[i].file);
+		gsize len;
+		const char *data = g_bytes_get_data(msg, &len);
+		char *bh = bh_of(data, len), *lf, *tail, *copy, **lines;
+		struct dkim_outcome out;
+
+		verify_bytes(file_verifier, data, len, &out, NULL);
+		g_assert_cmpint(out.sigs[0].result, ==, VERDICT_PASS);
+		g_assert_cmpstr(out.digests.sha256[cases[i].canon], ==, bh);
+		g_assert_cmpstr(out.digests.sha256[!cases[i].canon], ==, "");
+		g_assert_cmpuint(out.digests.offset, ==, (uint64_t)(g_strstr_len(data, (gssize)len, "\r\n\r\n") - data) + 4);
+
+		copy = g_strndup(data, len);
+		tail = g_strconcat(copy, "tail", NULL);                  /* no final CRLF */
+		verify_bytes(file_verifier, tail, strlen(tail), &out, NULL);
+		g_assert_cmpstr(out.digests.sha256[cases[i].canon], ==, "");
+		g_free(tail);
+
+		lines = g_strsplit(copy, "\r\n", -1);
+		lf = g_strjoinv("\n", lines);
+		verify_bytes(file_verifier, lf, strlen(lf), &out, NULL);  /* LF line ends */
+		g_assert_cmpint(out.sigs[0].result, ==, VERDICT_PASS);
+		g_assert_cmpstr(out.digests.sha256[cases[i].canon], ==, "");
+		g_strfreev(lines);
+		g_free(lf);
+		g_free(copy);
+		g_free(bh);
+		g_bytes_unref(msg);
+	}
+}
+
 /* The daemon always sees CRLF; `check` on a stored file may see LF. */
 static void test_line_endings(void)
 {
@@ -846,6 +908,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/dkim/rsa-relaxed", test_rsa_relaxed);
 	g_test_add_func("/dkim/rsa-simple", test_rsa_simple);
 	g_test_add_func("/dkim/ed25519", test_ed25519);
+	g_test_add_func("/dkim/body-digests", test_body_digests);
 	g_test_add_func("/dkim/length", test_length);
 	g_test_add_func("/dkim/length-tampered-signed-part", test_length_tampered_signed_part);
 	g_test_add_func("/dkim/two-signatures", test_two_signatures);
