@@ -1,5 +1,5 @@
 /*
- * arc - ARC chain verification (RFC 8617 5.2) with our resolver and key cache
+ * arc - ARC chain verification (RFC 8617 5.2), keys through a DNS source and the key cache
  *
  * Owns: per arc_verify_message call, a copy of the header block (at most
  * ARC_HEADER_BLOCK_MAX), the parsed chain (arc_fields.c), up to two body
@@ -7,7 +7,8 @@
  * one canonical header buffer per signature checked.
  * Steps, as section 5.2 orders them: structure and cv= (arc_fields.c), the
  * newest AMS, the older AMSes for oldest-pass, every AS newest first.
- * Keys: TXT at s._domainkey.d through resolver_query; a timeout or
+ * Keys: TXT at s._domainkey.d through the struct dns_source (the shared
+ * resolver in the daemon, as for SPF, DKIM and DMARC); a timeout or
  * SERVFAIL is temperror and a chain whose result hangs on that key is
  * temperror, never pass. RSA keys are parsed by d2i_PUBKEY_bio, which
  * dkim_keycache.c serves from its cache (the same keys DKIM uses);
@@ -29,7 +30,7 @@
 #include <openssl/x509.h>
 
 #include "lmtpfilter/dkim_body.h"
-#include "lmtpfilter/resolver.h"
+#include "lmtpfilter/dns_source.h"
 
 #define ARC_ED25519_KEY_LEN 32
 #define ARC_SHA256_LEN 32
@@ -37,7 +38,7 @@
 #define ARC_KEY_NAME_MAX 253
 
 struct arc_verifier {
-	struct resolver *resolver;
+	struct dns_source dns;    /* query NULL: keys only from key_file */
 	GHashTable *keys;         /* key_file: lower-case name -> TXT value */
 };
 
@@ -83,18 +84,19 @@ static int arc_keys_load(const char *path, GHashTable *keys, char **error_r)
 	return 0;
 }
 
-int arc_verifier_new(struct resolver *resolver, const struct arc_verifier_options *opts,
+int arc_verifier_new(const struct dns_source *dns, const struct arc_verifier_options *opts,
 		     struct arc_verifier **v_r, char **error_r)
 {
 	struct arc_verifier *v;
 	const char *key_file = opts != NULL ? opts->key_file : NULL;
 
-	if (resolver == NULL && key_file == NULL) {
-		*error_r = g_strdup("arc: neither a resolver nor a key file");
+	if ((dns == NULL || dns->query == NULL || dns->free_answer == NULL) && key_file == NULL) {
+		*error_r = g_strdup("arc: neither a DNS source nor a key file");
 		return -1;
 	}
 	v = g_new0(struct arc_verifier, 1);
-	v->resolver = resolver;
+	if (dns != NULL)
+		v->dns = *dns;
 	if (key_file != NULL) {
 		v->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 		if (arc_keys_load(key_file, v->keys, error_r) < 0) {
@@ -151,7 +153,7 @@ static enum verdict arc_key_record(struct arc_verifier *v, const char *name, cha
 		*txt_r = g_strdup(txt);
 		return VERDICT_PASS;
 	}
-	if (resolver_query(v->resolver, name, ns_t_txt, &answer) < 0 || answer == NULL ||
+	if (v->dns.query(v->dns.ctx, name, ns_t_txt, &answer) < 0 || answer == NULL ||
 	    answer->status == DNS_TEMPFAIL) {
 		snprintf(reason, rsize, "key lookup %s failed", name);
 		result = VERDICT_TEMPERROR;
@@ -161,7 +163,7 @@ static enum verdict arc_key_record(struct arc_verifier *v, const char *name, cha
 		*txt_r = arc_txt_join(answer->data[0], answer->len[0]);
 		result = VERDICT_PASS;
 	}
-	dns_answer_free(&answer);
+	v->dns.free_answer(v->dns.ctx, &answer);
 	return result;
 }
 

@@ -1,6 +1,6 @@
 /*
  * arc - ARC chain verification (RFC 8617 5.2): seals, message signatures,
- * chain validation status, oldest-pass; keys through our resolver
+ * chain validation status, oldest-pass; keys through a DNS source
  *
  * One verifier per process, created before worker threads start; then
  * arc_verify_message may run in any number of threads at once (the
@@ -21,7 +21,7 @@
 #include "lmtpfilter/dkim_body.h"
 #include "mime/verdict.h"
 
-struct resolver;
+struct dns_source;
 
 /* RSA keys shorter than this do not verify (RFC 8301). */
 #define ARC_RSA_MIN_BITS 1024
@@ -66,10 +66,10 @@ struct arc_verifier;
  * end, -1 on error (same shape as dkim_read_fn). */
 typedef ssize_t (*arc_read_fn)(void *ctx, uint64_t offset, void *buf, size_t len);
 
-/* arc_verifier_new - keys through resolver (which must outlive the
- * verifier) or from opts->key_file; one of the two is required. 0, or -1
+/* arc_verifier_new - keys through dns (copied; what it queries must
+ * outlive the verifier) or from opts->key_file; one of the two is required. 0, or -1
  * with *error_r (g_malloc'd). */
-int arc_verifier_new(struct resolver *resolver, const struct arc_verifier_options *opts,
+int arc_verifier_new(const struct dns_source *dns, const struct arc_verifier_options *opts,
 		     struct arc_verifier **v_r, char **error_r);
 /* arc_verifier_free - release it and set *v to NULL; NULL is fine. */
 void arc_verifier_free(struct arc_verifier **v);

@@ -1,12 +1,12 @@
 /*
  * dns_source - where a check's DNS answers come from
  *
- * One interface for every library we feed DNS (libspf2 through spf.c,
- * the DMARC discovery, libopendkim through dkim.c): a query by name and
- * record type that always answers with a struct dns_answer, and the call
- * that frees it. In the daemon the source is the shared resolver
- * (dns_source_for_resolver); the unit tests and fuzz targets plug in an
- * in-memory zone.
+ * One interface for every check that asks DNS (libspf2 through spf.c,
+ * the DMARC discovery, libopendkim through dkim.c, ARC's keys in arc.c):
+ * a query by name and record type that always answers with a struct
+ * dns_answer, and the call that frees it. In the daemon the source is
+ * the shared resolver (dns_source_for_resolver); the unit tests and fuzz
+ * targets plug in an in-memory zone.
  */
 #ifndef LMTPFILTER_DNS_SOURCE_H
 #define LMTPFILTER_DNS_SOURCE_H

@@ -42,7 +42,7 @@ static int engine_checkers_init(struct checkers *c, const struct config *config,
 		return -1;
 	dmarc_checker_set_discovery(c->dmarc, config->dmarc_discovery == CONFIG_DMARC_DISCOVERY_PSL ?
 				    DMARC_DISCOVERY_PSL : DMARC_DISCOVERY_TREEWALK);
-	if (arc_verifier_new(c->resolver, NULL, &c->arc, error_r) < 0)
+	if (arc_verifier_new(&dns, NULL, &c->arc, error_r) < 0)
 		return -1;
 	return 0;
 }

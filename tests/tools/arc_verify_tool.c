@@ -17,7 +17,7 @@
 #include <glib.h>
 
 #include "lmtpfilter/arc.h"
-#include "lmtpfilter/resolver.h"
+#include "lmtpfilter/dns_source.h"
 #include "tests/tools/memory_message.h"
 
 /* Key lookup deadline when none is given. */
@@ -41,7 +41,10 @@ static int tool_verifier(int argc, char **argv, struct resolver **resolver_r,
 	servers[0] = argv[2];
 	if (resolver_new(servers, 1, timeout, resolver_r, error_r) < 0)
 		return -1;
-	return arc_verifier_new(*resolver_r, NULL, v_r, error_r);
+	struct dns_source dns;
+
+	dns_source_for_resolver(*resolver_r, &dns);
+	return arc_verifier_new(&dns, NULL, v_r, error_r);
 }
 
 int main(int argc, char **argv)
