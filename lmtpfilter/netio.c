@@ -5,6 +5,9 @@
  * Deadlines: each wait ends after timeout_ms, or at the overall deadline
  * when that comes first; past the deadline no read starts and no write
  * waits (a last reply still goes out when the socket takes it at once).
+ * System calls: a wait bounded by timeout_ms alone happens inside recv
+ * when the socket allows it (netio_wait_in_read), else in poll; sends
+ * never block, and buffered replies leave in one send before any wait.
  * Limits: NETIO_BUFFER_SIZE per direction; lines longer than the caller's
  * maximum are discarded up to their LF and reported, never truncated
  * silently, or read in pieces of that maximum (netio_read_line_part).
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +39,20 @@ void netio_init(struct netio *io, int fd, int timeout_ms)
 	io->rpos = io->rlen = 0;
 	io->wlen = 0;
 	io->sent = false;
+	io->timed_reads = false;
+}
+
+bool netio_wait_in_read(struct netio *io)
+{
+	struct timeval tv = { .tv_sec = io->timeout_ms / 1000, .tv_usec = (io->timeout_ms % 1000) * 1000 };
+	int flags;
+
+	if (io->timeout_ms <= 0 || setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return false;
+	if ((flags = fcntl(io->fd, F_GETFL)) < 0 || fcntl(io->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		return false;
+	io->timed_reads = true;
+	return true;
 }
 
 void netio_close(struct netio *io)
@@ -111,6 +129,55 @@ static enum netio_status netio_wait(struct netio *io, short events, long long de
 	}
 }
 
+/* netio_received - account for what recv returned: NETIO_OK with bytes
+ * buffered, NETIO_EOF, NETIO_ERROR; NETIO_TIMEOUT for "nothing now" (EAGAIN,
+ * EINTR), which the caller tells apart by errno. */
+static enum netio_status netio_received(struct netio *io, ssize_t n)
+{
+	if (n > 0) {
+		io->rlen += (size_t)n;
+		io->sent = false;
+		return NETIO_OK;
+	}
+	if (n == 0)
+		return NETIO_EOF;
+	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+		return NETIO_TIMEOUT;
+	io->err = errno;
+	return errno == ECONNRESET ? NETIO_EOF : NETIO_ERROR;
+}
+
+/* netio_read_polling - read without blocking, poll when nothing is there. */
+static enum netio_status netio_read_polling(struct netio *io, long long deadline, bool wakeable)
+{
+	enum netio_status st;
+
+	/* Right after sending (a reply, a command) the peer has rarely answered
+	 * yet: wait first instead of a read that would only say EAGAIN. */
+	if (io->sent && (st = netio_wait(io, POLLIN, deadline, wakeable)) != NETIO_OK)
+		return st;
+	for (;;) {
+		ssize_t n = recv(io->fd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen, MSG_DONTWAIT);
+		st = netio_received(io, n);
+		if (st != NETIO_TIMEOUT)
+			return st;
+		if (errno == EINTR)
+			continue;
+		if ((st = netio_wait(io, POLLIN, deadline, wakeable)) != NETIO_OK)
+			return st;
+	}
+}
+
+/* netio_read_may_block - the next wait may happen inside recv: the socket
+ * times its reads out after timeout_ms (netio_wait_in_read), nothing else
+ * may end the wait (no wake descriptor) and the deadline is not nearer. */
+static bool netio_read_may_block(const struct netio *io, bool wakeable)
+{
+	if (!io->timed_reads || (wakeable && io->wake_fd != -1))
+		return false;
+	return io->deadline_ms == 0 || io->deadline_ms - netio_now_ms() >= io->timeout_ms;
+}
+
 static enum netio_status netio_read_more(struct netio *io, bool wakeable)
 {
 	enum netio_status st;
@@ -128,28 +195,16 @@ static enum netio_status netio_read_more(struct netio *io, bool wakeable)
 	if (netio_past_deadline(io))
 		return NETIO_TIMEOUT;
 	long long deadline = netio_wait_end(io);
-	/* Right after sending (a reply, a command) the peer has rarely answered
-	 * yet: wait first instead of a read that would only say EAGAIN. */
-	if (io->sent && (st = netio_wait(io, POLLIN, deadline, wakeable)) != NETIO_OK)
-		return st;
-	for (;;) {
-		ssize_t n = read(io->fd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
-		if (n > 0) {
-			io->rlen += (size_t)n;
-			io->sent = false;
-			return NETIO_OK;
-		}
-		if (n == 0)
-			return NETIO_EOF;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			io->err = errno;
-			return errno == ECONNRESET ? NETIO_EOF : NETIO_ERROR;
-		}
-		if ((st = netio_wait(io, POLLIN, deadline, wakeable)) != NETIO_OK)
+	if (netio_read_may_block(io, wakeable)) {
+		/* One call instead of a poll and a read; SO_RCVTIMEO bounds it
+		 * by timeout_ms. A signal falls back to the polling wait, which
+		 * keeps to the same end. */
+		ssize_t n = recv(io->fd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen, 0);
+		st = netio_received(io, n);
+		if (st != NETIO_TIMEOUT || errno != EINTR)
 			return st;
 	}
+	return netio_read_polling(io, deadline, wakeable);
 }
 
 bool netio_has_line(const struct netio *io)
@@ -255,7 +310,7 @@ static enum netio_status netio_write_raw(struct netio *io, const char *data, siz
 	long long deadline = netio_wait_end(io);
 
 	while (len > 0) {
-		ssize_t n = send(io->fd, data, len, MSG_NOSIGNAL);
+		ssize_t n = send(io->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			data += n;
 			len -= (size_t)n;

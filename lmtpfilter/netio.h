@@ -42,9 +42,17 @@ struct netio {
 	char wbuf[NETIO_BUFFER_SIZE];
 	size_t wlen;
 	bool sent;                  /* bytes went out since the last read returned data */
+	bool timed_reads;           /* blocking descriptor, SO_RCVTIMEO = timeout_ms */
 };
 
 void netio_init(struct netio *io, int fd, int timeout_ms);
+/* netio_wait_in_read - let a read that may wait timeout_ms (no wake_fd
+ * in play, no nearer deadline) wait inside recv: the descriptor becomes
+ * blocking with SO_RCVTIMEO = timeout_ms, one system call instead of a
+ * poll and a read. Every other read and every send still never blocks
+ * (MSG_DONTWAIT) and waits in poll as before. False when the socket
+ * refused (then nothing changed but perhaps the receive timeout). */
+bool netio_wait_in_read(struct netio *io);
 /* netio_set_deadline - from now on, reads and the waits of writes (flushes
  * too) end with NETIO_TIMEOUT once ms milliseconds have passed, on top of
  * timeout_ms per wait; ms 0 removes the deadline. */
