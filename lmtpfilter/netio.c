@@ -42,6 +42,9 @@ void netio_init(struct netio *io, int fd, int timeout_ms)
 	io->timed_reads = false;
 }
 
+/* netio_wait_in_read - a blocking descriptor whose reads time out after
+ * timeout_ms: the receive timeout first, so that no blocking read can
+ * ever happen without it. */
 bool netio_wait_in_read(struct netio *io)
 {
 	struct timeval tv = { .tv_sec = io->timeout_ms / 1000, .tv_usec = (io->timeout_ms % 1000) * 1000 };
