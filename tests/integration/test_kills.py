@@ -31,7 +31,10 @@ more needs an attempt that got past the end of the message (copies <= 1 +
 such deferrals of that recipient), and a kill can only duplicate recipients
 of transactions that had a connection open to Dovecot at that moment (at
 most CONCURRENCY of them). A kill before Dovecot has the whole message must
-leave exactly one copy after the retry.
+leave exactly one copy after the retry. The same window opens when Dovecot
+takes longer than lmtpfilter's `timeout` after the end of the message (here
+while it recovers a lock a killed process left): lmtpfilter answers 451,
+Dovecot stores later; the bound counts those transactions too.
 
 Needs root (Postfix's queue and its unprivileged LMTP client).
 Set LMTPFILTER_KILL_SEED to replay the random moments of a failed run.
@@ -75,6 +78,8 @@ ZONE = [
     "local-data: 'example.org. TXT \"v=spf1 -all\"'",
 ]
 
+# Postfix's words for an attempt that got past the end of the message.
+END_OF_DATA = "in reply to end of DATA command"
 MESSAGE_ID = re.compile(rb"^Message-ID: <([^@>]+)@test\.example>", re.M | re.I)
 QUEUED = re.compile(r"queued as ([0-9A-Za-z]+)")
 # Postfix's delivery lines: "QID: to=<rcpt>, relay=..., dsn=X.Y.Z, status=S (reason)"
@@ -499,7 +504,7 @@ class KillTestCase(harness.HarnessTestCase):
             except OSError:
                 continue
         out.append("lock files:")
-        for root, _, files in os.walk(self.dovecot.mail_dir):
+        for root, _, files in os.walk(self.dovecot.dir):
             out += ["  " + os.path.join(root, n) for n in files if "lock" in n]
         out.append("Dovecot log, not Info:")
         out += [l for l in self.dovecot.log().splitlines() if ": Info: " not in l][-40:]
@@ -536,15 +541,15 @@ class KillTestCase(harness.HarnessTestCase):
         strangers = [k for k in self.copies() if k[0] not in self.accepted]
         self.assertEqual(strangers, [], "copies of messages nobody sent")
 
-    def extra_copies(self, copies, window):
+    def extra_copies(self, copies, windows):
         """Copies beyond the first; each must be explained by a deferral of
-        that very recipient whose reason (containing `window`) says the
+        that very recipient whose reason (containing one of `windows`) says the
         attempt got past the end of the message: one attempt stores at most
         one copy, and only once Dovecot has all of the message."""
         deferrals = {}
         for qid, rcpt, dsn, status, reason in self.deliveries():
             # "delivery temporarily suspended": deferred without an attempt
-            if (status == "deferred" and window in reason
+            if (status == "deferred" and any(w in reason for w in windows)
                     and "temporarily suspended" not in reason):
                 deferrals[(qid, rcpt)] = deferrals.get((qid, rcpt), 0) + 1
         extra = 0
@@ -576,7 +581,8 @@ class KillTestCase(harness.HarnessTestCase):
         times at random moments, then flush Postfix's queue until it is
         empty and check: no loss, only 4xx deferrals, duplicates explained
         and bounded. Returns (lmtpfilter's connections to Dovecot at each
-        kill, the duplicates, Postfix's deferral lines)."""
+        kill, the duplicates, Postfix's deferral lines, the transactions
+        lmtpfilter gave up on after the end of data)."""
         stream_done = threading.Event()
         errors = []
 
@@ -611,20 +617,26 @@ class KillTestCase(harness.HarnessTestCase):
 
         copies = self.assert_no_loss()
         self.assert_no_strangers()
-        extra = self.extra_copies(copies, window)
+        # A copy beyond the first is explained by the kill's window or by a
+        # 451 lmtpfilter gave after the end of data (see timeouts below).
+        extra = self.extra_copies(copies, (window, END_OF_DATA))
         lines = self.assert_deferrals_only_4xx()
         self.assert_filter_never_5xx()
         deferred = [d for d in lines if d[3] == "deferred"]
         self.assertTrue(deferred, "no kill interrupted a delivery: nothing was tested")
         # A kill duplicates at most the recipients of the transactions that
         # had a connection open to Dovecot at that moment, and Postfix runs
-        # at most CONCURRENCY of them at once.
-        self.assertLessEqual(extra, sum(kills) * len(USERS))
-        self.assertLessEqual(extra, len(kills) * CONCURRENCY * len(USERS))
+        # at most CONCURRENCY of them at once. So does each transaction
+        # lmtpfilter gave up on after the end of data (its `timeout`): a
+        # Dovecot that recovers a kill's leftover lock can stall a mailbox
+        # for minutes, then store what we already answered 451 for.
+        timeouts = len(self.filter.log_lines('error="end of data: timeout"'))
+        self.assertLessEqual(extra, (sum(kills) + timeouts) * len(USERS))
+        self.assertLessEqual(extra, (len(kills) * CONCURRENCY + timeouts) * len(USERS))
         self.assert_filter_alive()
         # It still stops cleanly (and, in a sanitizer build, leak-free).
         self.assertEqual(self.filter.stop(), 0, self.filter.log()[-3000:])
-        return kills, extra, deferred
+        return kills, extra, deferred, timeouts
 
 
 # -- 1. lmtpfilter killed at random moments ------------------------------------
@@ -635,12 +647,12 @@ class KillStreamTest(KillTestCase):
         def kill():
             self.filter.kill()
             self.filter.start()
-        kills, extra, deferred = self.kill_during_stream("kills-stream", kill,
-                                                         "while sending end of data")
+        kills, extra, deferred, timeouts = self.kill_during_stream(
+            "kills-stream", kill, "while sending end of data")
         figures("lmtpfilter SIGKILL stream (seed %d): kills=%d messages=%d recipients=%d "
-                "deferrals=%d duplicates=%d downstream-connections-at-kills=%s"
+                "deferrals=%d duplicates=%d timeouts=%d downstream-connections-at-kills=%s"
                 % (self.rng_seed, len(kills), len(self.accepted),
-                   len(self.accepted) * len(USERS), len(deferred), extra, kills))
+                   len(self.accepted) * len(USERS), len(deferred), extra, timeouts, kills))
 
 # -- 2. lmtpfilter killed at each step of one transaction ---------------------
 
@@ -812,12 +824,12 @@ class DovecotKillTest(KillTestCase):
         def kill():
             self.dovecot.kill()
             self.dovecot.start()
-        kills, extra, deferred = self.kill_during_stream("kills-dovecot", kill,
-                                                         "in reply to end of DATA command")
+        kills, extra, deferred, timeouts = self.kill_during_stream(
+            "kills-dovecot", kill, END_OF_DATA)
         figures("Dovecot SIGKILL stream (seed %d): kills=%d messages=%d recipients=%d "
-                "deferrals=%d duplicates=%d downstream-connections-at-kills=%s"
+                "deferrals=%d duplicates=%d timeouts=%d downstream-connections-at-kills=%s"
                 % (self.rng_seed, len(kills), len(self.accepted),
-                   len(self.accepted) * len(USERS), len(deferred), extra, kills))
+                   len(self.accepted) * len(USERS), len(deferred), extra, timeouts, kills))
         # lmtpfilter stayed up: the deferrals are its 4xx answers, not lost
         # connections to it.
         self.assertTrue([d for d in deferred if " said: 4" in d[4]], deferred)
