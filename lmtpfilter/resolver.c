@@ -62,6 +62,7 @@
 #define RESOLVER_CACHE_BYTES_MAX (16 * 1024 * 1024) /* bytes of cached answers */
 #define RESOLVER_RCODE_NXDOMAIN 3
 #define RESOLVER_CLASS_IN 1
+#define RESOLVER_RRTYPE_DIGITS 12   /* an int in decimal, with its sign */
 
 /* Seconds libunbound remembers a server's timeouts: RESOLVER_HOLD_MAX_MS,
  * so that its own hold-down of a dead server never outlasts ours. */
@@ -294,12 +295,24 @@ static void resolver_callback(void *data, int err, struct ub_result *result)
 /* resolver_cache_key - the cache key for NAME and RRTYPE. */
 static char *resolver_cache_key(const char *name, int rrtype)
 {
-	char *key = g_strdup_printf("%d/%s", rrtype, name);
-	size_t len = strlen(key);
+	char digits[RESOLVER_RRTYPE_DIGITS];
+	unsigned int v = rrtype < 0 ? 0u - (unsigned int)rrtype : (unsigned int)rrtype;
+	size_t nd = 0, name_len = strlen(name), len, i;
 
-	for (size_t i = 0; i < len; i++)
-		key[i] = g_ascii_tolower(key[i]);
-	if (len > 0 && key[len - 1] == '.')
+	/* "%d/%s" built by hand: this runs for every lookup of every message. */
+	do
+		digits[sizeof(digits) - ++nd] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	if (rrtype < 0)
+		digits[sizeof(digits) - ++nd] = '-';
+	len = nd + 1 + name_len;
+	char *key = g_malloc(len + 1);
+	memcpy(key, digits + sizeof(digits) - nd, nd);
+	key[nd] = '/';
+	for (i = 0; i < name_len; i++)
+		key[nd + 1 + i] = g_ascii_tolower(name[i]);
+	key[len] = '\0';
+	if (key[len - 1] == '.')
 		key[len - 1] = '\0';
 	return key;
 }
