@@ -25,7 +25,12 @@ static __thread char log_thread_fields[LOG_FIELDS_MAX];
 
 void log_set_thread_fields(const char *fields)
 {
-	snprintf(log_thread_fields, sizeof(log_thread_fields), "%s", fields != NULL ? fields : "");
+	size_t n = fields != NULL ? strnlen(fields, sizeof(log_thread_fields) - 1) : 0;
+
+	/* a copy cut where the buffer ends, as snprintf "%s" would, without it */
+	if (n > 0)
+		memcpy(log_thread_fields, fields, n);
+	log_thread_fields[n] = '\0';
 }
 
 void log_open(bool use_syslog, bool debug)

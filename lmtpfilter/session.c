@@ -113,15 +113,35 @@ static void session_answer(void *ctx, const struct lmtp_reply *r)
 
 /* ---- transaction ---- */
 
+/* fields_add - append TEXT to the string in BUF (USED bytes), cut where
+ * BUF ends as snprintf would; returns the new length. */
+static size_t fields_add(char *buf, size_t size, size_t used, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (n > size - 1 - used)
+		n = size - 1 - used;
+	memcpy(buf + used, text, n);
+	buf[used + n] = '\0';
+	return used + n;
+}
+
 /* session_log_fields - what begins every line of this session's thread:
- * its id, its client, and the queue id while the transaction has one. */
+ * its id, its client, and the queue id while the transaction has one.
+ * Built by copies, not snprintf: this runs at every transaction's turn. */
 static void session_log_fields(struct session *s)
 {
 	char fields[LOG_FIELDS_MAX], q[200];
 	const char *ident = s->tx.xforward.ident;
+	size_t n = fields_add(fields, sizeof(fields), 0, "session=");
 
-	snprintf(fields, sizeof(fields), "session=%s peer=%s%s%s", s->id, s->peer, ident[0] ? " ident=" : "",
-		 ident[0] ? log_quote(ident, q, sizeof(q)) : "");
+	n = fields_add(fields, sizeof(fields), n, s->id);
+	n = fields_add(fields, sizeof(fields), n, " peer=");
+	n = fields_add(fields, sizeof(fields), n, s->peer);
+	if (ident[0]) {
+		n = fields_add(fields, sizeof(fields), n, " ident=");
+		fields_add(fields, sizeof(fields), n, log_quote(ident, q, sizeof(q)));
+	}
 	log_set_thread_fields(fields);
 }
 
