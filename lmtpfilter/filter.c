@@ -279,9 +279,23 @@ static void log_join(GString *s, const char *key, const char *const *values, siz
 			;
 		if (j < i)
 			continue;
-		g_string_append_printf(s, any ? ",%s" : " %s=%s", any ? values[i] : key, values[i]);
+		if (!any) {
+			g_string_append_c(s, ' ');
+			g_string_append(s, key);
+		}
+		g_string_append_c(s, any ? ',' : '=');
+		g_string_append(s, values[i]);
 		any = true;
 	}
+}
+
+/* log_field - " key=value" (appends, not printf: once per group). */
+static void log_field(GString *s, const char *key, const char *value)
+{
+	g_string_append_c(s, ' ');
+	g_string_append(s, key);
+	g_string_append_c(s, '=');
+	g_string_append(s, value);
 }
 
 static void filter_set_log_fields(struct filter_tx *ftx)
@@ -291,21 +305,24 @@ static void filter_set_log_fields(struct filter_tx *ftx)
 	GString *s = g_string_new(NULL);
 
 	if (v->facts.client_ip[0])
-		g_string_append_printf(s, " facts=%s", facts_source_name(v->facts.source));
+		log_field(s, "facts", facts_source_name(v->facts.source));
 	if (checks & CHECK_SPF)
-		g_string_append_printf(s, " spf=%s", v->spf_ran ? verdict_name(v->spf_mailfrom.result)
-						 : v->facts.authenticated ? "auth" : "none");
+		log_field(s, "spf", v->spf_ran ? verdict_name(v->spf_mailfrom.result)
+					: v->facts.authenticated ? "auth" : "none");
 	if (checks & CHECK_DKIM) {
 		g_string_append(s, " dkim=");
 		if (v->dkim.count == 0)
 			g_string_append(s, "none");
-		for (size_t i = 0; i < v->dkim.count; i++)
-			g_string_append_printf(s, "%s%s", i ? "," : "", verdict_name(v->dkim.sigs[i].result));
+		for (size_t i = 0; i < v->dkim.count; i++) {
+			if (i)
+				g_string_append_c(s, ',');
+			g_string_append(s, verdict_name(v->dkim.sigs[i].result));
+		}
 	}
 	if (checks & CHECK_DMARC)
-		g_string_append_printf(s, " dmarc=%s", verdict_name(v->dmarc.result));
+		log_field(s, "dmarc", verdict_name(v->dmarc.result));
 	if (checks & CHECK_ARC)
-		g_string_append_printf(s, " arc=%s", verdict_name(v->arc.result));
+		log_field(s, "arc", verdict_name(v->arc.result));
 	log_join(s, "action", ftx->actions, ftx->action_count);
 	log_join(s, "reason", ftx->reasons, ftx->action_count);
 	log_join(s, "arc_override", ftx->overrides, ftx->action_count);
