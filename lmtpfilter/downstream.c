@@ -206,18 +206,19 @@ int downstream_connect(struct downstream *ds, const struct endpoint *ep, const c
 }
 
 /* format_rcpt - the RCPT command line, allocated: never cut, whatever the
- * lengths (a cut line would lose its CRLF and run into the next command). */
+ * lengths (a cut line would lose its CRLF and run into the next command).
+ * Concatenated, not printf-formatted: one per recipient. */
 static char *format_rcpt(const char *rcpt, const char *orcpt)
 {
 	if (orcpt != NULL)
-		return g_strdup_printf("RCPT TO:<%s> ORCPT=%s\r\n", rcpt, orcpt);
-	return g_strdup_printf("RCPT TO:<%s>\r\n", rcpt);
+		return g_strconcat("RCPT TO:<", rcpt, "> ORCPT=", orcpt, "\r\n", NULL);
+	return g_strconcat("RCPT TO:<", rcpt, ">\r\n", NULL);
 }
 
 int downstream_begin(struct downstream *ds, const char *from, bool body8bit, const char *rcpt,
 		     const char *orcpt, struct lmtp_reply *mail_r, struct lmtp_reply *rcpt_r)
 {
-	char *mail = g_strdup_printf("MAIL FROM:<%s>%s\r\n", from, body8bit ? " BODY=8BITMIME" : "");
+	char *mail = g_strconcat("MAIL FROM:<", from, ">", body8bit ? " BODY=8BITMIME" : "", "\r\n", NULL);
 	char *line = format_rcpt(rcpt, orcpt);
 	bool failed;
 
