@@ -437,13 +437,18 @@ static void rewrite_term(GString *out, const char *term, struct spf_eval *ev, co
 		} else if (cidr == 0) {
 			cidr = -1;
 		}
-		g_string_append_printf(out, " %s%s%s", qual, mx ? "mx" : "a", domain->str);
+		g_string_append_c(out, ' ');
+		g_string_append(out, qual);
+		g_string_append(out, mx ? "mx" : "a");
+		g_string_append(out, domain->str);
 		if (cidr >= 0)
 			g_string_append_printf(out, client_v6 ? "//%d" : "/%d", cidr);
 		g_string_free(domain, TRUE);
 		return;
 	}
-	g_string_append_printf(out, " %s", term);
+	/* a copy, not " %s": once for every term of every record */
+	g_string_append_c(out, ' ');
+	g_string_append(out, term);
 }
 
 /* The record as libspf2 gets it: no exp= (never fetched), no unknown
@@ -475,8 +480,10 @@ static char *spf_record_rewrite(const char *record, struct spf_eval *ev, const c
 			has_all = true;
 		rewrite_term(out, term, ev, domain);
 	}
-	if (redirect != NULL && !has_all)
-		g_string_append_printf(out, " %s", redirect);
+	if (redirect != NULL && !has_all) {
+		g_string_append_c(out, ' ');
+		g_string_append(out, redirect);
+	}
 	g_free(redirect);
 	g_strfreev(terms);
 	return g_string_free(out, FALSE);
