@@ -889,7 +889,16 @@ class Postfix(LogFile):
     def start(self):
         """Start the master; returns once it listens (first start also
         creates the queue, 2-3 s)."""
-        self._command("postfix", "-c", self.config_dir, "start")
+        r = self._command("postfix", "-c", self.config_dir, "start", check=False)
+        if r.returncode != 0:
+            # Seen once on a loaded machine: exit 1, nothing printed or
+            # logged. Once more, and then say what both attempts printed.
+            time.sleep(1.0)
+            again = self._command("postfix", "-c", self.config_dir, "start", check=False)
+            if again.returncode != 0:
+                raise RuntimeError("postfix start: exit %d, then %d\n%s\n%s\nmaillog:\n%s"
+                                   % (r.returncode, again.returncode, r.stdout, again.stdout,
+                                      self.log()))
         self.running_ = True
         try:
             wait_for(lambda: "daemon started" in self.log(), START_TIMEOUT * 2,
