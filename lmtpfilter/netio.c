@@ -6,8 +6,10 @@
  * when that comes first; past the deadline no read starts and no write
  * waits (a last reply still goes out when the socket takes it at once).
  * System calls: a wait bounded by timeout_ms alone happens inside recv
- * when the socket allows it (netio_wait_in_read), else in poll; sends
- * never block, and buffered replies leave in one send before any wait.
+ * when the socket allows it (netio_wait_in_read), else in poll; a recv
+ * that times out does so early and poll waits out the rest, so a wait
+ * never outlasts its end. Sends never block, and buffered replies leave
+ * in one send before any wait.
  * Limits: NETIO_BUFFER_SIZE per direction; lines longer than the caller's
  * maximum are discarded up to their LF and reported, never truncated
  * silently, or read in pieces of that maximum (netio_read_line_part).
@@ -29,6 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Subtracted from the receive timeout for the kernel's rounding to a
+ * tick (4 ms at HZ=250) on top of its timer wheel's up to 1/8 late. */
+#define NETIO_RCVTIMEO_TICK_MS 10
+
 void netio_init(struct netio *io, int fd, int timeout_ms)
 {
 	io->fd = fd;
@@ -42,15 +48,28 @@ void netio_init(struct netio *io, int fd, int timeout_ms)
 	io->timed_reads = false;
 }
 
-/* netio_wait_in_read - a blocking descriptor whose reads time out after
+/* netio_recv_timeout_ms - the receive timeout for a wait of timeout_ms.
+ * The kernel times SO_RCVTIMEO on its timer wheel, which fires late by up
+ * to 1/8 of a long timeout (plus a tick) and never early: 7/8 of the wait,
+ * less NETIO_RCVTIMEO_TICK_MS, always ends within it, and the rest of the
+ * wait is a poll to the exact end (netio_read_more). 0: too short to use. */
+static int netio_recv_timeout_ms(int timeout_ms)
+{
+	int ms = timeout_ms / 8 * 7 - NETIO_RCVTIMEO_TICK_MS;
+
+	return ms > 0 ? ms : 0;
+}
+
+/* netio_wait_in_read - a blocking descriptor whose reads time out within
  * timeout_ms: the receive timeout first, so that no blocking read can
  * ever happen without it. */
 bool netio_wait_in_read(struct netio *io)
 {
-	struct timeval tv = { .tv_sec = io->timeout_ms / 1000, .tv_usec = (io->timeout_ms % 1000) * 1000 };
+	int ms = netio_recv_timeout_ms(io->timeout_ms);
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 	int flags;
 
-	if (io->timeout_ms <= 0 || setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+	if (ms == 0 || setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
 		return false;
 	if ((flags = fcntl(io->fd, F_GETFL)) < 0 || fcntl(io->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
 		return false;
@@ -199,12 +218,13 @@ static enum netio_status netio_read_more(struct netio *io, bool wakeable)
 		return NETIO_TIMEOUT;
 	long long deadline = netio_wait_end(io);
 	if (netio_read_may_block(io, wakeable)) {
-		/* One call instead of a poll and a read; SO_RCVTIMEO bounds it
-		 * by timeout_ms. A signal falls back to the polling wait, which
-		 * keeps to the same end. */
+		/* One call instead of a poll and a read while the peer answers
+		 * in time. SO_RCVTIMEO ends it before the wait's end (see
+		 * netio_recv_timeout_ms); that, or a signal, falls back to the
+		 * polling wait, which keeps to the exact end. */
 		ssize_t n = recv(io->fd, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen, 0);
 		st = netio_received(io, n);
-		if (st != NETIO_TIMEOUT || errno != EINTR)
+		if (st != NETIO_TIMEOUT)
 			return st;
 	}
 	return netio_read_polling(io, deadline, wakeable);
