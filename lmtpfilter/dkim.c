@@ -545,6 +545,7 @@ static void dkim_collect(DKIM *dkim, struct dkim_fast_body *fb, struct dkim_outc
 			continue;
 		}
 		r = &out->sigs[out->count++];
+		memset(r, 0, sizeof(*r));
 		dkim_describe(dkim, sigs[i], r);
 		r->result = dkim_sig_verdict(sigs[i], fb, r->reason, sizeof(r->reason));
 	}
@@ -719,6 +720,13 @@ static void dkim_digests_keep(const struct dkim_feed *f, struct dkim_outcome *ou
 	}
 }
 
+void dkim_outcome_init(struct dkim_outcome *out)
+{
+	out->count = 0;
+	out->ignored = 0;
+	memset(&out->digests, 0, sizeof(out->digests));
+}
+
 int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, uint64_t size,
 			struct dkim_outcome *out_r, char **error_r)
 {
@@ -726,7 +734,7 @@ int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, u
 	enum dkim_feed_result fed = DKIM_FEED_NOT_CRLF;
 	struct dkim_feed f = { 0 };
 
-	memset(out_r, 0, sizeof(*out_r));
+	dkim_outcome_init(out_r);
 	for (int pass = 0; pass < 2 && fed == DKIM_FEED_NOT_CRLF; pass++) {
 		if (f.dkim != NULL)
 			dkim_free(f.dkim);
@@ -765,6 +773,7 @@ int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, u
 		/* Signed, but the message could not be parsed far enough to
 		 * tell which signatures it carries. */
 		out_r->count = 1;
+		memset(&out_r->sigs[0], 0, sizeof(out_r->sigs[0]));
 		out_r->sigs[0].result = VERDICT_PERMERROR;
 		g_snprintf(out_r->sigs[0].reason, sizeof(out_r->sigs[0].reason), "%s",
 			   dkim_geterror(f.dkim) != NULL ? dkim_geterror(f.dkim)

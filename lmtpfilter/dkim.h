@@ -40,13 +40,17 @@ struct dkim_sig_result {
 };
 
 struct dkim_outcome {
-	struct dkim_sig_result sigs[DKIM_SIGNATURES_MAX]; /* in header order */
+	struct dkim_sig_result sigs[DKIM_SIGNATURES_MAX]; /* in header order, count of them */
 	size_t count;         /* 0: unsigned, dkim=none */
 	size_t ignored;       /* signatures past DKIM_SIGNATURES_MAX */
 	/* The body hashes dkim_body.c made for the signatures, when the
 	 * message was clean CRLF and ended in CRLF, for arc.c to reuse. */
 	struct dkim_body_digests digests;
 };
+
+/* dkim_outcome_init - no signature: count, ignored and digests cleared,
+ * sigs[] left alone (over 6 KB; each entry is cleared when filled). */
+void dkim_outcome_init(struct dkim_outcome *out);
 
 struct dkim_verifier_options {
 	/* Keys from this file ("selector._domainkey.domain TXT-VALUE" per

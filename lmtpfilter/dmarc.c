@@ -62,6 +62,7 @@
 #include "lmtpfilter/dmarc_record.h"
 #include "mime/from.h"
 
+#include <stddef.h>
 #include <sys/types.h>
 #include <netinet/in.h>
 
@@ -727,10 +728,15 @@ static void dmarc_tally_add(struct dmarc_tally *t, const struct dmarc_outcome *o
 	}
 }
 
+void dmarc_outcome_init(struct dmarc_outcome *out)
+{
+	memset(out, 0, offsetof(struct dmarc_outcome, discovery_text));
+}
+
 /* dmarc_tally_fresh - an outcome without a policy or a From domain. */
 static void dmarc_tally_fresh(struct dmarc_outcome *out, enum verdict result, const char *detail)
 {
-	memset(out, 0, sizeof(*out));
+	dmarc_outcome_init(out);
 	out->result = result;
 	dmarc_copy(out->reason, sizeof(out->reason), detail);
 }
@@ -800,7 +806,7 @@ static void dmarc_evaluate_authors(struct dmarc_checker *c, const struct dmarc_i
 
 	dmarc_copy(problem, sizeof(problem), out->reason);
 	for (size_t i = 0; i < a->count; i++) {
-		memset(one, 0, sizeof(*one));
+		dmarc_outcome_init(one);
 		dmarc_evaluate_domain(c, in, a->domain[i], one);
 		dmarc_tally_add(t, one);
 		dmarc_outcome_author(one, &authors[i]);
@@ -819,7 +825,7 @@ int dmarc_check(struct dmarc_checker *c, const struct dmarc_input *in,
 	struct dmarc_authors *authors;
 	char from[DMARC_DOMAIN_MAX];
 
-	memset(out_r, 0, sizeof(*out_r));
+	dmarc_outcome_init(out_r);
 	out_r->result = VERDICT_PERMERROR;
 	if (c == NULL || in == NULL || (in->dkim_count > 0 &&
 	    (in->dkim_results == NULL || in->dkim_domains == NULL))) {

@@ -105,12 +105,21 @@ struct dmarc_outcome {
 	bool discovered;
 	struct dmarc_discovery discovery;
 	bool discovery_text_kept;
+	size_t author_count;        /* entries of authors[] */
+
+	/* The bulk, last and valid only as far as discovery_text_kept and
+	 * author_count say: dmarc_outcome_init leaves it alone (over half
+	 * of the structure; clearing it for every message cost 4 % of a
+	 * message's instructions). */
 	char discovery_text[DMARC_DISCOVERY_JSON_MAX]; /* raw NUL rua NUL rua NUL ... */
 	/* With from_invalid: each domain the broken From names, evaluated
 	 * on its own (the fields above hold the one that decided). */
 	struct dmarc_author_outcome authors[DMARC_AUTHOR_DOMAINS_MAX];
-	size_t author_count;
 };
+
+/* dmarc_outcome_init - an empty outcome (result 0, every text ""): all of
+ * it cleared but the bulk at its end. */
+void dmarc_outcome_init(struct dmarc_outcome *out);
 
 struct dmarc_checker;
 

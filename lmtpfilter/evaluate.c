@@ -30,19 +30,30 @@ struct evaluation {
 	bool arc_vouch_done;              /* evaluate_arc_vouch looked */
 };
 
-/* evaluation_alloc - a zeroed evaluation but for the ARC outcome, which
- * arc_outcome_init makes empty: its ARC_SETS_MAX set results are over half
- * of the structure, and clearing them for every message (most have no ARC
- * set) cost 3.5 % of the instructions of a whole evaluation. */
+/* evaluation_alloc - a zeroed evaluation but for the bulk of the DMARC,
+ * ARC and DKIM outcomes, which dmarc_outcome_init, arc_outcome_init and
+ * dkim_outcome_init make empty: the DMARC outcome's discovery text and
+ * per-author results, the ARC_SETS_MAX set results and the
+ * DKIM_SIGNATURES_MAX signature results are nine tenths of the structure,
+ * and clearing them for every message (most have one From domain, one
+ * signature and no ARC set) cost 5 % of the instructions of a whole
+ * evaluation. */
 static struct evaluation *evaluation_alloc(void)
 {
 	struct evaluation *ev = g_new(struct evaluation, 1);
 	char *bytes = (char *)ev;
-	size_t arc_at = offsetof(struct evaluation, v.arc), arc_end = arc_at + sizeof(ev->v.arc);
+	size_t hole_at = offsetof(struct evaluation, v.dmarc) + offsetof(struct dmarc_outcome, discovery_text);
+	size_t hole_end = offsetof(struct evaluation, v.dkim) + sizeof(ev->v.dkim);
 
-	memset(bytes, 0, arc_at);
-	memset(bytes + arc_end, 0, sizeof(*ev) - arc_end);
+	/* The hole is one stretch: DMARC's bulk, then ARC, then DKIM. */
+	G_STATIC_ASSERT(offsetof(struct evaluation, v.arc) >=
+			offsetof(struct evaluation, v.dmarc) + sizeof(struct dmarc_outcome));
+	G_STATIC_ASSERT(offsetof(struct evaluation, v.dkim) >=
+			offsetof(struct evaluation, v.arc) + sizeof(struct arc_outcome));
+	memset(bytes, 0, hole_at);    /* dmarc_outcome_init's part included */
+	memset(bytes + hole_end, 0, sizeof(*ev) - hole_end);
 	arc_outcome_init(&ev->v.arc);
+	dkim_outcome_init(&ev->v.dkim);
 	return ev;
 }
 
@@ -189,7 +200,7 @@ static void evaluate_dmarc(struct evaluation *ev)
 	if (v->facts.authenticated) {
 		/* A message our MTA accepted after authentication is our user's:
 		 * rendered "dmarc=none (authenticated submission)", no disposition. */
-		memset(&v->dmarc, 0, sizeof(v->dmarc));
+		dmarc_outcome_init(&v->dmarc);
 		v->dmarc.result = VERDICT_NONE;
 		g_strlcpy(v->dmarc.reason, "authenticated submission", sizeof(v->dmarc.reason));
 		return;

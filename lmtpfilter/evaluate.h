@@ -33,12 +33,15 @@ struct message_verdict {
 	bool spf_ran;                     /* false: SPF does not apply (see facts) */
 	struct spf_outcome spf_mailfrom;  /* the identity checked (HELO for the null sender) */
 	struct spf_outcome spf_helo;
-	struct dkim_outcome dkim;         /* one result per signature */
-	struct dmarc_outcome dmarc;
 	/* With dmarc.from_invalid: a domain the broken From names is one of
 	 * the [domain NAME] groups of the configuration. */
 	bool from_names_ours;
+	/* dmarc, arc, dkim in this order: the bulk at the end of dmarc, arc
+	 * and dkim are one stretch that a new evaluation need not clear
+	 * (evaluation_alloc). */
+	struct dmarc_outcome dmarc;
 	struct arc_outcome arc;           /* the chain, each set with its own result */
+	struct dkim_outcome dkim;         /* one result per signature */
 	/* With ARC and DMARC evaluated: the newest set's AAR shows a DMARC
 	 * pass, or an SPF or DKIM pass aligned with the From domain
 	 * (arc_aar.h); arc_vouched_by says which. Whether its sealer is
