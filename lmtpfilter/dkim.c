@@ -727,6 +727,16 @@ void dkim_outcome_init(struct dkim_outcome *out)
 	memset(&out->digests, 0, sizeof(out->digests));
 }
 
+void dkim_outcome_set_one(struct dkim_outcome *out, enum verdict result, const char *reason)
+{
+	struct dkim_sig_result *r = &out->sigs[0];
+
+	memset(r, 0, sizeof(*r));
+	r->result = result;
+	g_strlcpy(r->reason, reason, sizeof(r->reason));
+	out->count = 1;
+}
+
 int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, uint64_t size,
 			struct dkim_outcome *out_r, char **error_r)
 {
@@ -772,12 +782,9 @@ int dkim_verify_message(struct dkim_verifier *v, dkim_read_fn read, void *ctx, u
 		}
 		/* Signed, but the message could not be parsed far enough to
 		 * tell which signatures it carries. */
-		out_r->count = 1;
-		memset(&out_r->sigs[0], 0, sizeof(out_r->sigs[0]));
-		out_r->sigs[0].result = VERDICT_PERMERROR;
-		g_snprintf(out_r->sigs[0].reason, sizeof(out_r->sigs[0].reason), "%s",
-			   dkim_geterror(f.dkim) != NULL ? dkim_geterror(f.dkim)
-			   : dkim_getresultstr(status));
+		dkim_outcome_set_one(out_r, VERDICT_PERMERROR,
+				     dkim_geterror(f.dkim) != NULL ? dkim_geterror(f.dkim)
+				     : dkim_getresultstr(status));
 	}
 	dkim_free(f.dkim);
 	return 0;

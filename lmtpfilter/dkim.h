@@ -40,7 +40,7 @@ struct dkim_sig_result {
 };
 
 struct dkim_outcome {
-	struct dkim_sig_result sigs[DKIM_SIGNATURES_MAX]; /* in header order, count of them */
+	struct dkim_sig_result sigs[DKIM_SIGNATURES_MAX]; /* in header order; the first count are valid */
 	size_t count;         /* 0: unsigned, dkim=none */
 	size_t ignored;       /* signatures past DKIM_SIGNATURES_MAX */
 	/* The body hashes dkim_body.c made for the signatures, when the
@@ -51,6 +51,9 @@ struct dkim_outcome {
 /* dkim_outcome_init - no signature: count, ignored and digests cleared,
  * sigs[] left alone (over 6 KB; each entry is cleared when filled). */
 void dkim_outcome_init(struct dkim_outcome *out);
+/* dkim_outcome_set_one - one result without signature details, for a
+ * message whose signatures could not be told apart (reason truncated). */
+void dkim_outcome_set_one(struct dkim_outcome *out, enum verdict result, const char *reason);
 
 struct dkim_verifier_options {
 	/* Keys from this file ("selector._domainkey.domain TXT-VALUE" per

@@ -36,8 +36,7 @@ struct evaluation {
  * per-author results, the ARC_SETS_MAX set results and the
  * DKIM_SIGNATURES_MAX signature results are nine tenths of the structure,
  * and clearing them for every message (most have one From domain, one
- * signature and no ARC set) cost 5 % of the instructions of a whole
- * evaluation. */
+ * signature and no ARC set) cost 4 % of a message's instructions. */
 static struct evaluation *evaluation_alloc(void)
 {
 	struct evaluation *ev = g_new(struct evaluation, 1);
@@ -111,10 +110,8 @@ static void evaluate_dkim(struct evaluation *ev)
 				&error) < 0) {
 		/* Not "none": there may be signatures we could not check. */
 		log_warning("dkim error=\"%s\"", error != NULL ? error : "?");
-		memset(d, 0, sizeof(*d));
-		d->count = 1;
-		d->sigs[0].result = VERDICT_TEMPERROR;
-		g_strlcpy(d->sigs[0].reason, "verification failed", sizeof(d->sigs[0].reason));
+		dkim_outcome_init(d);
+		dkim_outcome_set_one(d, VERDICT_TEMPERROR, "verification failed");
 		g_free(error);
 	}
 }
