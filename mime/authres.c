@@ -43,6 +43,15 @@ struct authres {
  * cap at AUTHRES_TEXT_MAX bytes */
 static char *sanitise(const char *in, bool keep_space)
 {
+	size_t plain = 0;
+
+	/* Most values are printable ASCII already: copied as they are. */
+	while (plain < AUTHRES_TEXT_MAX && (unsigned char)in[plain] >= 0x20 &&
+	       (unsigned char)in[plain] < 0x7f)
+		plain++;
+	if (in[plain] == '\0' || plain == AUTHRES_TEXT_MAX)
+		return g_strndup(in, plain);
+
 	char *valid = g_utf8_make_valid(in, -1);
 	GString *s = g_string_new("");
 

@@ -171,6 +171,40 @@ static void test_no_results(void)
 	authres_free(&ar);
 }
 
+/* the longest run of C in S */
+static size_t longest_run(const char *s, char c)
+{
+	size_t best = 0, run = 0;
+
+	for (; *s != '\0'; s++) {
+		run = *s == c ? run + 1 : 0;
+		best = run > best ? run : best;
+	}
+	return best;
+}
+
+/* a value is cut at AUTHRES_TEXT_MAX bytes, whether it is all printable
+ * ASCII or has bytes that are dropped */
+static void test_text_cap(void)
+{
+	g_autofree char *plain = g_strnfill(AUTHRES_TEXT_MAX + 500, 'a');
+	g_autofree char *tail = g_strnfill(500, 'b');
+	g_autofree char *head = g_strnfill(AUTHRES_TEXT_MAX - 1, 'c');
+	g_autofree char *mixed = g_strconcat(head, "\x01\x7f", tail, NULL);
+	struct authres *ar = authres_new("mail.example.com");
+	g_autofree char *field = NULL;
+
+	authres_add(ar, "dkim", VERDICT_PASS, NULL, "header.b", plain, "header.s", mixed, NULL);
+	field = authres_render(ar);
+	authres_free(&ar);
+	g_assert_cmpuint(longest_run(field, 'a'), ==, AUTHRES_TEXT_MAX);
+	g_assert_nonnull(strstr(field, "header.s=ccc"));
+	g_assert_cmpuint(longest_run(field, 'c'), ==, AUTHRES_TEXT_MAX - 1);
+	g_assert_cmpuint(longest_run(field, 'b'), ==, 1);
+	g_assert_null(strchr(field, '\x01'));
+	g_assert_null(strchr(field, '\x7f'));
+}
+
 static void test_quoting_and_escaping(void)
 {
 	struct authres *ar = authres_new("mail.example.com");
@@ -424,6 +458,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/authres/spec_example", test_spec_example);
 	g_test_add_func("/authres/no_results", test_no_results);
 	g_test_add_func("/authres/quoting_and_escaping", test_quoting_and_escaping);
+	g_test_add_func("/authres/text_cap", test_text_cap);
 	g_test_add_func("/authres/python_parses_everything", test_python_parses_everything);
 	g_test_add_func("/authres/received_spf_spec_example", test_received_spf_spec_example);
 	g_test_add_func("/authres/received_spf_values", test_received_spf_values);
