@@ -25,7 +25,7 @@
 #define FROM_GROUP_DEPTH_MAX 2    /* groups inside groups (GMime is lenient) */
 
 struct from_list {
-	char **domains;           /* the domain of each mailbox, as GMime gives it (A-labels) */
+	char **domains;           /* each mailbox's domain: as written when ASCII, else A-labels */
 	size_t count;
 };
 

@@ -20,6 +20,9 @@ struct from_case {
 
 static const struct from_case cases[] = {
 	{ "Alice <alice@Example.COM>", NULL, { "Example.COM" } },
+	/* A non-ASCII domain becomes its A-label; an ASCII one stays as written. */
+	{ "x@b\xc3\xbc" "cher.example, y@XN--BCHER-KVA.example", NULL,
+	  { "xn--bcher-kva.example", "XN--BCHER-KVA.example" } },
 	{ "=?utf-8?q?B=C3=B6b?= <b@one.example>, c@two.example", NULL,
 	  { "one.example", "two.example" } },
 	{ "team: a@g.example, b@h.example;", NULL, { "g.example", "h.example" } },
