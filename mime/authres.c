@@ -301,9 +301,15 @@ static void fold_newline(struct folder *f)
 	f->line_empty = true;
 }
 
-/* fold_part - append one part, with a space or a fold before it */
-static void fold_part(struct folder *f, const char *part, size_t len)
+/* fold_pieces - append one part made of pieces (HEAD, BODY_LEN bytes of
+ * BODY, TAIL1, TAIL2), with a space or a fold before it: the part is
+ * written straight into the field, never built on its own first. */
+static void fold_pieces(struct folder *f, const char *head, const char *body, size_t body_len,
+			const char *tail1, const char *tail2)
 {
+	size_t head_len = strlen(head), tail1_len = strlen(tail1), tail2_len = strlen(tail2);
+	size_t len = head_len + body_len + tail1_len + tail2_len;
+
 	if (!f->line_empty) {
 		if (f->column + 1 + len > AUTHRES_LINE_MAX)
 			fold_newline(f);
@@ -312,53 +318,55 @@ static void fold_part(struct folder *f, const char *part, size_t len)
 			f->column++;
 		}
 	}
-	g_string_append_len(f->out, part, (gssize)len);
+	g_string_append_len(f->out, head, (gssize)head_len);
+	g_string_append_len(f->out, body, (gssize)body_len);
+	g_string_append_len(f->out, tail1, (gssize)tail1_len);
+	g_string_append_len(f->out, tail2, (gssize)tail2_len);
 	f->column += len;
 	f->line_empty = false;
 }
 
-/* fold_comment - "(a b c)" word by word, then suffix glued to the last word */
+/* fold_comment - "(a b c)" word by word (each space separates two words,
+ * so two spaces make an empty one), then suffix glued to the last word */
 static void fold_comment(struct folder *f, const char *text, const char *suffix)
 {
-	char **words = g_strsplit(text, " ", -1);
-	guint n = g_strv_length(words);
+	const char *word = text;
 
-	for (guint i = 0; i < n; i++) {
-		char *part = g_strconcat(i == 0 ? "(" : "", words[i], i + 1 == n ? ")" : "",
-					 i + 1 == n ? suffix : "", NULL);
+	if (*text == '\0')
+		return;
+	for (;;) {
+		const char *space = strchr(word, ' ');
+		bool last = space == NULL;
+		size_t len = last ? strlen(word) : (size_t)(space - word);
 
-		fold_part(f, part, strlen(part));
-		g_free(part);
+		fold_pieces(f, word == text ? "(" : "", word, len, last ? ")" : "", last ? suffix : "");
+		if (last)
+			break;
+		word = space + 1;
 	}
-	g_strfreev(words);
 }
 
 static void fold_result(struct folder *f, const struct authres_result *r, bool last)
 {
 	const char *end = last ? "" : ";";
-	char *method = g_strdup_printf("%s=%s%s", r->method, verdict_name(r->result),
-				       r->comment == NULL && r->props->len == 0 ? end : "");
+	const char *result = verdict_name(r->result);
 
 	fold_newline(f);
-	fold_part(f, method, strlen(method));
-	g_free(method);
+	fold_pieces(f, r->method, "=", 1, result, r->comment == NULL && r->props->len == 0 ? end : "");
 	if (r->comment != NULL)
 		fold_comment(f, r->comment, r->props->len == 0 ? end : "");
 	for (guint i = 0; i < r->props->len; i++) {
-		char *part = g_strconcat(g_ptr_array_index(r->props, i), i + 1 == r->props->len ? end : "", NULL);
+		const char *prop = g_ptr_array_index(r->props, i);
 
-		fold_part(f, part, strlen(part));
-		g_free(part);
+		fold_pieces(f, "", prop, strlen(prop), i + 1 == r->props->len ? end : "", "");
 	}
 }
 
 char *authres_render(const struct authres *ar)
 {
 	struct folder f = { g_string_new("Authentication-Results:"), 23, false };
-	char *id = g_strconcat(ar->authserv_id, ar->results->len == 0 ? "; none" : ";", NULL);
-
-	fold_part(&f, id, strlen(id));
-	g_free(id);
+	fold_pieces(&f, "", ar->authserv_id, strlen(ar->authserv_id),
+		    ar->results->len == 0 ? "; none" : ";", "");
 	for (guint i = 0; i < ar->results->len; i++)
 		fold_result(&f, g_ptr_array_index(ar->results, i), i + 1 == ar->results->len);
 	g_string_append(f.out, "\r\n");
@@ -503,14 +511,13 @@ char *received_spf_render(const struct received_spf *r)
 	spf_pair(pairs, "receiver", r->receiver);
 	spf_pair(pairs, "mechanism", r->mechanism);
 	spf_pair(pairs, "identity", r->identity);
-	fold_part(&f, result, strlen(result));
+	fold_pieces(&f, "", result, strlen(result), "", "");
 	if (*comment != '\0')
 		fold_comment(&f, comment, "");
 	for (guint i = 0; i < pairs->len; i++) {
-		char *part = g_strconcat(g_ptr_array_index(pairs, i), i + 1 < pairs->len ? ";" : "", NULL);
+		const char *pair = g_ptr_array_index(pairs, i);
 
-		fold_part(&f, part, strlen(part));
-		g_free(part);
+		fold_pieces(&f, "", pair, strlen(pair), i + 1 < pairs->len ? ";" : "", "");
 	}
 	g_string_append(f.out, "\r\n");
 	g_ptr_array_free(pairs, TRUE);
