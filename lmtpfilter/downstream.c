@@ -189,7 +189,8 @@ int downstream_connect(struct downstream *ds, const struct endpoint *ep, const c
 	if (fd == -1)
 		return downstream_failed(ds, "connect", error, reply_r);
 	netio_init(&ds->io, fd, timeout_ms);
-	/* Every wait for Dovecot is one recv, not a poll and a read. */
+	/* The wait for the rest of a reply Dovecot split is one recv, not a
+	 * poll and a read. */
 	(void)netio_wait_in_read(&ds->io);
 	ds->connected = true;
 	if (downstream_read_reply(ds, "greeting", reply_r) < 0)

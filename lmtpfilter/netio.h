@@ -46,10 +46,11 @@ struct netio {
 };
 
 void netio_init(struct netio *io, int fd, int timeout_ms);
-/* netio_wait_in_read - let a read that may wait timeout_ms (no wake_fd
- * in play, no nearer deadline) wait inside recv: the descriptor becomes
- * blocking with SO_RCVTIMEO = timeout_ms, one system call instead of a
- * poll and a read. Every other read and every send still never blocks
+/* netio_wait_in_read - let a read that may wait timeout_ms for the rest
+ * of what the peer began to send (nothing sent since, no wake_fd in play,
+ * no nearer deadline) wait inside recv: the descriptor becomes blocking
+ * with SO_RCVTIMEO = timeout_ms, one system call instead of a poll and a
+ * read. Every other read and every send still never blocks
  * (MSG_DONTWAIT) and waits in poll as before. False when the socket
  * refused (then nothing changed but perhaps the receive timeout). */
 bool netio_wait_in_read(struct netio *io);

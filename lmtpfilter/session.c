@@ -582,7 +582,8 @@ void session_run(struct engine *engine, int fd, const char *peer, bool trusted)
 	s->spool = spool_new(s->config->spool_dir, s->config->spool_memory_limit);
 	s->fanout = fanout_new(s->config, engine->hostname, session_answer, s);
 	netio_init(&s->io, fd, (int)s->config->timeout * 1000);
-	/* The message after 354 is then read in one call per wait, not two. */
+	/* The message's pieces after the first are then read in one call per
+	 * wait, not two. */
 	(void)netio_wait_in_read(&s->io);
 
 	snprintf(greeting, sizeof(greeting), "%s LMTP lmtpfilter ready", engine->hostname);
