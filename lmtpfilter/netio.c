@@ -12,7 +12,7 @@
  * system call instead of two. Not after a send: on a unix socket the
  * peer reading what we sent wakes a task blocked in recv (the write-space
  * wakeup is not filtered by event; poll's is), and on this path that
- * measured 2.6 more context switches per transaction and 8-10 % more CPU
+ * measured 2.6 more context switches per message and 8-10 % more CPU
  * than a poll and a recv. A recv that times out does so early and poll
  * waits out the rest, so a wait never outlasts its end. Sends never
  * block, and buffered replies leave in one send before any wait.
