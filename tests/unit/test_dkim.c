@@ -630,6 +630,117 @@ static void test_fast_body_matches_library(void)
 	g_free(keys);
 }
 
+/* Header shapes for test_direct_header_matches_library: folds, malformed
+ * fields, leading white space, no header at all, one past 32 KB. */
+static GPtrArray *header_mutations(const char *msg)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	const char *body = strstr(msg, "\r\n\r\n");
+	size_t head;
+	GRegex *re;
+
+	g_assert_nonnull(body);
+	head = (size_t)(body - msg) + 2;       /* the header's fields, each with its CRLF */
+#define MUTATE(pattern, replacement)                                                    \
+	do {                                                                            \
+		char *h, *fields = g_strndup(msg, head);                                \
+		re = g_regex_new(pattern, G_REGEX_RAW | G_REGEX_MULTILINE, 0, NULL);    \
+		h = g_regex_replace(re, fields, -1, 0, replacement, 0, NULL);           \
+		g_ptr_array_add(out, g_strconcat(h, msg + head, NULL));                 \
+		g_free(h);                                                              \
+		g_free(fields);                                                         \
+		g_regex_unref(re);                                                      \
+	} while (0)
+	MUTATE("^([A-Za-z-]+):[ ]?", "\\1:\r\n\t");     /* every field folded after its name */
+	MUTATE("^([A-Za-z-]+):[ ]?", "\\1:\r\n  ");      /* the same with spaces */
+	MUTATE("\\A", "X-B\xff" "d: v\r\n");            /* an 8-bit field name first */
+	MUTATE("\\A", "No colon here\r\n");              /* a field without a colon */
+	MUTATE("\\A", " X-Lead: v\r\n");                 /* a first line that starts with a space */
+	MUTATE("^From:", "FROM:");                         /* a signed field's name in capitals */
+	MUTATE("\r\n", " \r\n");                           /* trailing space on every line */
+	MUTATE("^Subject:[^\r]*\r\n", "");                 /* a signed field dropped */
+	MUTATE("[\\s\\S]*", "");                             /* no header at all */
+#undef MUTATE
+	{
+		/* a bare LF in the body, after a clean header: the clean-CRLF pass
+		 * gives up there and the message is read again */
+		char *bare = g_strdup(msg);
+		char *last = g_strrstr(bare, "\r\n");
+
+		g_assert_nonnull(last);
+		memmove(last, last + 1, strlen(last + 1) + 1);
+		g_ptr_array_add(out, bare);
+	}
+	{
+		char *pad = g_strnfill(40000, 'x');
+
+		g_ptr_array_add(out, g_strconcat("X-Long: ", pad, "\r\n", msg, NULL));
+		g_free(pad);
+	}
+	g_ptr_array_add(out, g_strdup(msg));
+	return out;
+}
+
+/* A header fed a field at a time (dkim_feed_header: a clean-CRLF message
+ * whose header is all in the first read) gives exactly the results of
+ * libopendkim's own byte-by-byte header parser (dkim_chunk: the same
+ * message read in 5-byte pieces), for every fixture and header shape. */
+static void test_direct_header_matches_library(void)
+{
+	const char *files[] = {
+		"rsa_relaxed.eml", "rsa_simple.eml", "ed25519.eml", "two_sigs.eml", "length.eml",
+		"many.eml", "header_tampered.eml", "malformed.eml", "unsigned.eml",
+	};
+	size_t passes = 0, fails = 0, compared = 0;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+		GBytes *msg = load(files[i]);
+		gsize len;
+		const char *data = g_bytes_get_data(msg, &len);
+		char *text = g_strndup(data, len);
+		GPtrArray *variants = header_mutations(text);
+
+		for (guint v = 0; v < variants->len; v++) {
+			const char *variant = g_ptr_array_index(variants, v);
+			const char *blank = strstr(variant, "\r\n\r\n");
+			struct dkim_outcome direct, chunked, header_first;
+			struct mem_reader pieces = { .max_read = 5 };
+			/* the header and its blank line in the first read, the rest after */
+			struct mem_reader after_header = {
+				.max_read = blank != NULL ? (size_t)(blank - variant) + 5 : 5
+			};
+
+			verify_bytes(file_verifier, variant, strlen(variant), &direct, NULL);
+			verify_bytes(file_verifier, variant, strlen(variant), &chunked, &pieces);
+			verify_bytes(file_verifier, variant, strlen(variant), &header_first, &after_header);
+			g_assert_cmpuint(header_first.count, ==, chunked.count);
+			for (size_t k = 0; k < header_first.count; k++) {
+				g_assert_cmpstr(verdict_name(header_first.sigs[k].result), ==,
+						verdict_name(chunked.sigs[k].result));
+				g_assert_cmpstr(header_first.sigs[k].reason, ==, chunked.sigs[k].reason);
+			}
+			g_assert_cmpuint(direct.count, ==, chunked.count);
+			g_assert_cmpuint(direct.ignored, ==, chunked.ignored);
+			for (size_t k = 0; k < direct.count; k++) {
+				g_assert_cmpstr(verdict_name(direct.sigs[k].result), ==,
+						verdict_name(chunked.sigs[k].result));
+				g_assert_cmpstr(direct.sigs[k].reason, ==, chunked.sigs[k].reason);
+				g_assert_cmpstr(direct.sigs[k].domain, ==, chunked.sigs[k].domain);
+				passes += direct.sigs[k].result == VERDICT_PASS;
+				fails += direct.sigs[k].result == VERDICT_FAIL;
+				compared++;
+			}
+		}
+		g_ptr_array_unref(variants);
+		g_free(text);
+		g_bytes_unref(msg);
+	}
+	/* the shapes land on both sides of pass/fail */
+	g_assert_cmpuint(passes, >, 10);
+	g_assert_cmpuint(fails, >, 10);
+	g_assert_cmpuint(compared, >, 60);
+}
+
 static void test_signature_limit(void)
 {
 	struct dkim_outcome out;
@@ -924,6 +1035,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/dkim/bare-cr-any-pieces", test_bare_cr_any_pieces);
 	g_test_add_func("/dkim/key-cache", test_key_cache);
 	g_test_add_func("/dkim/fast-body-matches-library", test_fast_body_matches_library);
+	g_test_add_func("/dkim/direct-header-matches-library", test_direct_header_matches_library);
 	g_test_add_func("/dkim/signature-limit", test_signature_limit);
 	g_test_add_func("/dkim/garbage", test_garbage);
 	g_test_add_func("/dkim/read-error", test_read_error);
