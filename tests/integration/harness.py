@@ -1256,11 +1256,17 @@ class Lmtpfilter(LogFile):
         return self.proc.pid
 
 
-    def cpu_seconds(self):
-        """User plus system CPU time the daemon has used so far."""
+    def cpu_times(self):
+        """(user, system) CPU seconds the daemon has used so far, all its
+        threads, those that have ended included."""
         with open("/proc/%d/stat" % self.proc.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
+
+    def cpu_seconds(self):
+        """User plus system CPU time the daemon has used so far."""
+        return sum(self.cpu_times())
 
     def status(self, field):
         """/proc/PID/status value in kB (VmRSS, VmHWM...)."""
